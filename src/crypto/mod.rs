@@ -1,0 +1,38 @@
+//! Cryptography the product needs, built only from RustCrypto crates: the QR
+//! `sessionCallbackURL` codec (SPEC 3), the face-data envelope (SPEC 4) and the
+//! terminal's device identity (SPEC 5). Nothing here is hand-rolled.
+
+pub mod device;
+pub mod envelope;
+pub mod qr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+/// Standard base64 with padding, as AwareID's JSON uses.
+pub fn b64(data: &[u8]) -> String {
+    STANDARD.encode(data)
+}
+
+/// Decodes standard base64 (padding required).
+pub fn unb64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    STANDARD.decode(text)
+}
+
+/// Unpadded base64url, as the QR `data` parameter uses.
+pub fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// Fills a buffer from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out)?;
+    Ok(out)
+}
+
+/// Makes a new RSA key pair from the operating system's random source (the
+/// emulator's server and QR-signing keys; tests).
+pub fn new_rsa_key(bits: usize) -> Result<rsa::PrivateKey, rsa::Error> {
+    rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
+}

@@ -1,0 +1,5 @@
+//! facecaptured: a face-capture daemon for door terminals.
+//!
+//! See ARCHITECTURE.md for the path of a request and which module owns each step.
+
+pub mod crypto;
