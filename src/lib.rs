@@ -2,4 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the path of a request and which module owns each step.
 
+pub mod awareid;
+pub mod config;
 pub mod crypto;
+pub mod detect;

@@ -1,0 +1,595 @@
+//! The blocking AwareID HTTP client (ureq 3, rustls): one method per call in
+//! SPEC 2-3, bearer tokens cached and renewed before they expire, typed errors.
+//!
+//! Errors: `Rejected` (a 4xx with AwareID's errorCode/errorMsg, or a FAILURE
+//! status), `Unavailable` (connect, timeout, 5xx), `Malformed` (a 2xx whose body is
+//! not what AwareID sends, naming the field). Only the token and public-key calls are
+//! retried, with backoff; a POST is never repeated, except once after a 401 when
+//! the token is fetched again. Tokens, secrets and bodies are never logged.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::paths::{self, Call};
+use super::wire::*;
+use crate::config::{ConfigError, Secret, ServerConfig};
+
+/// Largest response body read (a verifyFace answer is a few KiB).
+const MAX_BODY: u64 = 1024 * 1024;
+/// Attempts for the idempotent calls (token, getPublicKey).
+const GET_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AwareIdError {
+    #[error("AwareID rejected {call}: {code}: {message} (HTTP {status})")]
+    Rejected {
+        call: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("AwareID unavailable for {call}: {reason}")]
+    Unavailable { call: &'static str, reason: String },
+    #[error("AwareID answered {call} with an unexpected response: {detail}")]
+    Malformed { call: &'static str, detail: String },
+}
+
+impl AwareIdError {
+    fn malformed(call: &Call, detail: impl Into<String>) -> Self {
+        Self::Malformed {
+            call: call.name,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Transport settings shared by every client of one configuration.
+#[derive(Clone)]
+pub struct HttpSettings {
+    agent: ureq::Agent,
+    /// Backoff before the second attempt of a retried call; doubles after.
+    pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings").finish_non_exhaustive()
+    }
+}
+
+impl HttpSettings {
+    /// Timeouts from `server.timeout_s`; trust anchors are the public web roots
+    /// plus `server.ca_file`, which also covers QR hosts.
+    pub fn from_config(server: &ServerConfig) -> Result<Self, ConfigError> {
+        let extra = if server.ca_file.is_empty() {
+            None
+        } else {
+            Some(std::fs::read(&server.ca_file).map_err(|e| ConfigError {
+                key: "server.ca_file".into(),
+                problem: format!("cannot read {}: {e}", server.ca_file),
+            })?)
+        };
+        Self::new(Duration::from_secs(server.timeout_s), extra.as_deref())
+    }
+
+    pub fn new(timeout: Duration, extra_ca_pem: Option<&[u8]>) -> Result<Self, ConfigError> {
+        let mut roots: Vec<ureq::tls::Certificate<'static>> =
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der.as_ref()))
+                .collect();
+        if let Some(pem) = extra_ca_pem {
+            let before = roots.len();
+            for item in ureq::tls::parse_pem(pem) {
+                if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
+                    roots.push(cert);
+                }
+            }
+            if roots.len() == before {
+                return Err(ConfigError {
+                    key: "server.ca_file".into(),
+                    problem: "holds no PEM certificate".into(),
+                });
+            }
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(format!("facecaptured/{}", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .into();
+        Ok(Self {
+            agent,
+            retry_backoff: Duration::from_millis(250),
+        })
+    }
+}
+
+struct CachedToken {
+    token: Secret,
+    renew_at: Instant,
+}
+
+enum Auth {
+    /// The terminal's own client credentials (client-initiated flows).
+    ClientCredentials {
+        token_path: String,
+        client_id: String,
+        client_secret: Secret,
+        cache: Mutex<Option<CachedToken>>,
+    },
+    /// A QR-started flow: the accessToken that validateSession returned.
+    Session(Mutex<Option<Secret>>),
+}
+
+/// A client for one AwareID host.
+pub struct AwareIdClient {
+    http: HttpSettings,
+    base: String,
+    apikey: Secret,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for AwareIdClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwareIdClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a request.
+enum Body<'a, T: Serialize> {
+    None,
+    Json(&'a T),
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+impl AwareIdClient {
+    /// The client for the configured tenant, authenticating with client credentials.
+    pub fn new(server: &ServerConfig, http: &HttpSettings) -> Result<Self, ConfigError> {
+        let base = crate::config::check_base_url(&server.base_url)?;
+        Ok(Self {
+            http: http.clone(),
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            apikey: server.apikey.clone(),
+            auth: Auth::ClientCredentials {
+                token_path: paths::token_path(&server.customer_name),
+                client_id: server.client_id.clone(),
+                client_secret: server.client_secret.clone(),
+                cache: Mutex::new(None),
+            },
+        })
+    }
+
+    /// The client for a QR code's host (always https), with the QR's apikey. Call
+    /// [`Self::validate_session`] first; it supplies the bearer token.
+    pub fn for_qr_host(host: &str, apikey: &str, http: &HttpSettings) -> Self {
+        Self {
+            http: http.clone(),
+            base: format!("https://{host}"),
+            apikey: Secret::new(apikey),
+            auth: Auth::Session(Mutex::new(None)),
+        }
+    }
+
+    /// `POST /tokenVerify/validateSession` (apikey only). Keeps the accessToken
+    /// for the rest of this flow.
+    pub fn validate_session(
+        &self,
+        session_token: &str,
+    ) -> Result<ValidateSessionResponse, AwareIdError> {
+        let call = paths::VALIDATE_SESSION;
+        let body = ValidateSessionRequest {
+            session_token: session_token.to_owned(),
+        };
+        let resp: ValidateSessionResponse =
+            self.parse(&call, self.send(&call, call.path, None, Body::Json(&body))?)?;
+        if resp.method_type != "enroll" && resp.method_type != "authenticate" {
+            return Err(AwareIdError::malformed(
+                &call,
+                format!(
+                    "methodType is {:?}, expected enroll or authenticate",
+                    resp.method_type
+                ),
+            ));
+        }
+        if let Auth::Session(slot) = &self.auth {
+            *lock(slot) = Some(Secret::new(resp.access_token.clone()));
+        }
+        Ok(resp)
+    }
+
+    /// `GET /getPublicKey`: the PEM key face data is encrypted to.
+    pub fn public_key(&self) -> Result<rsa::PublicKey, AwareIdError> {
+        let call = paths::PUBLIC_KEY;
+        let text = self.with_retries(&call, || self.authed(&call, Body::<()>::None))?;
+        parse_public_key(&text)
+            .ok_or_else(|| AwareIdError::malformed(&call, "body is not a PEM RSA public key"))
+    }
+
+    pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, AwareIdError> {
+        let call = paths::ENROLL;
+        let resp: EnrollResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_required(&call, &resp.required_checks, &ENROLL_CHECKS)?;
+        Ok(resp)
+    }
+
+    pub fn add_device(&self, req: &AddDeviceRequest) -> Result<AddDeviceResponse, AwareIdError> {
+        let call = paths::ADD_DEVICE;
+        let resp: AddDeviceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_status(&call, "enrollmentStatus", resp.enrollment_status)?;
+        Ok(resp)
+    }
+
+    pub fn add_face(&self, req: &AddFaceRequest) -> Result<AddFaceResponse, AwareIdError> {
+        let call = paths::ADD_FACE;
+        let resp: AddFaceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_status(&call, "enrollmentStatus", resp.enrollment_status)?;
+        if resp.enrollment_status == STATUS_COMPLETE && resp.registration_code.is_empty() {
+            return Err(AwareIdError::malformed(
+                &call,
+                "enrollmentStatus is 2 but registrationCode is empty",
+            ));
+        }
+        Ok(resp)
+    }
+
+    pub fn authenticate(
+        &self,
+        req: &AuthenticateRequest,
+    ) -> Result<AuthenticateResponse, AwareIdError> {
+        let call = paths::AUTHENTICATE;
+        let resp: AuthenticateResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_required(&call, &resp.required_checks, &AUTH_CHECKS)?;
+        Ok(resp)
+    }
+
+    pub fn verify_device(
+        &self,
+        req: &VerifyDeviceRequest,
+    ) -> Result<VerifyDeviceResponse, AwareIdError> {
+        let call = paths::VERIFY_DEVICE;
+        let resp: VerifyDeviceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_status(&call, "authStatus", resp.auth_status)?;
+        Ok(resp)
+    }
+
+    pub fn verify_face(&self, req: &VerifyFaceRequest) -> Result<VerifyFaceResponse, AwareIdError> {
+        let call = paths::VERIFY_FACE;
+        let resp: VerifyFaceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
+        check_status(&call, "authStatus", resp.auth_status)?;
+        if !resp.match_score.is_finite() {
+            return Err(AwareIdError::malformed(
+                &call,
+                "matchScore is not a finite number",
+            ));
+        }
+        Ok(resp)
+    }
+
+    /// The web portal's side of a QR-started enrollment.
+    pub fn trigger_enroll(
+        &self,
+        req: &TriggerEnrollRequest,
+    ) -> Result<TriggerResponse, AwareIdError> {
+        self.trigger(&paths::TRIGGER_ENROLL, req)
+    }
+
+    /// The web portal's side of a QR-started authentication.
+    pub fn trigger_authenticate(
+        &self,
+        req: &TriggerAuthenticateRequest,
+    ) -> Result<TriggerResponse, AwareIdError> {
+        self.trigger(&paths::TRIGGER_AUTHENTICATE, req)
+    }
+
+    fn trigger<T: Serialize>(&self, call: &Call, req: &T) -> Result<TriggerResponse, AwareIdError> {
+        let resp: TriggerResponse = self.parse(call, self.authed(call, Body::Json(req))?)?;
+        match resp.status.as_str() {
+            "SUCCESS"
+                if resp
+                    .session_callback_url
+                    .as_deref()
+                    .is_some_and(|u| !u.is_empty()) =>
+            {
+                Ok(resp)
+            }
+            "SUCCESS" => Err(AwareIdError::malformed(
+                call,
+                "status SUCCESS without sessionCallbackURL",
+            )),
+            "FAILURE" => Err(AwareIdError::Rejected {
+                call: call.name,
+                status: 200,
+                code: "FAILURE".into(),
+                message: resp
+                    .error_summary
+                    .unwrap_or_else(|| "no errorSummary".into()),
+            }),
+            other => Err(AwareIdError::malformed(
+                call,
+                format!("status is {other:?}"),
+            )),
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self, call: &Call, text: String) -> Result<T, AwareIdError> {
+        serde_json::from_str(&text).map_err(|e| AwareIdError::malformed(call, e.to_string()))
+    }
+
+    /// Sends a call with the bearer token; on a 401 with client credentials the
+    /// token is fetched again and the call is sent once more.
+    fn authed<T: Serialize>(&self, call: &Call, body: Body<'_, T>) -> Result<String, AwareIdError> {
+        let token = self.bearer(call, false)?;
+        match self.send(call, call.path, Some(&token), clone_body(&body)) {
+            Err(SendError::Unauthorized(_))
+                if matches!(self.auth, Auth::ClientCredentials { .. }) =>
+            {
+                tracing::info!(
+                    step = call.name,
+                    "AwareID answered 401; fetching a new token once"
+                );
+                let token = self.bearer(call, true)?;
+                self.send(call, call.path, Some(&token), body)
+                    .map_err(AwareIdError::from)
+            }
+            other => other.map_err(AwareIdError::from),
+        }
+    }
+
+    fn bearer(&self, call: &Call, force: bool) -> Result<Secret, AwareIdError> {
+        match &self.auth {
+            Auth::Session(slot) => lock(slot).clone().ok_or_else(|| AwareIdError::Rejected {
+                call: call.name,
+                status: 401,
+                code: "NO_SESSION".into(),
+                message: "validateSession has not been called".into(),
+            }),
+            Auth::ClientCredentials {
+                token_path,
+                client_id,
+                client_secret,
+                cache,
+            } => {
+                let mut cache = lock(cache);
+                if !force
+                    && let Some(t) = cache.as_ref()
+                    && Instant::now() < t.renew_at
+                {
+                    return Ok(t.token.clone());
+                }
+                let call = paths::TOKEN;
+                let form = [
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", client_secret.expose()),
+                    ("scope", "openid"),
+                    ("grant_type", "client_credentials"),
+                ];
+                let fetched = Instant::now();
+                let text = self.with_retries(&call, || {
+                    self.send(&call, token_path, None, Body::<()>::Form(&form))
+                        .map_err(AwareIdError::from)
+                })?;
+                let resp: TokenResponse = self.parse(&call, text)?;
+                if resp.access_token.is_empty() {
+                    return Err(AwareIdError::malformed(&call, "access_token is empty"));
+                }
+                // Renew a little before expiry: 10% of the lifetime, at most 30 s early.
+                let life = Duration::from_secs(resp.expires_in);
+                let margin = (life / 10).min(Duration::from_secs(30));
+                let token = Secret::new(resp.access_token);
+                *cache = Some(CachedToken {
+                    token: token.clone(),
+                    renew_at: fetched + life.saturating_sub(margin),
+                });
+                Ok(token)
+            }
+        }
+    }
+
+    fn with_retries(
+        &self,
+        call: &Call,
+        mut attempt: impl FnMut() -> Result<String, AwareIdError>,
+    ) -> Result<String, AwareIdError> {
+        let mut backoff = self.http.retry_backoff;
+        let mut n = 1;
+        loop {
+            match attempt() {
+                Err(AwareIdError::Unavailable { reason, .. }) if n < GET_ATTEMPTS => {
+                    tracing::warn!(step = call.name, attempt = n, reason = %reason, "AwareID unavailable; retrying");
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                    n += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One HTTP exchange. Returns the body of a 2xx answer.
+    fn send<T: Serialize>(
+        &self,
+        call: &Call,
+        path: &str,
+        bearer: Option<&Secret>,
+        body: Body<'_, T>,
+    ) -> Result<String, SendError> {
+        let url = format!("{}{}", self.base, path);
+        let started = Instant::now();
+        let result = match body {
+            Body::None => {
+                let mut req = self.http.agent.get(&url);
+                req = req.header("apikey", self.apikey.expose());
+                if let Some(t) = bearer {
+                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
+                }
+                req.call()
+            }
+            Body::Form(form) => self.http.agent.post(&url).send_form(form.iter().copied()),
+            Body::Json(json) => {
+                let mut req = self
+                    .http
+                    .agent
+                    .post(&url)
+                    .header("Content-Type", "application/json; charset=UTF-8")
+                    .header("apikey", self.apikey.expose());
+                if let Some(t) = bearer {
+                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
+                }
+                match serde_json::to_vec(json) {
+                    Ok(bytes) => req.send(&bytes[..]),
+                    Err(e) => {
+                        return Err(SendError::Failed(AwareIdError::malformed(
+                            call,
+                            format!("request: {e}"),
+                        )));
+                    }
+                }
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(step = call.name, duration_ms, error = %e, "AwareID call failed");
+                return Err(SendError::Failed(transport_error(call, e)));
+            }
+        };
+        let status = resp.status().as_u16();
+        let text = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_string();
+        tracing::debug!(
+            step = call.name,
+            http_status = status,
+            duration_ms,
+            "AwareID call"
+        );
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => return Err(SendError::Failed(transport_error(call, e))),
+        };
+        match status {
+            200..=299 => Ok(text),
+            401 => Err(SendError::Unauthorized(rejection(call, status, &text))),
+            400..=499 => Err(SendError::Failed(rejection(call, status, &text))),
+            _ => {
+                let detail = serde_json::from_str::<ErrorBody>(&text)
+                    .map(|e| format!("HTTP {status}: {}: {}", e.error_code, e.error_msg))
+                    .unwrap_or_else(|_| format!("HTTP {status}"));
+                Err(SendError::Failed(AwareIdError::Unavailable {
+                    call: call.name,
+                    reason: detail,
+                }))
+            }
+        }
+    }
+}
+
+/// The outcome of one exchange, keeping a 401 apart for the token retry.
+enum SendError {
+    Unauthorized(AwareIdError),
+    Failed(AwareIdError),
+}
+
+impl From<SendError> for AwareIdError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Unauthorized(e) | SendError::Failed(e) => e,
+        }
+    }
+}
+
+fn clone_body<'a, T: Serialize>(b: &Body<'a, T>) -> Body<'a, T> {
+    match b {
+        Body::None => Body::None,
+        Body::Json(j) => Body::Json(j),
+        Body::Form(f) => Body::Form(f),
+    }
+}
+
+fn rejection(call: &Call, status: u16, text: &str) -> AwareIdError {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(e) => AwareIdError::Rejected {
+            call: call.name,
+            status,
+            code: e.error_code,
+            message: e.error_msg,
+        },
+        Err(_) => AwareIdError::Rejected {
+            call: call.name,
+            status,
+            code: format!("HTTP{status}"),
+            message: "no AwareID error body".into(),
+        },
+    }
+}
+
+fn transport_error(call: &Call, e: ureq::Error) -> AwareIdError {
+    match e {
+        ureq::Error::BodyExceedsLimit(n) => {
+            AwareIdError::malformed(call, format!("response body over {n} bytes"))
+        }
+        ureq::Error::Timeout(t) => AwareIdError::Unavailable {
+            call: call.name,
+            reason: format!("timed out ({t})"),
+        },
+        other => AwareIdError::Unavailable {
+            call: call.name,
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn check_required(call: &Call, checks: &[String], known: &[&str]) -> Result<(), AwareIdError> {
+    match checks.iter().find(|c| !known.contains(&c.as_str())) {
+        Some(unknown) => Err(AwareIdError::malformed(
+            call,
+            format!("requiredChecks names an unknown check {unknown:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_status(call: &Call, field: &str, status: i32) -> Result<(), AwareIdError> {
+    if (STATUS_FAILED..=STATUS_COMPLETE).contains(&status) {
+        Ok(())
+    } else {
+        Err(AwareIdError::malformed(
+            call,
+            format!("{field} is {status}, expected 0, 1 or 2"),
+        ))
+    }
+}
+
+/// Parses the getPublicKey body: SPKI PEM ("BEGIN PUBLIC KEY") or PKCS#1 PEM, with
+/// the indentation the seed shows tolerated.
+pub fn parse_public_key(text: &str) -> Option<rsa::PublicKey> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let pem: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    rsa::PublicKey::from_public_key_pem(&pem)
+        .ok()
+        .or_else(|| rsa::PublicKey::from_pkcs1_pem(&pem).ok())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

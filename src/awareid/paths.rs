@@ -1,0 +1,87 @@
+//! Every AwareID endpoint the product calls, in one table (SPEC 2). The seed writes
+//! `adddevice` and abbreviates the QR authentication paths; these are the full ones.
+
+/// One AwareID call: its name for logs and errors, method and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// `{customer}` is replaced with `server.customer_name`.
+pub const TOKEN: Call = Call {
+    name: "token",
+    method: "POST",
+    path: "/auth/realms/{customer}-consumers/protocol/openid-connect/token",
+};
+pub const PUBLIC_KEY: Call = Call {
+    name: "getPublicKey",
+    method: "GET",
+    path: "/getPublicKey",
+};
+pub const ENROLL: Call = Call {
+    name: "enroll",
+    method: "POST",
+    path: "/onboarding/enrollment/enroll",
+};
+pub const ADD_DEVICE: Call = Call {
+    name: "addDevice",
+    method: "POST",
+    path: "/onboarding/enrollment/adddevice",
+};
+pub const ADD_FACE: Call = Call {
+    name: "addFace",
+    method: "POST",
+    path: "/onboarding/enrollment/addFace",
+};
+pub const AUTHENTICATE: Call = Call {
+    name: "authenticate",
+    method: "POST",
+    path: "/onboarding/authentication/authenticate",
+};
+pub const VERIFY_DEVICE: Call = Call {
+    name: "verifyDevice",
+    method: "POST",
+    path: "/onboarding/authentication/verifyDevice",
+};
+pub const VERIFY_FACE: Call = Call {
+    name: "verifyFace",
+    method: "POST",
+    path: "/onboarding/authentication/verifyFace",
+};
+pub const VALIDATE_SESSION: Call = Call {
+    name: "validateSession",
+    method: "POST",
+    path: "/tokenVerify/validateSession",
+};
+pub const TRIGGER_ENROLL: Call = Call {
+    name: "triggerEnroll",
+    method: "POST",
+    path: "/b2c/proxy/triggerEnroll",
+};
+pub const TRIGGER_AUTHENTICATE: Call = Call {
+    name: "triggerAuthenticate",
+    method: "POST",
+    path: "/b2c/proxy/triggerAuthenticate",
+};
+
+/// The token path for a customer (realm `{customer}-consumers`).
+pub fn token_path(customer_name: &str) -> String {
+    TOKEN.path.replace("{customer}", customer_name)
+}
+
+/// All calls, for the emulator's router and for tests.
+pub const ALL: [Call; 11] = [
+    TOKEN,
+    PUBLIC_KEY,
+    ENROLL,
+    ADD_DEVICE,
+    ADD_FACE,
+    AUTHENTICATE,
+    VERIFY_DEVICE,
+    VERIFY_FACE,
+    VALIDATE_SESSION,
+    TRIGGER_ENROLL,
+    TRIGGER_AUTHENTICATE,
+];

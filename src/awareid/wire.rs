@@ -1,0 +1,554 @@
+//! AwareID's JSON bodies (SPEC 2-3), shared by the client and the emulator so the
+//! two cannot drift apart. Field names are AwareID's exactly; optional fields are
+//! the ones AwareID may leave out. Secrets implement Debug by masking.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::crypto::envelope::Envelope;
+
+/// Masks a secret in Debug output.
+fn masked(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+    write!(f, "{name} {{ <masked> }}")
+}
+
+/// The form-encoded token request (the only non-JSON request).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: String,
+    pub grant_type: String,
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        masked(f, "TokenRequest")
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(
+        rename = "not-before-policy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_before_policy: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        masked(f, "TokenResponse")
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    pub email: String,
+    pub phone_number: String,
+}
+
+/// The checks AwareID asks for after enroll / authenticate.
+pub const ENROLL_CHECKS: [&str; 2] = ["addDevice", "addFace"];
+pub const AUTH_CHECKS: [&str; 2] = ["verifyDevice", "verifyFace"];
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollResponse {
+    pub enrollment_token: String,
+    pub user_exists_already: bool,
+    pub required_checks: Vec<String>,
+}
+
+impl fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("user_exists_already", &self.user_exists_already)
+            .field("required_checks", &self.required_checks)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddDeviceRequest {
+    pub enrollment_token: String,
+    pub device_id: String,
+    /// base64 DER SubjectPublicKeyInfo of the device's P-256 key (SPEC 5).
+    pub public_key: String,
+}
+
+/// Status codes shared by enrollmentStatus and authStatus.
+pub const STATUS_FAILED: i32 = 0;
+pub const STATUS_PENDING: i32 = 1;
+pub const STATUS_COMPLETE: i32 = 2;
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AddDeviceResponse {
+    pub enrollment_status: i32,
+    #[serde(default)]
+    pub registration_code: String,
+}
+
+/// One frame of the Face SDK package: a base64 JPEG, tags, ms since the epoch.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Frame {
+    pub data: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub timestamp: f64,
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Frame {{ {} base64 bytes, t={} }}",
+            self.data.len(),
+            self.timestamp
+        )
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowData {
+    pub workflow: String,
+    pub rotation: i32,
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetaData {
+    pub client_device_brand: String,
+    pub username: String,
+    pub client_version: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Video {
+    pub workflow_data: WorkflowData,
+    pub meta_data: MetaData,
+}
+
+/// The Face SDK's package: what the capture pipeline produces.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaceLivenessData {
+    pub video: Video,
+}
+
+/// The value of `faceLivenessData`: plain, or sealed in the envelope (SPEC 4).
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum FaceData {
+    Sealed(Envelope),
+    Plain(FaceLivenessData),
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddFaceRequest {
+    pub enrollment_token: String,
+    pub face_liveness_data: FaceData,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AddFaceResponse {
+    pub liveness_result: bool,
+    pub enrollment_status: i32,
+    #[serde(default)]
+    pub registration_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_results: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for AddFaceResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddFaceResponse")
+            .field("liveness_result", &self.liveness_result)
+            .field("enrollment_status", &self.enrollment_status)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthenticateRequest {
+    pub registration_code: String,
+    pub device_id: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticateResponse {
+    pub auth_token: String,
+    pub required_checks: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyDeviceRequest {
+    pub auth_token: String,
+    pub signature: String,
+    pub device_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyDeviceResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub auth_status: i32,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyFaceRequest {
+    pub auth_token: String,
+    pub face_liveness_data: FaceData,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyFaceResponse {
+    pub liveness_result: bool,
+    pub match_result: bool,
+    pub match_score: f64,
+    pub auth_status: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_liveness_results: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_match_results: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateSessionRequest {
+    pub session_token: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateSessionResponse {
+    pub access_token: String,
+    /// "enroll" or "authenticate".
+    pub method_type: String,
+    #[serde(default)]
+    pub customer_name: String,
+    #[serde(default)]
+    pub customer_logo: String,
+    pub user_name: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+impl fmt::Debug for ValidateSessionResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidateSessionResponse")
+            .field("method_type", &self.method_type)
+            .field("customer_name", &self.customer_name)
+            .field("user_name", &self.user_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_by_email: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_by_push: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TriggerEnrollRequest {
+    pub username: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_options: Option<NotifyOptions>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TriggerAuthenticateRequest {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_options: Option<NotifyOptions>,
+}
+
+/// triggerEnroll / triggerAuthenticate answer. A FAILURE comes with HTTP 200.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct TriggerResponse {
+    pub status: String,
+    #[serde(rename = "sessionCallbackURL", default)]
+    pub session_callback_url: Option<String>,
+    #[serde(rename = "qrcodeImage", default)]
+    pub qrcode_image: Option<String>,
+    #[serde(rename = "sessionToken", default)]
+    pub session_token: Option<String>,
+    #[serde(rename = "errorSummary", default)]
+    pub error_summary: Option<String>,
+}
+
+impl fmt::Debug for TriggerResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TriggerResponse")
+            .field("status", &self.status)
+            .field("error_summary", &self.error_summary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// AwareID's error body, sent with a 4xx/5xx status.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error_code: String,
+    pub error_msg: String,
+    pub status: u16,
+    pub timestamp: String,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each type against the seed's JSON examples (braces restored as SPEC 2 says).
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+        let parsed: T = serde_json::from_value(value.clone()).expect("parse seed example");
+        assert_eq!(
+            serde_json::to_value(&parsed).expect("serialize"),
+            value,
+            "round trip"
+        );
+        parsed
+    }
+
+    #[test]
+    fn token_response() {
+        let t: TokenResponse = round_trip(json!({
+            "access_token": "eyJhbGciOiJSUzI1NiIsInR5cCIgOiAiSldUIiwia2lkIiA6ICJCY2IxNXZJQkZsY2JYazVmQUdJZFZXV2pTUEtTaWpsazNydmFwMHp0ekN3In0.e30.sig",
+            "expires_in": 300,
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+            "id_token": "eyJhbGciOiJSUzI1NiJ9.e30.sig",
+            "not-before-policy": 0,
+            "scope": "openid"
+        }));
+        assert_eq!(t.expires_in, 300);
+        assert_eq!(t.refresh_expires_in, Some(0));
+        assert!(!format!("{t:?}").contains("eyJ"));
+    }
+
+    #[test]
+    fn token_request_is_form_encoded_with_the_seed_fields() {
+        let body = serde_urlencoded_like(&TokenRequest {
+            client_id: "bimaas-b2c".into(),
+            client_secret: "s3cret".into(),
+            scope: "openid".into(),
+            grant_type: "client_credentials".into(),
+        });
+        assert_eq!(
+            body,
+            "client_id=bimaas-b2c&client_secret=s3cret&scope=openid&grant_type=client_credentials"
+        );
+    }
+
+    fn serde_urlencoded_like(r: &TokenRequest) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &r.client_id)
+            .append_pair("client_secret", &r.client_secret)
+            .append_pair("scope", &r.scope)
+            .append_pair("grant_type", &r.grant_type)
+            .finish()
+    }
+
+    #[test]
+    fn enroll() {
+        let r: EnrollRequest = round_trip(json!({
+            "username": "username", "firstName": "first name", "lastName": "last name",
+            "email": "user email", "phoneNumber": "user phonenumber"
+        }));
+        assert_eq!(r.first_name.as_deref(), Some("first name"));
+        let r: EnrollRequest =
+            round_trip(json!({"username": "u", "email": "e", "phoneNumber": ""}));
+        assert_eq!(r.last_name, None);
+        let resp: EnrollResponse = round_trip(json!({
+            "enrollmentToken": "enrollmentToken", "userExistsAlready": false,
+            "requiredChecks": ["addDevice", "addFace"]
+        }));
+        assert_eq!(resp.required_checks, ENROLL_CHECKS);
+    }
+
+    #[test]
+    fn add_device() {
+        round_trip::<AddDeviceRequest>(json!({
+            "enrollmentToken": "enrollmentToken", "deviceId": "deviceID", "publicKey": "MFkw"
+        }));
+        let r: AddDeviceResponse =
+            round_trip(json!({"enrollmentStatus": 1, "registrationCode": ""}));
+        assert_eq!(r.enrollment_status, STATUS_PENDING);
+    }
+
+    fn seed_face_data() -> serde_json::Value {
+        json!({"video": {
+            "workflow_data": {"workflow": "hotel2", "rotation": 0, "frames": [
+                {"data": "", "tags": [], "timestamp": 1609002526076.1338},
+                {"data": "", "tags": [], "timestamp": 1609002526109.0},
+                {"data": "", "tags": [], "timestamp": 1609002526142.0}
+            ]},
+            "meta_data": {
+                "client_device_brand": "Unknown",
+                "username": "Xiao",
+                "client_version": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/87.0.4280.88 Safari/537.36 Edg/87.0.664.66"
+            }
+        }})
+    }
+
+    #[test]
+    fn add_face_plain_and_sealed() {
+        let r: AddFaceRequest = round_trip(json!({
+            "enrollmentToken": "enrollmentToken", "faceLivenessData": seed_face_data()
+        }));
+        let FaceData::Plain(p) = r.face_liveness_data else {
+            panic!("plain expected")
+        };
+        assert_eq!(p.video.workflow_data.frames.len(), 3);
+        assert_eq!(
+            p.video.workflow_data.frames[0].timestamp,
+            1609002526076.1338
+        );
+        let r: AddFaceRequest = round_trip(json!({
+            "enrollmentToken": "t", "faceLivenessData": {"key": "a2V5", "iv": "aXY=", "p": "cA=="}
+        }));
+        assert!(matches!(r.face_liveness_data, FaceData::Sealed(_)));
+        let resp: AddFaceResponse = round_trip(json!({
+            "livenessResult": true, "enrollmentStatus": 2, "registrationCode": "LLXL2N",
+            "livenessResults": {"video": {"liveness_result": {
+                "decision": "LIVE", "feedback": [], "score_frr": 1.1757098732441127}}}
+        }));
+        assert_eq!(resp.registration_code, "LLXL2N");
+        assert_eq!(resp.enrollment_status, STATUS_COMPLETE);
+        assert!(!format!("{resp:?}").contains("LLXL2N"));
+    }
+
+    #[test]
+    fn authenticate_and_verify_device() {
+        round_trip::<AuthenticateRequest>(
+            json!({"registrationCode": "registrationToken", "deviceId": "deviceID"}),
+        );
+        let r: AuthenticateResponse = round_trip(json!({
+            "authToken": "b8bf6f22-6f93-4bcb-a5b6-871b689c6750", "requiredChecks": ["verifyDevice", "verifyFace"]
+        }));
+        assert_eq!(r.required_checks, AUTH_CHECKS);
+        round_trip::<VerifyDeviceRequest>(
+            json!({"authToken": "authToken", "signature": "signature", "deviceId": "deviceID"}),
+        );
+        let r: VerifyDeviceResponse =
+            round_trip(json!({"message": "Device verified.", "authStatus": 1}));
+        assert_eq!(r.auth_status, STATUS_PENDING);
+    }
+
+    #[test]
+    fn verify_face() {
+        round_trip::<VerifyFaceRequest>(
+            json!({"authToken": "atoken", "faceLivenessData": seed_face_data()}),
+        );
+        let r: VerifyFaceResponse = round_trip(json!({
+            "livenessResult": true, "matchResult": true, "matchScore": 53.154655, "authStatus": 2,
+            "faceLivenessResults": {"video": {"liveness_result": {"decision": "LIVE", "feedback": [], "score_frr": 1.1757098732441127}}},
+            "faceMatchResults": {
+                "statusMessages": [], "verifyResult": true, "matchScore": 53.154655,
+                "biometricMatchedCount": 1, "biometricsOnServer": "",
+                "biometricMatchResultList": [{"verifyResult": true, "modality": "FACE", "fmrScore": 53.154655,
+                    "biometricMatchedCount": 1, "biometricsOnServer": "Front", "matchResultReference": null}],
+                "matchingMinutia": null
+            }
+        }));
+        assert!(r.liveness_result && r.match_result);
+        assert_eq!(r.match_score, 53.154655);
+    }
+
+    #[test]
+    fn validate_session() {
+        round_trip::<ValidateSessionRequest>(
+            json!({"sessionToken": "aa73e547-0f1b-4235-a7b0-dd52fa4ab774"}),
+        );
+        let r: ValidateSessionResponse = round_trip(json!({
+            "accessToken": "accessToken", "methodType": "enroll", "customerName": "customerName",
+            "customerLogo": "", "userName": "customerUsername", "email": "customerEmail"
+        }));
+        assert_eq!(r.method_type, "enroll");
+        assert!(!format!("{r:?}").contains("accessToken\""));
+    }
+
+    #[test]
+    fn triggers() {
+        round_trip::<TriggerEnrollRequest>(json!({
+            "username": "[email protected]", "email": "[email protected]", "notifyOptions": {"notifyByEmail": false}
+        }));
+        round_trip::<TriggerAuthenticateRequest>(json!({
+            "username": "[email protected]", "notifyOptions": {"notifyByPush": true}
+        }));
+        let ok: TriggerResponse = round_trip(json!({
+            "status": "SUCCESS",
+            "sessionCallbackURL": "https://awareid-dev.aware-apis.com/onboarding?data=jgTW40",
+            "qrcodeImage": "iVBORw0KGgo=",
+            "sessionToken": "aa73e547-0f1b-4235-a7b0-dd52fa4ab774",
+            "errorSummary": null
+        }));
+        assert_eq!(ok.status, "SUCCESS");
+        let failed: TriggerResponse =
+            serde_json::from_value(json!({"status": "FAILURE", "errorSummary": "User not found"}))
+                .expect("parse");
+        assert_eq!(failed.error_summary.as_deref(), Some("User not found"));
+    }
+
+    #[test]
+    fn error_body() {
+        round_trip::<ErrorBody>(json!({
+            "errorCode": "AW-400", "errorMsg": "Invalid enrollment token", "status": 400,
+            "timestamp": "2026-11-25T19:00:00Z"
+        }));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = serde_json::from_value::<EnrollResponse>(
+            json!({"userExistsAlready": false, "requiredChecks": []}),
+        )
+        .expect_err("missing token");
+        assert!(err.to_string().contains("enrollmentToken"), "{err}");
+        let err = serde_json::from_value::<VerifyFaceResponse>(json!({
+            "livenessResult": "yes", "matchResult": true, "matchScore": 1.0, "authStatus": 2
+        }))
+        .expect_err("wrong type");
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+}

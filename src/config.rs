@@ -1,0 +1,883 @@
+//! Configuration (SPEC 8): built-in defaults, then the TOML file, then
+//! `FACECAPTURED__<SECTION>__<KEY>` environment variables, read with the `config`
+//! crate. Secrets may also come from `<key>_file` or a systemd credential of the
+//! same name. Every problem is reported as one line naming the key.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Where the daemon looks when no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/facecaptured/config.toml";
+/// Largest secret or key file we read.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// A bad configuration: the key and what is wrong with it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// A secret string: never printed, zeroed when dropped.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<secret>"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub base_url: String,
+    pub customer_name: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_secret_file: Option<PathBuf>,
+    pub apikey: Secret,
+    pub apikey_file: Option<PathBuf>,
+    pub ca_file: String,
+    pub timeout_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            customer_name: String::new(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            client_secret_file: None,
+            apikey: Secret::default(),
+            apikey_file: None,
+            ca_file: String::new(),
+            timeout_s: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QrConfig {
+    /// Path of AwareID's QR signing public key (PEM).
+    pub signing_public_key: String,
+    /// base64 of the 32-byte AES key.
+    pub aes_key: Secret,
+    pub aes_key_file: Option<PathBuf>,
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraSource {
+    V4l,
+    Files,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    pub source: CameraSource,
+    pub device: String,
+    pub path: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub formats: Vec<String>,
+    pub rotation: u32,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            source: CameraSource::V4l,
+            device: "/dev/video0".into(),
+            path: String::new(),
+            width: 640,
+            height: 480,
+            fps: 30,
+            formats: vec!["MJPG".into(), "YUYV".into(), "GREY".into()],
+            rotation: 0,
+        }
+    }
+}
+
+/// Pixel formats the camera module can convert.
+pub const KNOWN_FORMATS: [&str; 4] = ["MJPG", "YUYV", "GREY", "NV12"];
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub frames: u32,
+    pub timeout_s: u64,
+    pub min_face_px: u32,
+    pub jpeg_quality: u8,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            frames: 3,
+            timeout_s: 10,
+            min_face_px: 100,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    Envelope,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaceConfig {
+    pub workflow: String,
+    pub encryption: Encryption,
+    pub device_brand: String,
+}
+
+impl Default for FaceConfig {
+    fn default() -> Self {
+        Self {
+            workflow: "hotel2".into(),
+            encryption: Encryption::Envelope,
+            device_brand: "Unknown".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Bus {
+    System,
+    Session,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbusConfig {
+    pub bus: Bus,
+}
+
+impl Default for DbusConfig {
+    fn default() -> Self {
+        Self { bus: Bus::System }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub state_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/facecaptured"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub operation_timeout_s: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            operation_timeout_s: 20,
+        }
+    }
+}
+
+/// The whole configuration, validated, with secrets resolved.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub qr: QrConfig,
+    pub camera: CameraConfig,
+    pub capture: CaptureConfig,
+    pub face: FaceConfig,
+    pub dbus: DbusConfig,
+    pub storage: StorageConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// Where the environment's secrets and overrides come from; injectable for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `FACECAPTURED__*` variables.
+    pub vars: Vec<(String, String)>,
+    /// `$CREDENTIALS_DIRECTORY`, set by systemd's LoadCredential=.
+    pub credentials_dir: Option<PathBuf>,
+    /// `$STATE_DIRECTORY`, set by systemd's StateDirectory=.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars()
+                .filter(|(k, _)| k.starts_with("FACECAPTURED__"))
+                .collect(),
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            state_dir: std::env::var_os("STATE_DIRECTORY")
+                .map(PathBuf::from)
+                .filter(|p| !p.as_os_str().is_empty()),
+        }
+    }
+}
+
+/// What must be configured for a use of the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The daemon: the AwareID server and its secrets.
+    Daemon,
+    /// Offline tools: only what the command uses is checked when used.
+    Nothing,
+}
+
+impl Config {
+    /// Loads and validates. `path` is `--config`; without it the default path is read
+    /// if it exists.
+    pub fn load(path: Option<&Path>, env: &Environment, need: Need) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        match path {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(bad(
+                        "--config",
+                        format!("{} is not a readable file", p.display()),
+                    ));
+                }
+                builder = builder.add_source(
+                    config::File::from(p)
+                        .format(config::FileFormat::Toml)
+                        .required(true),
+                );
+            }
+            None => {
+                builder = builder.add_source(
+                    config::File::with_name(DEFAULT_PATH)
+                        .format(config::FileFormat::Toml)
+                        .required(false),
+                );
+            }
+        }
+        let source = config::Environment::with_prefix("FACECAPTURED")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("camera.formats")
+            .with_list_parse_key("qr.allowed_hosts")
+            .source(Some(env.vars.iter().cloned().collect()));
+        builder = builder.add_source(source);
+        let raw = builder.build().map_err(from_config_error)?;
+        let mut cfg: Config = raw.try_deserialize().map_err(from_config_error)?;
+        if let Some(dir) = &env.state_dir {
+            cfg.storage.state_dir = dir.clone();
+        }
+        cfg.resolve_secrets(env)?;
+        cfg.validate(need)?;
+        Ok(cfg)
+    }
+
+    fn resolve_secrets(&mut self, env: &Environment) -> Result<(), ConfigError> {
+        let creds = env.credentials_dir.as_deref();
+        resolve(
+            "server.client_secret",
+            &mut self.server.client_secret,
+            self.server.client_secret_file.as_deref(),
+            creds,
+            "client_secret",
+        )?;
+        resolve(
+            "server.apikey",
+            &mut self.server.apikey,
+            self.server.apikey_file.as_deref(),
+            creds,
+            "apikey",
+        )?;
+        resolve(
+            "qr.aes_key",
+            &mut self.qr.aes_key,
+            self.qr.aes_key_file.as_deref(),
+            creds,
+            "aes_key",
+        )
+    }
+
+    fn validate(&self, need: Need) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if need == Need::Daemon || !s.base_url.is_empty() {
+            check_base_url(&s.base_url)?;
+        }
+        if need == Need::Daemon {
+            for (key, value) in [
+                ("server.customer_name", s.customer_name.as_str()),
+                ("server.client_id", s.client_id.as_str()),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(bad(key, "is required"));
+                }
+            }
+            if s.client_secret.is_empty() {
+                return Err(bad(
+                    "server.client_secret",
+                    "missing secret (set it, client_secret_file, or the systemd credential client_secret)",
+                ));
+            }
+            if s.apikey.is_empty() {
+                return Err(bad(
+                    "server.apikey",
+                    "missing secret (set it, apikey_file, or the systemd credential apikey)",
+                ));
+            }
+        }
+        if !s.customer_name.is_empty()
+            && !s
+                .customer_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                "server.customer_name",
+                "may hold only letters, digits, '-' and '_'",
+            ));
+        }
+        if !s.ca_file.is_empty() {
+            read_limited("server.ca_file", Path::new(&s.ca_file))?;
+        }
+        in_range("server.timeout_s", s.timeout_s, 1, 120)?;
+
+        self.qr_keys()?;
+        for host in &self.qr.allowed_hosts {
+            if host.is_empty() || host.contains('/') || host.contains("://") {
+                return Err(bad(
+                    "qr.allowed_hosts",
+                    format!("{host:?} is not a host name"),
+                ));
+            }
+        }
+
+        let c = &self.camera;
+        if c.source == CameraSource::Files && c.path.is_empty() {
+            return Err(bad(
+                "camera.path",
+                "is required when camera.source = \"files\"",
+            ));
+        }
+        if c.source == CameraSource::V4l && c.device.is_empty() {
+            return Err(bad(
+                "camera.device",
+                "is required when camera.source = \"v4l\"",
+            ));
+        }
+        in_range("camera.width", c.width.into(), 16, 4096)?;
+        in_range("camera.height", c.height.into(), 16, 4096)?;
+        in_range("camera.fps", c.fps.into(), 1, 120)?;
+        if c.formats.is_empty() {
+            return Err(bad("camera.formats", "must name at least one format"));
+        }
+        if let Some(f) = c
+            .formats
+            .iter()
+            .find(|f| !KNOWN_FORMATS.contains(&f.as_str()))
+        {
+            return Err(bad(
+                "camera.formats",
+                format!("unknown format {f:?} (known: {})", KNOWN_FORMATS.join(", ")),
+            ));
+        }
+        if ![0, 90, 180, 270].contains(&c.rotation) {
+            return Err(bad("camera.rotation", "must be 0, 90, 180 or 270"));
+        }
+
+        let cap = &self.capture;
+        in_range("capture.frames", cap.frames.into(), 1, 10)?;
+        in_range("capture.timeout_s", cap.timeout_s, 1, 60)?;
+        in_range("capture.min_face_px", cap.min_face_px.into(), 40, 2000)?;
+        in_range("capture.jpeg_quality", cap.jpeg_quality.into(), 1, 100)?;
+
+        let w = &self.face.workflow;
+        if w.is_empty() || w.len() > 32 || !w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(bad(
+                "face.workflow",
+                "must be a workflow name such as hotel2, charlie4",
+            ));
+        }
+        if self.face.device_brand.len() > 64 {
+            return Err(bad("face.device_brand", "is longer than 64 characters"));
+        }
+        in_range(
+            "daemon.operation_timeout_s",
+            self.daemon.operation_timeout_s,
+            1,
+            24,
+        )
+        .map_err(|e| {
+            bad(
+                &e.key,
+                format!("{} (D-Bus callers time out after 25 s)", e.problem),
+            )
+        })?;
+        if !self.storage.state_dir.is_absolute() {
+            return Err(bad("storage.state_dir", "must be an absolute path"));
+        }
+        Ok(())
+    }
+
+    /// The QR keys, if QR flows are configured: both keys or neither.
+    pub fn qr_keys(&self) -> Result<Option<crate::crypto::qr::QrKeys>, ConfigError> {
+        let q = &self.qr;
+        match (q.signing_public_key.is_empty(), q.aes_key.is_empty()) {
+            (true, true) => Ok(None),
+            (false, true) => Err(bad(
+                "qr.aes_key",
+                "missing secret (qr.signing_public_key is set)",
+            )),
+            (true, false) => Err(bad(
+                "qr.signing_public_key",
+                "is required when qr.aes_key is set",
+            )),
+            (false, false) => {
+                let pem = read_limited("qr.signing_public_key", Path::new(&q.signing_public_key))?;
+                let key = aes_key(&q.aes_key)?;
+                crate::crypto::qr::QrKeys::from_pem(&pem, key)
+                    .map(Some)
+                    .map_err(|_| bad("qr.signing_public_key", "is not a PEM RSA public key"))
+            }
+        }
+    }
+}
+
+/// Decodes `qr.aes_key` (base64 of exactly 32 bytes).
+pub fn aes_key(secret: &Secret) -> Result<[u8; 32], ConfigError> {
+    let raw = Zeroizing::new(
+        crate::crypto::unb64(secret.expose().trim())
+            .map_err(|_| bad("qr.aes_key", "is not valid base64"))?,
+    );
+    raw.as_slice().try_into().map_err(|_| {
+        bad(
+            "qr.aes_key",
+            format!("AES key must be 32 bytes, got {}", raw.len()),
+        )
+    })
+}
+
+fn resolve(
+    key: &str,
+    value: &mut Secret,
+    file: Option<&Path>,
+    creds: Option<&Path>,
+    credential: &str,
+) -> Result<(), ConfigError> {
+    if let Some(file) = file {
+        if !value.is_empty() {
+            return Err(bad(key, format!("is set both directly and as {key}_file")));
+        }
+        *value =
+            Secret::new(read_limited(&format!("{key}_file"), file)?.trim_end_matches(['\n', '\r']));
+        return Ok(());
+    }
+    if value.is_empty()
+        && let Some(dir) = creds
+    {
+        let path = dir.join(credential);
+        if path.exists() {
+            *value = Secret::new(
+                read_limited(&format!("{key} (credential {credential})"), &path)?
+                    .trim_end_matches(['\n', '\r']),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_limited(key: &str, path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| bad(key, format!("cannot read {}: {e}", path.display())))?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(key, format!("cannot read {}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(bad(
+            key,
+            format!("{} is larger than 64 KiB", path.display()),
+        ));
+    }
+    Ok(text)
+}
+
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(bad(
+            key,
+            format!("must be between {min} and {max}, got {value}"),
+        ))
+    }
+}
+
+/// `server.base_url` must be https, except on a loopback address.
+pub fn check_base_url(base_url: &str) -> Result<url::Url, ConfigError> {
+    const KEY: &str = "server.base_url";
+    if base_url.is_empty() {
+        return Err(bad(KEY, "is required"));
+    }
+    let url = url::Url::parse(base_url).map_err(|e| bad(KEY, format!("is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(KEY, "must not carry credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(KEY, "must not have a query or fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(bad(
+            KEY,
+            "must be https (plain http is allowed only on a loopback address)",
+        )),
+        other => Err(bad(KEY, format!("unsupported scheme {other:?}"))),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Turns the config crate's messages into one line naming the key.
+fn from_config_error(err: config::ConfigError) -> ConfigError {
+    let text = err.to_string();
+    // The config crate says e.g. "unknown field `foo`, expected one of ... for key `server`"
+    // or "invalid type: string \"x\", expected u32 for key `camera.width` in FILE".
+    let key = text
+        .rsplit_once("for key `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(k, _)| k.to_owned());
+    let problem = match text.find(" for key `") {
+        Some(i) => text[..i].to_owned(),
+        None => text.clone(),
+    };
+    match (key, problem) {
+        (Some(k), p) if p.starts_with("unknown field") => {
+            let field = p.split('`').nth(1).unwrap_or("?");
+            bad(&format!("{k}.{field}"), "unknown key")
+        }
+        (Some(k), p) => bad(&k, p),
+        (None, p) if p.starts_with("unknown field") => {
+            let field = p.split('`').nth(1).unwrap_or("?");
+            bad(field, "unknown key")
+        }
+        (None, p) => bad("config", p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        let mut f = std::fs::File::create(&p).expect("create");
+        f.write_all(text.as_bytes()).expect("write");
+        p
+    }
+
+    const GOOD: &str = r#"
+[server]
+base_url = "https://awareid.example.com"
+customer_name = "acme"
+client_id = "door"
+client_secret = "s3cret"
+apikey = "k3y"
+"#;
+
+    fn load(text: &str, env: &Environment) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = write(dir.path(), "c.toml", text);
+        Config::load(Some(&p), env, Need::Daemon)
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = load(GOOD, &Environment::default()).expect("load");
+        assert_eq!(c.server.timeout_s, 15);
+        assert_eq!(c.camera.device, "/dev/video0");
+        assert_eq!(
+            (c.camera.width, c.camera.height, c.camera.fps),
+            (640, 480, 30)
+        );
+        assert_eq!(c.camera.formats, ["MJPG", "YUYV", "GREY"]);
+        assert_eq!(c.capture, CaptureConfig::default());
+        assert_eq!(
+            (c.capture.frames, c.capture.timeout_s, c.capture.min_face_px),
+            (3, 10, 100)
+        );
+        assert_eq!(c.face.workflow, "hotel2");
+        assert_eq!(c.face.encryption, Encryption::Envelope);
+        assert_eq!(c.dbus.bus, Bus::System);
+        assert_eq!(c.storage.state_dir, PathBuf::from("/var/lib/facecaptured"));
+        assert_eq!(c.daemon.operation_timeout_s, 20);
+        assert_eq!(c.server.client_secret.expose(), "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_state_directory_wins() {
+        let env = Environment {
+            vars: vec![
+                ("FACECAPTURED__CAPTURE__FRAMES".into(), "5".into()),
+                (
+                    "FACECAPTURED__QR__ALLOWED_HOSTS".into(),
+                    "a.example,b.example".into(),
+                ),
+                ("FACECAPTURED__SERVER__APIKEY".into(), "12345".into()),
+            ],
+            credentials_dir: None,
+            state_dir: Some("/run/state".into()),
+        };
+        let c = load(GOOD, &env).expect("load");
+        assert_eq!(c.capture.frames, 5);
+        assert_eq!(c.qr.allowed_hosts, ["a.example", "b.example"]);
+        assert_eq!(c.server.apikey.expose(), "12345");
+        assert_eq!(c.storage.state_dir, PathBuf::from("/run/state"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key() {
+        let e = load(
+            &format!("{GOOD}\n[camera]\nwidht = 640\n"),
+            &Environment::default(),
+        )
+        .expect_err("unknown");
+        assert_eq!(e.key, "camera.widht", "{e}");
+        assert!(e.problem.contains("unknown"), "{e}");
+        let e = load(
+            &format!("{GOOD}\n[camera]\nwidth = \"wide\"\n"),
+            &Environment::default(),
+        )
+        .expect_err("type");
+        assert_eq!(e.key, "camera.width", "{e}");
+        let e = load(
+            &format!("{GOOD}\n[bogus]\nx = 1\n"),
+            &Environment::default(),
+        )
+        .expect_err("section");
+        assert_eq!(e.key, "bogus", "{e}");
+        let e = load(
+            &format!("{GOOD}\n[face]\nencryption = \"rot13\"\n"),
+            &Environment::default(),
+        )
+        .expect_err("enum");
+        assert_eq!(e.key, "face.encryption", "{e}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_credentials() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let secret = write(dir.path(), "secret", "from-file\n");
+        let text = GOOD.replace(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret_file = {:?}", secret),
+        );
+        let c = load(&text, &Environment::default()).expect("load");
+        assert_eq!(c.server.client_secret.expose(), "from-file");
+
+        let creds = tempfile::tempdir().expect("tmp");
+        write(creds.path(), "apikey", "from-credential");
+        let text = GOOD.replace("apikey = \"k3y\"", "");
+        let env = Environment {
+            credentials_dir: Some(creds.path().into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            load(&text, &env).expect("load").server.apikey.expose(),
+            "from-credential"
+        );
+
+        let e = load(&text, &Environment::default()).expect_err("missing");
+        assert_eq!(e.key, "server.apikey");
+        assert!(e.problem.contains("missing secret"), "{e}");
+
+        let text = GOOD.replace(
+            "client_secret = \"s3cret\"",
+            "client_secret_file = \"/nonexistent/x\"",
+        );
+        let e = load(&text, &Environment::default()).expect_err("unreadable");
+        assert_eq!(e.key, "server.client_secret_file");
+        let text = format!("{GOOD}client_secret_file = {:?}\n", secret);
+        assert!(
+            load(&text, &Environment::default())
+                .expect_err("both")
+                .problem
+                .contains("both")
+        );
+    }
+
+    #[test]
+    fn base_url_must_be_https_off_loopback() {
+        for ok in [
+            "https://a.example",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://a.example",
+            "ftp://a.example",
+            "https://u:p@a.example",
+            "nonsense",
+            "",
+        ] {
+            assert_eq!(
+                check_base_url(bad).expect_err(bad).key,
+                "server.base_url",
+                "{bad}"
+            );
+        }
+        let e = load(
+            &GOOD.replace("https://", "http://"),
+            &Environment::default(),
+        )
+        .expect_err("http");
+        assert!(e.to_string().contains("must be https"), "{e}");
+    }
+
+    #[test]
+    fn qr_keys_need_both_and_a_32_byte_aes_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = crate::crypto::new_rsa_key(2048).expect("key");
+        let pem = {
+            use rsa::pkcs8::EncodePublicKey;
+            key.to_public_key()
+                .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                .expect("pem")
+        };
+        let pem_path = write(dir.path(), "qr.pem", &pem);
+        let good_aes = crate::crypto::b64(&[1u8; 32]);
+        let qr = |aes: &str| {
+            format!("{GOOD}\n[qr]\nsigning_public_key = {pem_path:?}\naes_key = \"{aes}\"\n")
+        };
+        let c = load(&qr(&good_aes), &Environment::default()).expect("load");
+        assert!(c.qr_keys().expect("keys").is_some());
+        let e = load(
+            &qr(&crate::crypto::b64(&[1u8; 16])),
+            &Environment::default(),
+        )
+        .expect_err("short");
+        assert_eq!(e.key, "qr.aes_key");
+        assert!(e.problem.contains("32 bytes, got 16"), "{e}");
+        let e = load(&qr("###"), &Environment::default()).expect_err("b64");
+        assert!(e.problem.contains("base64"), "{e}");
+        let e = load(
+            &format!("{GOOD}\n[qr]\nsigning_public_key = \"/nonexistent.pem\"\naes_key = \"{good_aes}\"\n"),
+            &Environment::default(),
+        )
+        .expect_err("unreadable");
+        assert_eq!(e.key, "qr.signing_public_key");
+        let e = load(
+            &format!("{GOOD}\n[qr]\naes_key = \"{good_aes}\"\n"),
+            &Environment::default(),
+        )
+        .expect_err("half");
+        assert_eq!(e.key, "qr.signing_public_key");
+    }
+
+    #[test]
+    fn ranges_and_enums() {
+        for (section, line, key) in [
+            ("camera", "rotation = 45", "camera.rotation"),
+            ("camera", "formats = [\"H264\"]", "camera.formats"),
+            ("camera", "source = \"files\"", "camera.path"),
+            ("capture", "frames = 0", "capture.frames"),
+            ("capture", "jpeg_quality = 101", "capture.jpeg_quality"),
+            (
+                "daemon",
+                "operation_timeout_s = 30",
+                "daemon.operation_timeout_s",
+            ),
+            ("face", "workflow = \"\"", "face.workflow"),
+            ("storage", "state_dir = \"relative\"", "storage.state_dir"),
+            ("dbus", "bus = \"user\"", "dbus.bus"),
+        ] {
+            let e = load(
+                &format!("{GOOD}\n[{section}]\n{line}\n"),
+                &Environment::default(),
+            )
+            .expect_err(line);
+            assert_eq!(e.key, key, "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_config_file_is_named() {
+        let e = Config::load(
+            Some(Path::new("/nonexistent/c.toml")),
+            &Environment::default(),
+            Need::Nothing,
+        )
+        .expect_err("missing");
+        assert_eq!(e.key, "--config");
+    }
+
+    #[test]
+    fn the_example_config_is_complete_and_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/facecaptured.toml");
+        let c = Config::load(Some(&path), &Environment::default(), Need::Nothing)
+            .expect("example config loads");
+        assert_eq!(c.capture.frames, 3);
+    }
+}
