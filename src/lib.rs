@@ -6,3 +6,6 @@ pub mod awareid;
 pub mod config;
 pub mod crypto;
 pub mod detect;
+pub mod emulator;
+pub mod qrimage;
+pub mod workflow;

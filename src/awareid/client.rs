@@ -181,6 +181,17 @@ impl AwareIdClient {
         }
     }
 
+    /// Whether this client authenticates with the terminal's client credentials
+    /// (rather than a QR session's token).
+    pub fn uses_client_credentials(&self) -> bool {
+        matches!(self.auth, Auth::ClientCredentials { .. })
+    }
+
+    /// Fetches the access token now if none is cached (the flows' "token" step).
+    pub fn ensure_token(&self) -> Result<(), AwareIdError> {
+        self.bearer(&paths::TOKEN, false).map(|_| ())
+    }
+
     /// `POST /tokenVerify/validateSession` (apikey only). Keeps the accessToken
     /// for the rest of this flow.
     pub fn validate_session(

@@ -115,6 +115,14 @@ impl DeviceKey {
     }
 }
 
+/// Checks that addDevice's `publicKey` is a base64 DER P-256 SubjectPublicKeyInfo.
+pub fn check_public_key(public_key_b64: &str) -> Result<(), DeviceError> {
+    let der = unb64(public_key_b64).map_err(|_| DeviceError::BadPublicKey)?;
+    VerifyingKey::from_public_key_der(&der)
+        .map(|_| ())
+        .map_err(|_| DeviceError::BadPublicKey)
+}
+
 /// The server's side of verifyDevice: does `signature_b64` sign `auth_token` under
 /// the device key registered with addDevice?
 pub fn verify_auth_token(

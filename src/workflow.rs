@@ -1,0 +1,315 @@
+//! The AwareID workflows of the seed, at the HTTP level: client-initiated
+//! enrollment and authentication, and both started from a QR code. The daemon runs
+//! these with the camera pipeline as the face source; tests run them with photos.
+//!
+//! Each step is announced to a progress callback under SPEC 6's step names, and
+//! logged with structured fields (operation, step, username). Registration codes,
+//! tokens and face data are never logged.
+
+use std::time::Instant;
+
+use crate::awareid::wire::*;
+use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
+use crate::config::{Encryption, Secret};
+use crate::crypto::device::DeviceKey;
+use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
+
+/// SPEC 6's Progress steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Token,
+    PublicKey,
+    ValidateSession,
+    Enroll,
+    AddDevice,
+    Capture,
+    AddFace,
+    Authenticate,
+    VerifyDevice,
+    VerifyFace,
+    Done,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Token => "token",
+            Step::PublicKey => "public-key",
+            Step::ValidateSession => "validate-session",
+            Step::Enroll => "enroll",
+            Step::AddDevice => "add-device",
+            Step::Capture => "capture",
+            Step::AddFace => "add-face",
+            Step::Authenticate => "authenticate",
+            Step::VerifyDevice => "verify-device",
+            Step::VerifyFace => "verify-face",
+            Step::Done => "done",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Server(#[from] AwareIdError),
+    #[error("QR code: {0}")]
+    Qr(#[from] QrError),
+    #[error("the QR code starts an {got} flow, not {expected}")]
+    WrongMethod { expected: &'static str, got: String },
+    #[error("capture failed: {0}")]
+    Capture(String),
+    #[error("face data encryption failed: {0}")]
+    Envelope(#[from] crate::crypto::envelope::EnvelopeError),
+    #[error("device key: {0}")]
+    Device(#[from] crate::crypto::device::DeviceError),
+}
+
+/// The terminal's identity as AwareID knows it.
+#[derive(Debug)]
+pub struct Terminal {
+    pub device_id: String,
+    pub key: DeviceKey,
+}
+
+/// Who is being enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub username: String,
+    pub email: String,
+    pub phone_number: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct EnrollOutcome {
+    pub username: String,
+    /// Empty unless enrollment_status is 2. A secret: stored, never shown.
+    pub registration_code: Secret,
+    pub enrollment_status: i32,
+    pub liveness: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthOutcome {
+    pub username: String,
+    /// liveness && matched && auth_status == 2.
+    pub granted: bool,
+    pub liveness: bool,
+    pub matched: bool,
+    pub match_score: f64,
+    pub auth_status: i32,
+}
+
+/// Produces the face package for a user: the capture pipeline, or photos in tests.
+pub trait FaceSource {
+    fn capture(&mut self, username: &str) -> Result<FaceLivenessData, FlowError>;
+}
+
+impl<F: FnMut(&str) -> Result<FaceLivenessData, FlowError>> FaceSource for F {
+    fn capture(&mut self, username: &str) -> Result<FaceLivenessData, FlowError> {
+        self(username)
+    }
+}
+
+/// What a flow needs besides the server.
+pub struct Context<'a> {
+    pub terminal: &'a Terminal,
+    pub encryption: Encryption,
+    pub progress: &'a dyn Fn(Step),
+}
+
+impl Context<'_> {
+    fn step(&self, operation: &str, username: &str, step: Step) {
+        tracing::info!(operation, step = step.as_str(), username, "step");
+        (self.progress)(step);
+    }
+}
+
+/// Seals or passes the package as `face.encryption` says.
+fn package(
+    ctx: &Context<'_>,
+    key: Option<&rsa::PublicKey>,
+    data: FaceLivenessData,
+) -> Result<FaceData, FlowError> {
+    match (ctx.encryption, key) {
+        (Encryption::Envelope, Some(key)) => {
+            let json = zeroize::Zeroizing::new(
+                serde_json::to_vec(&data).map_err(|e| FlowError::Capture(e.to_string()))?,
+            );
+            Ok(FaceData::Sealed(crate::crypto::envelope::seal(key, &json)?))
+        }
+        _ => Ok(FaceData::Plain(data)),
+    }
+}
+
+fn public_key_if_needed(
+    op: &str,
+    username: &str,
+    client: &AwareIdClient,
+    ctx: &Context<'_>,
+) -> Result<Option<rsa::PublicKey>, FlowError> {
+    if ctx.encryption == Encryption::Envelope {
+        ctx.step(op, username, Step::PublicKey);
+        Ok(Some(client.public_key()?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Client-initiated enrollment (token, public key, enroll, addDevice, capture,
+/// addFace), or the rest of a QR-started one when `client` came from
+/// [`start_qr`].
+pub fn enroll(
+    client: &AwareIdClient,
+    ctx: &Context<'_>,
+    person: &Person,
+    face: &mut dyn FaceSource,
+) -> Result<EnrollOutcome, FlowError> {
+    const OP: &str = "enroll";
+    let started = Instant::now();
+    let user = person.username.as_str();
+    if client.uses_client_credentials() {
+        ctx.step(OP, user, Step::Token);
+        client.ensure_token()?;
+    }
+    let key = public_key_if_needed(OP, user, client, ctx)?;
+    ctx.step(OP, user, Step::Enroll);
+    let enrolled = client.enroll(&EnrollRequest {
+        username: person.username.clone(),
+        first_name: person.first_name.clone(),
+        last_name: person.last_name.clone(),
+        email: person.email.clone(),
+        phone_number: person.phone_number.clone(),
+    })?;
+    let token = Secret::new(enrolled.enrollment_token.clone());
+    tracing::info!(
+        operation = OP,
+        username = user,
+        user_exists_already = enrolled.user_exists_already,
+        "enrollment started"
+    );
+    ctx.step(OP, user, Step::AddDevice);
+    client.add_device(&AddDeviceRequest {
+        enrollment_token: token.expose().to_owned(),
+        device_id: ctx.terminal.device_id.clone(),
+        public_key: ctx.terminal.key.public_key_b64()?,
+    })?;
+    ctx.step(OP, user, Step::Capture);
+    let data = face.capture(user)?;
+    let data = package(ctx, key.as_ref(), data)?;
+    ctx.step(OP, user, Step::AddFace);
+    let added = client.add_face(&AddFaceRequest {
+        enrollment_token: token.expose().to_owned(),
+        face_liveness_data: data,
+    })?;
+    ctx.step(OP, user, Step::Done);
+    tracing::info!(
+        operation = OP,
+        username = user,
+        enrollment_status = added.enrollment_status,
+        liveness = added.liveness_result,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "enrollment finished"
+    );
+    Ok(EnrollOutcome {
+        username: person.username.clone(),
+        registration_code: Secret::new(added.registration_code),
+        enrollment_status: added.enrollment_status,
+        liveness: added.liveness_result,
+    })
+}
+
+/// Client-initiated authentication (authenticate, verifyDevice, capture,
+/// verifyFace) with a stored registration code.
+pub fn authenticate(
+    client: &AwareIdClient,
+    ctx: &Context<'_>,
+    username: &str,
+    registration_code: &Secret,
+    face: &mut dyn FaceSource,
+) -> Result<AuthOutcome, FlowError> {
+    const OP: &str = "authenticate";
+    let started = Instant::now();
+    if client.uses_client_credentials() {
+        ctx.step(OP, username, Step::Token);
+        client.ensure_token()?;
+    }
+    ctx.step(OP, username, Step::Authenticate);
+    let auth = client.authenticate(&AuthenticateRequest {
+        registration_code: registration_code.expose().to_owned(),
+        device_id: ctx.terminal.device_id.clone(),
+    })?;
+    let token = Secret::new(auth.auth_token.clone());
+    ctx.step(OP, username, Step::VerifyDevice);
+    client.verify_device(&VerifyDeviceRequest {
+        auth_token: token.expose().to_owned(),
+        signature: ctx.terminal.key.sign_auth_token(token.expose()),
+        device_id: ctx.terminal.device_id.clone(),
+    })?;
+    let key = public_key_if_needed(OP, username, client, ctx)?;
+    ctx.step(OP, username, Step::Capture);
+    let data = face.capture(username)?;
+    let data = package(ctx, key.as_ref(), data)?;
+    ctx.step(OP, username, Step::VerifyFace);
+    let v = client.verify_face(&VerifyFaceRequest {
+        auth_token: token.expose().to_owned(),
+        face_liveness_data: data,
+    })?;
+    ctx.step(OP, username, Step::Done);
+    let granted = v.liveness_result && v.match_result && v.auth_status == STATUS_COMPLETE;
+    tracing::info!(
+        operation = OP,
+        username,
+        granted,
+        liveness = v.liveness_result,
+        matched = v.match_result,
+        auth_status = v.auth_status,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "authentication finished"
+    );
+    Ok(AuthOutcome {
+        username: username.to_owned(),
+        granted,
+        liveness: v.liveness_result,
+        matched: v.match_result,
+        match_score: v.match_score,
+        auth_status: v.auth_status,
+    })
+}
+
+/// A QR-started flow after validateSession: the client for the QR's host and who
+/// the session is for.
+pub struct QrSession {
+    pub client: AwareIdClient,
+    pub callback: SessionCallback,
+    pub session: ValidateSessionResponse,
+}
+
+/// Verifies and decrypts the QR code, then validates the session on its host.
+/// `expected` is "enroll" or "authenticate".
+pub fn start_qr(
+    url: &str,
+    keys: &QrKeys,
+    allowed_hosts: &[String],
+    http: &HttpSettings,
+    expected: &'static str,
+    progress: &dyn Fn(Step),
+) -> Result<QrSession, FlowError> {
+    let callback = crate::crypto::qr::decode(url, keys, allowed_hosts)?;
+    tracing::info!(operation = expected, step = Step::ValidateSession.as_str(), host = %callback.host, "step");
+    progress(Step::ValidateSession);
+    let client = AwareIdClient::for_qr_host(&callback.host, &callback.apikey, http);
+    let session = client.validate_session(&callback.session_token)?;
+    if session.method_type != expected {
+        return Err(FlowError::WrongMethod {
+            expected,
+            got: session.method_type,
+        });
+    }
+    Ok(QrSession {
+        client,
+        callback,
+        session,
+    })
+}

@@ -1,0 +1,129 @@
+//! Shared set-up for integration tests: an emulator over HTTPS, a client that
+//! trusts its certificate, a terminal identity, and face packages from real photos.
+#![allow(dead_code)]
+
+use facecapture::awareid::wire::*;
+use facecapture::awareid::{AwareIdClient, HttpSettings};
+use facecapture::config::{Encryption, Secret, ServerConfig};
+use facecapture::crypto::device::DeviceKey;
+use facecapture::crypto::qr::QrKeys;
+use facecapture::emulator::{Emulator, EmulatorConfig};
+use facecapture::workflow::{Context, FlowError, Person, Step, Terminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/faces")
+        .join(name)
+}
+
+pub struct Setup {
+    pub emulator: Emulator,
+    pub server: ServerConfig,
+    pub http: HttpSettings,
+    pub client: AwareIdClient,
+    pub terminal: Terminal,
+    pub qr_keys: QrKeys,
+}
+
+pub fn start() -> Setup {
+    start_with(EmulatorConfig::default(), Duration::from_secs(10))
+}
+
+pub fn start_with(cfg: EmulatorConfig, timeout: Duration) -> Setup {
+    let emulator = Emulator::start(cfg).expect("emulator starts");
+    let server = ServerConfig {
+        base_url: emulator.base_url(),
+        customer_name: emulator.config().customer_name.clone(),
+        client_id: emulator.config().client_id.clone(),
+        client_secret: Secret::new(emulator.config().client_secret.clone()),
+        apikey: Secret::new(emulator.config().apikey.clone()),
+        timeout_s: timeout.as_secs().max(1),
+        ..ServerConfig::default()
+    };
+    let mut http =
+        HttpSettings::new(timeout, Some(emulator.ca_pem().as_bytes())).expect("http settings");
+    http.retry_backoff = Duration::from_millis(20);
+    let client = AwareIdClient::new(&server, &http).expect("client");
+    let aes: [u8; 32] = facecapture::crypto::unb64(&emulator.qr_aes_key_b64())
+        .expect("b64")
+        .try_into()
+        .expect("32");
+    let qr_keys = QrKeys::from_pem(&emulator.qr_public_pem(), aes).expect("qr keys");
+    Setup {
+        emulator,
+        server,
+        http,
+        client,
+        terminal: Terminal {
+            device_id: "5c1e2f8a93474d0ba61f33e27d90c458".into(),
+            key: DeviceKey::generate().expect("device key"),
+        },
+        qr_keys,
+    }
+}
+
+/// A Face SDK package of `frames` copies of a photo, 33 ms apart.
+pub fn package_of(photo: &str, frames: usize, username: &str) -> FaceLivenessData {
+    let data = facecapture::crypto::b64(&std::fs::read(fixture(photo)).expect("fixture"));
+    let t0 = 1_764_000_000_000.0;
+    FaceLivenessData {
+        video: Video {
+            workflow_data: WorkflowData {
+                workflow: "hotel2".into(),
+                rotation: 0,
+                frames: (0..frames)
+                    .map(|i| Frame {
+                        data: data.clone(),
+                        tags: vec![],
+                        timestamp: t0 + 33.0 * i as f64,
+                    })
+                    .collect(),
+            },
+            meta_data: MetaData {
+                client_device_brand: "Unknown".into(),
+                username: username.into(),
+                client_version: "facecaptured/test (x86_64)".into(),
+            },
+        },
+    }
+}
+
+/// A face source that serves a photo.
+pub fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
+    move |user: &str| Ok(package_of(name, 3, user))
+}
+
+pub fn person(username: &str) -> Person {
+    Person {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        phone_number: "+15550100".into(),
+        first_name: Some("Test".into()),
+        last_name: None,
+    }
+}
+
+pub fn no_progress(_: Step) {}
+
+pub fn ctx<'a>(
+    setup: &'a Setup,
+    encryption: Encryption,
+    progress: &'a dyn Fn(Step),
+) -> Context<'a> {
+    Context {
+        terminal: &setup.terminal,
+        encryption,
+        progress,
+    }
+}
+
+/// The AwareID calls the emulator received, in order.
+pub fn calls(emulator: &Emulator) -> Vec<String> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.call)
+        .collect()
+}
