@@ -12,6 +12,26 @@ fn masked(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
     write!(f, "{name} {{ <masked> }}")
 }
 
+/// Debug that prints only the type name: for bodies that carry tokens or codes.
+macro_rules! masked_debug {
+    ($($t:ident),*) => {$(
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                masked(f, stringify!($t))
+            }
+        }
+    )*};
+}
+
+masked_debug!(
+    AddDeviceRequest,
+    AddDeviceResponse,
+    AuthenticateRequest,
+    AuthenticateResponse,
+    VerifyDeviceRequest,
+    ValidateSessionRequest
+);
+
 /// The form-encoded token request (the only non-JSON request).
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct TokenRequest {

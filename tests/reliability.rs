@@ -1,0 +1,191 @@
+//! The client against a failing server: 401 then recovery, 500 on a POST, malformed
+//! JSON, a slow server, a dropped connection, retries for the idempotent calls.
+
+mod common;
+
+use common::*;
+use facecapture::awareid::AwareIdError;
+use facecapture::awareid::wire::*;
+use facecapture::config::Encryption;
+use facecapture::emulator::{EmulatorConfig, Fault, FaultKind};
+use facecapture::workflow::{self, FlowError};
+use std::time::{Duration, Instant};
+
+fn fault(call: &str, kind: FaultKind) -> Fault {
+    Fault {
+        call: Some(call.into()),
+        kind,
+        times: 1,
+    }
+}
+
+fn server_error(e: FlowError) -> AwareIdError {
+    match e {
+        FlowError::Server(e) => e,
+        other => panic!("expected a server error, got {other}"),
+    }
+}
+
+#[test]
+fn expired_token_gets_401_then_one_refetch_and_the_flow_completes() {
+    let s = start();
+    let ctx = ctx(&s, Encryption::Envelope, &no_progress);
+    // The token expires just before addDevice is handled.
+    s.emulator.inject(fault("addDevice", FaultKind::ExpireToken));
+    let out = workflow::enroll(&s.client, &ctx, &person("alice"), &mut photo("astronaut.jpg")).expect("recovers");
+    assert_eq!(out.enrollment_status, STATUS_COMPLETE);
+    let trail: Vec<(String, u16)> = s
+        .emulator
+        .requests()
+        .into_iter()
+        .map(|r| (r.call.unwrap_or_default(), r.status))
+        .collect();
+    let trail: Vec<(&str, u16)> = trail.iter().map(|(c, st)| (c.as_str(), *st)).collect();
+    assert_eq!(
+        trail,
+        [
+            ("token", 200),
+            ("getPublicKey", 200),
+            ("enroll", 200),
+            ("addDevice", 401),
+            ("token", 200),
+            ("addDevice", 200),
+            ("addFace", 200)
+        ]
+    );
+}
+
+#[test]
+fn a_second_401_is_not_retried_again() {
+    let s = start();
+    s.emulator.inject(Fault {
+        call: Some("enroll".into()),
+        kind: FaultKind::ExpireToken,
+        times: 2,
+    });
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("401"));
+    assert!(matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "TOKEN_EXPIRED"), "{err}");
+    assert_eq!(calls(&s.emulator), ["token", "enroll", "token", "enroll"]);
+}
+
+#[test]
+fn http_500_on_a_post_is_not_retried_and_says_unavailable() {
+    let s = start();
+    s.emulator.inject(fault("addDevice", FaultKind::Status { code: 500 }));
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("500"));
+    assert!(matches!(err, AwareIdError::Unavailable { call: "addDevice", .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("HTTP 500") && text.contains("INJECTED_FAULT"), "{text}");
+    assert_eq!(calls(&s.emulator), ["token", "enroll", "addDevice"], "the POST is sent once");
+}
+
+#[test]
+fn token_and_public_key_are_retried_with_backoff() {
+    let s = start();
+    s.emulator.inject(fault("token", FaultKind::Status { code: 503 }));
+    s.emulator.inject(fault("getPublicKey", FaultKind::DropConnection));
+    let ctx = ctx(&s, Encryption::Envelope, &no_progress);
+    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect("retries succeed");
+    assert_eq!(
+        calls(&s.emulator),
+        ["token", "token", "getPublicKey", "getPublicKey", "enroll", "addDevice", "addFace"]
+    );
+}
+
+#[test]
+fn token_retries_give_up_after_three_attempts() {
+    let s = start();
+    s.emulator.inject(Fault {
+        call: Some("token".into()),
+        kind: FaultKind::Status { code: 502 },
+        times: 5,
+    });
+    let err = s.client.ensure_token().expect_err("unavailable");
+    assert!(matches!(err, AwareIdError::Unavailable { call: "token", .. }), "{err}");
+    assert_eq!(calls(&s.emulator), ["token", "token", "token"]);
+}
+
+#[test]
+fn wrong_client_secret_is_rejected_not_retried() {
+    let s = start();
+    let mut server = s.server.clone();
+    server.client_secret = facecapture::config::Secret::new("wrong");
+    let client = facecapture::awareid::AwareIdClient::new(&server, &s.http).expect("client");
+    let err = client.ensure_token().expect_err("rejected");
+    assert!(matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "INVALID_CLIENT"), "{err}");
+    assert_eq!(calls(&s.emulator), ["token"]);
+}
+
+#[test]
+fn malformed_json_is_named() {
+    let s = start();
+    s.emulator.inject(fault("enroll", FaultKind::MalformedJson));
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("bad"));
+    assert!(matches!(err, AwareIdError::Malformed { call: "enroll", .. }), "{err}");
+}
+
+#[test]
+fn a_4xx_carries_awareid_error_code_and_message() {
+    let s = start();
+    let err = s
+        .client
+        .authenticate(&AuthenticateRequest {
+            registration_code: "NOPE00".into(),
+            device_id: "dev".into(),
+        })
+        .expect_err("unknown code");
+    match err {
+        AwareIdError::Rejected { status, code, message, .. } => {
+            assert_eq!(status, 400);
+            assert_eq!(code, "INVALID_REGISTRATION_CODE");
+            assert!(message.contains("registrationCode"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_slow_server_past_the_timeout_is_unavailable() {
+    let s = start_with(EmulatorConfig::default(), Duration::from_secs(1));
+    s.client.ensure_token().expect("token");
+    s.emulator.inject(fault("enroll", FaultKind::Delay { ms: 2500 }));
+    let started = Instant::now();
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("slow"));
+    assert!(matches!(err, AwareIdError::Unavailable { call: "enroll", .. }), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "gave up at the timeout, not after the answer");
+}
+
+#[test]
+fn a_dropped_connection_on_a_post_is_unavailable() {
+    let s = start();
+    s.emulator.inject(fault("addFace", FaultKind::DropConnection));
+    let ctx = ctx(&s, Encryption::Envelope, &no_progress);
+    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("drop"));
+    assert!(matches!(err, AwareIdError::Unavailable { call: "addFace", .. }), "{err}");
+    assert_eq!(calls(&s.emulator).iter().filter(|c| *c == "addFace").count(), 1);
+}
+
+#[test]
+fn nothing_listening_is_unavailable() {
+    let s = start();
+    let mut server = s.server.clone();
+    server.base_url = "https://127.0.0.1:9".into();
+    let client = facecapture::awareid::AwareIdClient::new(&server, &s.http).expect("client");
+    let err = client.ensure_token().expect_err("refused");
+    assert!(matches!(err, AwareIdError::Unavailable { call: "token", .. }), "{err}");
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused() {
+    let s = start();
+    let http = facecapture::awareid::HttpSettings::new(Duration::from_secs(5), None).expect("settings");
+    let client = facecapture::awareid::AwareIdClient::new(&s.server, &http).expect("client");
+    let err = client.ensure_token().expect_err("untrusted");
+    assert!(matches!(err, AwareIdError::Unavailable { .. }), "{err}");
+    assert!(s.emulator.requests().is_empty(), "no request got through TLS");
+}
