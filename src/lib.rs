@@ -7,5 +7,6 @@ pub mod config;
 pub mod crypto;
 pub mod detect;
 pub mod emulator;
+pub mod logging;
 pub mod qrimage;
 pub mod workflow;

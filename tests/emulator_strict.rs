@@ -33,7 +33,10 @@ impl Raw {
     fn token(&self) -> String {
         let mut r = self
             .agent
-            .post(format!("{}/auth/realms/emulated-consumers/protocol/openid-connect/token", self.base))
+            .post(format!(
+                "{}/auth/realms/emulated-consumers/protocol/openid-connect/token",
+                self.base
+            ))
             .send_form([
                 ("client_id", "door-terminal"),
                 ("client_secret", "emulator-client-secret"),
@@ -46,8 +49,18 @@ impl Raw {
     }
 
     /// POSTs raw bytes; returns (status, body).
-    fn post(&self, path: &str, token: Option<&str>, apikey: Option<&str>, ct: &str, body: &str) -> (u16, Value) {
-        let mut req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", ct);
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        apikey: Option<&str>,
+        ct: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", ct);
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -60,7 +73,13 @@ impl Raw {
     }
 
     fn json(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.post(path, Some(token), Some("emulator-apikey"), "application/json", &body.to_string())
+        self.post(
+            path,
+            Some(token),
+            Some("emulator-apikey"),
+            "application/json",
+            &body.to_string(),
+        )
     }
 }
 
@@ -68,8 +87,16 @@ fn assert_aware_error(status: u16, body: &Value, want_status: u16, want_code: &s
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["errorCode"], want_code, "{body}");
     assert_eq!(body["status"], want_status, "{body}");
-    assert!(body["errorMsg"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 20), "{body}");
+    assert!(
+        body["errorMsg"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 20),
+        "{body}"
+    );
 }
 
 const ENROLL: &str = "/onboarding/enrollment/enroll";
@@ -80,18 +107,42 @@ fn credentials_and_content_types() {
     let raw = Raw::new(&s);
     let t = raw.token();
     let body = json!({"username": "u", "email": "u@example.com", "phoneNumber": ""}).to_string();
-    let (st, b) = raw.post(ENROLL, Some(&t), Some("emulator-apikey"), "text/plain", &body);
+    let (st, b) = raw.post(
+        ENROLL,
+        Some(&t),
+        Some("emulator-apikey"),
+        "text/plain",
+        &body,
+    );
     assert_aware_error(st, &b, 415, "INVALID_CONTENT_TYPE");
-    let (st, b) = raw.post(ENROLL, None, Some("emulator-apikey"), "application/json", &body);
+    let (st, b) = raw.post(
+        ENROLL,
+        None,
+        Some("emulator-apikey"),
+        "application/json",
+        &body,
+    );
     assert_aware_error(st, &b, 401, "MISSING_TOKEN");
-    let (st, b) = raw.post(ENROLL, Some("made-up"), Some("emulator-apikey"), "application/json", &body);
+    let (st, b) = raw.post(
+        ENROLL,
+        Some("made-up"),
+        Some("emulator-apikey"),
+        "application/json",
+        &body,
+    );
     assert_aware_error(st, &b, 401, "INVALID_TOKEN");
     let (st, b) = raw.post(ENROLL, Some(&t), None, "application/json", &body);
     assert_aware_error(st, &b, 401, "MISSING_APIKEY");
     let (st, b) = raw.post(ENROLL, Some(&t), Some("wrong"), "application/json", &body);
     assert_aware_error(st, &b, 401, "INVALID_APIKEY");
     s.emulator.expire_tokens();
-    let (st, b) = raw.post(ENROLL, Some(&t), Some("emulator-apikey"), "application/json", &body);
+    let (st, b) = raw.post(
+        ENROLL,
+        Some(&t),
+        Some("emulator-apikey"),
+        "application/json",
+        &body,
+    );
     assert_aware_error(st, &b, 401, "TOKEN_EXPIRED");
     // The token call wants a form.
     let (st, b) = raw.post(
@@ -120,17 +171,41 @@ fn wrong_or_missing_fields_and_types_are_named() {
     let raw = Raw::new(&s);
     let t = raw.token();
     for (body, needle) in [
-        (json!({"email": "u@example.com", "phoneNumber": ""}), "username"),
-        (json!({"username": 5, "email": "u@example.com", "phoneNumber": ""}), "invalid type"),
-        (json!({"username": "u", "email": "u@example.com", "phoneNumber": "", "extra": 1}), "extra"),
-        (json!({"username": "u", "email": "not-an-email", "phoneNumber": ""}), "email"),
-        (json!({"username": "", "email": "u@example.com", "phoneNumber": ""}), "username"),
+        (
+            json!({"email": "u@example.com", "phoneNumber": ""}),
+            "username",
+        ),
+        (
+            json!({"username": 5, "email": "u@example.com", "phoneNumber": ""}),
+            "invalid type",
+        ),
+        (
+            json!({"username": "u", "email": "u@example.com", "phoneNumber": "", "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"username": "u", "email": "not-an-email", "phoneNumber": ""}),
+            "email",
+        ),
+        (
+            json!({"username": "", "email": "u@example.com", "phoneNumber": ""}),
+            "username",
+        ),
     ] {
         let (st, b) = raw.json(ENROLL, &t, body.clone());
         assert_eq!(st, 400, "{body} -> {b}");
-        assert!(b["errorMsg"].as_str().expect("msg").contains(needle), "{body} -> {b}");
+        assert!(
+            b["errorMsg"].as_str().expect("msg").contains(needle),
+            "{body} -> {b}"
+        );
     }
-    let (st, b) = raw.post(ENROLL, Some(&t), Some("emulator-apikey"), "application/json", "{not json");
+    let (st, b) = raw.post(
+        ENROLL,
+        Some(&t),
+        Some("emulator-apikey"),
+        "application/json",
+        "{not json",
+    );
     assert_aware_error(st, &b, 400, "INVALID_REQUEST");
 }
 
@@ -139,10 +214,18 @@ fn steps_out_of_order_and_bad_device_signatures() {
     let s = start();
     let raw = Raw::new(&s);
     let t = raw.token();
-    let (_, e) = raw.json(ENROLL, &t, json!({"username": "u", "email": "u@example.com", "phoneNumber": ""}));
+    let (_, e) = raw.json(
+        ENROLL,
+        &t,
+        json!({"username": "u", "email": "u@example.com", "phoneNumber": ""}),
+    );
     let et = e["enrollmentToken"].as_str().expect("token");
     let face = serde_json::to_value(package_of("astronaut.jpg", 3, "u")).expect("json");
-    let (st, b) = raw.json("/onboarding/enrollment/addFace", &t, json!({"enrollmentToken": et, "faceLivenessData": face}));
+    let (st, b) = raw.json(
+        "/onboarding/enrollment/addFace",
+        &t,
+        json!({"enrollmentToken": et, "faceLivenessData": face}),
+    );
     assert_aware_error(st, &b, 400, "STEP_OUT_OF_ORDER");
     let (st, b) = raw.json(
         "/onboarding/enrollment/adddevice",
@@ -153,7 +236,8 @@ fn steps_out_of_order_and_bad_device_signatures() {
 
     // Enroll properly, then try to skip verifyDevice and to forge its signature.
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let enrolled = workflow::enroll(&s.client, &ctx, &person("v"), &mut photo("astronaut.jpg")).expect("enroll");
+    let enrolled = workflow::enroll(&s.client, &ctx, &person("v"), &mut photo("astronaut.jpg"))
+        .expect("enroll");
     let (st, a) = raw.json(
         "/onboarding/authentication/authenticate",
         &t,
@@ -188,7 +272,11 @@ fn face_packages_are_checked() {
     let s = start();
     let raw = Raw::new(&s);
     let t = raw.token();
-    let (_, e) = raw.json(ENROLL, &t, json!({"username": "w", "email": "w@example.com", "phoneNumber": ""}));
+    let (_, e) = raw.json(
+        ENROLL,
+        &t,
+        json!({"username": "w", "email": "w@example.com", "phoneNumber": ""}),
+    );
     let et = e["enrollmentToken"].as_str().expect("token").to_owned();
     let key = facecapture::crypto::device::DeviceKey::generate().expect("key");
     raw.json(
@@ -198,11 +286,22 @@ fn face_packages_are_checked() {
     );
     let mut face = serde_json::to_value(package_of("astronaut.jpg", 3, "w")).expect("json");
     face["video"]["workflow_data"]["frames"][1]["data"] = json!("aGVsbG8=");
-    let (st, b) = raw.json("/onboarding/enrollment/addFace", &t, json!({"enrollmentToken": et, "faceLivenessData": face}));
+    let (st, b) = raw.json(
+        "/onboarding/enrollment/addFace",
+        &t,
+        json!({"enrollmentToken": et, "faceLivenessData": face}),
+    );
     assert_aware_error(st, &b, 400, "INVALID_FACE_DATA");
-    assert!(b["errorMsg"].as_str().expect("msg").contains("frames[1]"), "{b}");
+    assert!(
+        b["errorMsg"].as_str().expect("msg").contains("frames[1]"),
+        "{b}"
+    );
     let face = serde_json::to_value(package_of("astronaut.jpg", 3, "someone-else")).expect("json");
-    let (st, b) = raw.json("/onboarding/enrollment/addFace", &t, json!({"enrollmentToken": et, "faceLivenessData": face}));
+    let (st, b) = raw.json(
+        "/onboarding/enrollment/addFace",
+        &t,
+        json!({"enrollmentToken": et, "faceLivenessData": face}),
+    );
     assert_aware_error(st, &b, 400, "INVALID_REQUEST");
     let (st, b) = raw.json(
         "/onboarding/enrollment/addFace",

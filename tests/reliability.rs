@@ -31,8 +31,15 @@ fn expired_token_gets_401_then_one_refetch_and_the_flow_completes() {
     let s = start();
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
     // The token expires just before addDevice is handled.
-    s.emulator.inject(fault("addDevice", FaultKind::ExpireToken));
-    let out = workflow::enroll(&s.client, &ctx, &person("alice"), &mut photo("astronaut.jpg")).expect("recovers");
+    s.emulator
+        .inject(fault("addDevice", FaultKind::ExpireToken));
+    let out = workflow::enroll(
+        &s.client,
+        &ctx,
+        &person("alice"),
+        &mut photo("astronaut.jpg"),
+    )
+    .expect("recovers");
     assert_eq!(out.enrollment_status, STATUS_COMPLETE);
     let trail: Vec<(String, u16)> = s
         .emulator
@@ -64,33 +71,70 @@ fn a_second_401_is_not_retried_again() {
         times: 2,
     });
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("401"));
-    assert!(matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "TOKEN_EXPIRED"), "{err}");
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("401"),
+    );
+    assert!(
+        matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "TOKEN_EXPIRED"),
+        "{err}"
+    );
     assert_eq!(calls(&s.emulator), ["token", "enroll", "token", "enroll"]);
 }
 
 #[test]
 fn http_500_on_a_post_is_not_retried_and_says_unavailable() {
     let s = start();
-    s.emulator.inject(fault("addDevice", FaultKind::Status { code: 500 }));
+    s.emulator
+        .inject(fault("addDevice", FaultKind::Status { code: 500 }));
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("500"));
-    assert!(matches!(err, AwareIdError::Unavailable { call: "addDevice", .. }), "{err}");
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("500"),
+    );
+    assert!(
+        matches!(
+            err,
+            AwareIdError::Unavailable {
+                call: "addDevice",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("HTTP 500") && text.contains("INJECTED_FAULT"), "{text}");
-    assert_eq!(calls(&s.emulator), ["token", "enroll", "addDevice"], "the POST is sent once");
+    assert!(
+        text.contains("HTTP 500") && text.contains("INJECTED_FAULT"),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&s.emulator),
+        ["token", "enroll", "addDevice"],
+        "the POST is sent once"
+    );
 }
 
 #[test]
 fn token_and_public_key_are_retried_with_backoff() {
     let s = start();
-    s.emulator.inject(fault("token", FaultKind::Status { code: 503 }));
-    s.emulator.inject(fault("getPublicKey", FaultKind::DropConnection));
+    s.emulator
+        .inject(fault("token", FaultKind::Status { code: 503 }));
+    s.emulator
+        .inject(fault("getPublicKey", FaultKind::DropConnection));
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
-    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect("retries succeed");
+    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+        .expect("retries succeed");
     assert_eq!(
         calls(&s.emulator),
-        ["token", "token", "getPublicKey", "getPublicKey", "enroll", "addDevice", "addFace"]
+        [
+            "token",
+            "token",
+            "getPublicKey",
+            "getPublicKey",
+            "enroll",
+            "addDevice",
+            "addFace"
+        ]
     );
 }
 
@@ -103,7 +147,10 @@ fn token_retries_give_up_after_three_attempts() {
         times: 5,
     });
     let err = s.client.ensure_token().expect_err("unavailable");
-    assert!(matches!(err, AwareIdError::Unavailable { call: "token", .. }), "{err}");
+    assert!(
+        matches!(err, AwareIdError::Unavailable { call: "token", .. }),
+        "{err}"
+    );
     assert_eq!(calls(&s.emulator), ["token", "token", "token"]);
 }
 
@@ -114,7 +161,10 @@ fn wrong_client_secret_is_rejected_not_retried() {
     server.client_secret = facecapture::config::Secret::new("wrong");
     let client = facecapture::awareid::AwareIdClient::new(&server, &s.http).expect("client");
     let err = client.ensure_token().expect_err("rejected");
-    assert!(matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "INVALID_CLIENT"), "{err}");
+    assert!(
+        matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "INVALID_CLIENT"),
+        "{err}"
+    );
     assert_eq!(calls(&s.emulator), ["token"]);
 }
 
@@ -123,8 +173,14 @@ fn malformed_json_is_named() {
     let s = start();
     s.emulator.inject(fault("enroll", FaultKind::MalformedJson));
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("bad"));
-    assert!(matches!(err, AwareIdError::Malformed { call: "enroll", .. }), "{err}");
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("bad"),
+    );
+    assert!(
+        matches!(err, AwareIdError::Malformed { call: "enroll", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,7 +194,12 @@ fn a_4xx_carries_awareid_error_code_and_message() {
         })
         .expect_err("unknown code");
     match err {
-        AwareIdError::Rejected { status, code, message, .. } => {
+        AwareIdError::Rejected {
+            status,
+            code,
+            message,
+            ..
+        } => {
             assert_eq!(status, 400);
             assert_eq!(code, "INVALID_REGISTRATION_CODE");
             assert!(message.contains("registrationCode"), "{message}");
@@ -151,23 +212,52 @@ fn a_4xx_carries_awareid_error_code_and_message() {
 fn a_slow_server_past_the_timeout_is_unavailable() {
     let s = start_with(EmulatorConfig::default(), Duration::from_secs(1));
     s.client.ensure_token().expect("token");
-    s.emulator.inject(fault("enroll", FaultKind::Delay { ms: 2500 }));
+    s.emulator
+        .inject(fault("enroll", FaultKind::Delay { ms: 2500 }));
     let started = Instant::now();
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("slow"));
-    assert!(matches!(err, AwareIdError::Unavailable { call: "enroll", .. }), "{err}");
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("slow"),
+    );
+    assert!(
+        matches!(err, AwareIdError::Unavailable { call: "enroll", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "gave up at the timeout, not after the answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "gave up at the timeout, not after the answer"
+    );
 }
 
 #[test]
 fn a_dropped_connection_on_a_post_is_unavailable() {
     let s = start();
-    s.emulator.inject(fault("addFace", FaultKind::DropConnection));
+    s.emulator
+        .inject(fault("addFace", FaultKind::DropConnection));
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
-    let err = server_error(workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg")).expect_err("drop"));
-    assert!(matches!(err, AwareIdError::Unavailable { call: "addFace", .. }), "{err}");
-    assert_eq!(calls(&s.emulator).iter().filter(|c| *c == "addFace").count(), 1);
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("drop"),
+    );
+    assert!(
+        matches!(
+            err,
+            AwareIdError::Unavailable {
+                call: "addFace",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        calls(&s.emulator)
+            .iter()
+            .filter(|c| *c == "addFace")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -177,15 +267,22 @@ fn nothing_listening_is_unavailable() {
     server.base_url = "https://127.0.0.1:9".into();
     let client = facecapture::awareid::AwareIdClient::new(&server, &s.http).expect("client");
     let err = client.ensure_token().expect_err("refused");
-    assert!(matches!(err, AwareIdError::Unavailable { call: "token", .. }), "{err}");
+    assert!(
+        matches!(err, AwareIdError::Unavailable { call: "token", .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_untrusted_certificate_is_refused() {
     let s = start();
-    let http = facecapture::awareid::HttpSettings::new(Duration::from_secs(5), None).expect("settings");
+    let http =
+        facecapture::awareid::HttpSettings::new(Duration::from_secs(5), None).expect("settings");
     let client = facecapture::awareid::AwareIdClient::new(&s.server, &http).expect("client");
     let err = client.ensure_token().expect_err("untrusted");
     assert!(matches!(err, AwareIdError::Unavailable { .. }), "{err}");
-    assert!(s.emulator.requests().is_empty(), "no request got through TLS");
+    assert!(
+        s.emulator.requests().is_empty(),
+        "no request got through TLS"
+    );
 }
