@@ -1,1 +1,188 @@
-fn main() {}
+//! facecapturectl: the operator's CLI (SPEC 7). Offline tools: `detect`,
+//! `qr decode`, `trigger-enroll`, `trigger-authenticate`.
+//! Exit status: 0 ok, 1 operation failed, 2 usage.
+
+use clap::{Parser, Subcommand};
+use facecapture::awareid::wire::{
+    TriggerAuthenticateRequest, TriggerEnrollRequest, TriggerResponse,
+};
+use facecapture::awareid::{AwareIdClient, HttpSettings};
+use facecapture::config::{Config, Environment, Need};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "facecapturectl",
+    version,
+    about = "Operate facecaptured and its AwareID tenant"
+)]
+struct Args {
+    /// Configuration file (default: /etc/facecaptured/config.toml if present).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Find faces in images; prints one JSON line per image.
+    Detect {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Smallest face to report, in pixels (default: capture.min_face_px).
+        #[arg(long)]
+        min_face_px: Option<u32>,
+    },
+    /// QR code tools.
+    Qr {
+        #[command(subcommand)]
+        command: QrCommand,
+    },
+    /// Start a QR enrollment as the web portal does; prints the QR code.
+    TriggerEnroll {
+        username: String,
+        email: String,
+        /// Also save the QR image (PNG) here.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+    /// Start a QR authentication as the web portal does; prints the QR code.
+    TriggerAuthenticate {
+        username: String,
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QrCommand {
+    /// Verify and decode a sessionCallbackURL, or the QR code in a PNG/JPEG image.
+    Decode {
+        #[arg(value_name = "URL|IMAGE")]
+        input: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    facecapture::logging::init("facecapturectl");
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("facecapturectl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&Path>, need: Need) -> Result<Config, String> {
+    Config::load(path, &Environment::from_process(), need).map_err(|e| e.to_string())
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let cfg_path = args.config.as_deref();
+    match args.command {
+        Command::Detect {
+            images,
+            min_face_px,
+        } => {
+            let cfg = load(cfg_path, Need::Nothing)?;
+            let min = min_face_px.unwrap_or(cfg.capture.min_face_px).max(20);
+            let mut detector =
+                facecapture::detect::Detector::embedded().map_err(|e| e.to_string())?;
+            let mut failed = false;
+            for path in images {
+                match image::open(&path) {
+                    Ok(img) => {
+                        let faces = detector.detect(&img.to_luma8(), min);
+                        println!(
+                            "{}",
+                            serde_json::json!({"image": path.display().to_string(), "faces": faces})
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!("facecapturectl: {}: {e}", path.display());
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                Err("some images could not be read".into())
+            } else {
+                Ok(())
+            }
+        }
+        Command::Qr {
+            command: QrCommand::Decode { input },
+        } => {
+            let cfg = load(cfg_path, Need::Nothing)?;
+            let keys = cfg
+                .qr_keys()
+                .map_err(|e| e.to_string())?
+                .ok_or("qr.signing_public_key and qr.aes_key must be configured")?;
+            let url = if input.starts_with("https://") || input.starts_with("http://") {
+                input
+            } else {
+                let img = image::open(&input).map_err(|e| format!("{input}: {e}"))?;
+                facecapture::qrimage::find_in(&img.to_luma8())
+                    .ok_or_else(|| format!("{input}: no QR code found"))?
+            };
+            let cb = facecapture::crypto::qr::decode(&url, &keys, &cfg.qr.allowed_hosts)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({"host": cb.host, "session_token": cb.session_token, "apikey": "<masked>"})
+            );
+            Ok(())
+        }
+        Command::TriggerEnroll {
+            username,
+            email,
+            png,
+        } => {
+            let client = client(cfg_path)?;
+            let resp = client
+                .trigger_enroll(&TriggerEnrollRequest {
+                    username,
+                    email,
+                    notify_options: None,
+                })
+                .map_err(|e| e.to_string())?;
+            show(&resp, png.as_deref())
+        }
+        Command::TriggerAuthenticate { username, png } => {
+            let client = client(cfg_path)?;
+            let resp = client
+                .trigger_authenticate(&TriggerAuthenticateRequest {
+                    username,
+                    notify_options: None,
+                })
+                .map_err(|e| e.to_string())?;
+            show(&resp, png.as_deref())
+        }
+    }
+}
+
+fn client(cfg_path: Option<&Path>) -> Result<AwareIdClient, String> {
+    let cfg = load(cfg_path, Need::Daemon)?;
+    let http = HttpSettings::from_config(&cfg.server).map_err(|e| e.to_string())?;
+    AwareIdClient::new(&cfg.server, &http).map_err(|e| e.to_string())
+}
+
+fn show(resp: &TriggerResponse, png: Option<&Path>) -> Result<(), String> {
+    let url = resp.session_callback_url.as_deref().unwrap_or_default();
+    let qr = facecapture::qrimage::to_terminal(url).map_err(|e| e.to_string())?;
+    println!("{qr}");
+    println!("{url}");
+    if let Some(path) = png {
+        let image = resp
+            .qrcode_image
+            .as_deref()
+            .ok_or("the server sent no qrcodeImage")?;
+        let bytes = facecapture::crypto::unb64(image).map_err(|_| "qrcodeImage is not base64")?;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,1 +1,55 @@
-fn main() {}
+//! facecaptured: the door terminal's face-capture daemon.
+
+use clap::Parser;
+use facecapture::config::{Config, Environment, Need};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "facecaptured",
+    version,
+    about = "Face capture daemon for door terminals (D-Bus, V4L2, AwareID)"
+)]
+struct Args {
+    /// Configuration file (default: /etc/facecaptured/config.toml if present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (for ExecStartPre= and operators).
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let target = facecapture::logging::init("facecaptured");
+    let cfg = match Config::load(
+        args.config.as_deref(),
+        &Environment::from_process(),
+        Need::Daemon,
+    ) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            // One line naming the key: a structured journal entry under systemd,
+            // a plain line on stderr otherwise.
+            match target {
+                facecapture::logging::Target::Journald => tracing::error!(key = %e.key, "{e}"),
+                facecapture::logging::Target::Stderr => eprintln!("facecaptured: {e}"),
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check_config {
+        println!(
+            "configuration OK: server {}, camera {:?}, state in {}",
+            cfg.server.base_url,
+            cfg.camera.source,
+            cfg.storage.state_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "facecaptured: the D-Bus service is not part of this build yet; only --check-config is available"
+    );
+    ExitCode::FAILURE
+}

@@ -1,0 +1,214 @@
+//! The binaries as an operator runs them: --help/--version, --check-config, and
+//! facecapturectl's offline tools against a real awareid-emulator process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CTL: &str = env!("CARGO_BIN_EXE_facecapturectl");
+const DAEMON: &str = env!("CARGO_BIN_EXE_facecaptured");
+const EMULATOR: &str = env!("CARGO_BIN_EXE_awareid-emulator");
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/faces")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+struct EmulatorProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl EmulatorProcess {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let child = Command::new(EMULATOR)
+            .args(["--listen", "127.0.0.1:0", "--out-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn emulator");
+        let config = dir.path().join("facecaptured.toml");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !config.exists() {
+            assert!(Instant::now() < deadline, "emulator wrote no config");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("facecaptured.toml")
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_binary_answers_help_and_version() {
+    for bin in [CTL, DAEMON, EMULATOR] {
+        let help = run(bin, &["--help"]);
+        assert!(help.status.success(), "{bin} --help");
+        assert!(text(&help.stdout).contains("Usage:"), "{bin}");
+        let version = run(bin, &["--version"]);
+        assert!(version.status.success());
+        assert!(
+            text(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{bin}"
+        );
+    }
+    let usage = run(CTL, &["no-such-command"]);
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn check_config_names_the_bad_key_in_one_line() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/facecaptured.toml");
+    let out = run(
+        DAEMON,
+        &[
+            "--check-config",
+            "--config",
+            example.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("server.client_secret") && err.contains("missing secret"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[capture]\nframez = 3\n").expect("write");
+    let out = run(
+        DAEMON,
+        &["--check-config", "--config", bad.to_str().expect("path")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("capture.framez: unknown key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn offline_tools_against_the_emulator() {
+    let emu = EmulatorProcess::start();
+    let cfg = emu.config();
+    let cfg = cfg.to_str().expect("path");
+
+    let ok = run(DAEMON, &["--check-config", "--config", cfg]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("configuration OK"));
+
+    let png = emu.dir.path().join("qr.png");
+    let out = run(
+        CTL,
+        &[
+            "--config",
+            cfg,
+            "trigger-enroll",
+            "alice",
+            "alice@example.com",
+            "--png",
+            png.to_str().expect("p"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let url = stdout
+        .lines()
+        .find(|l| l.starts_with("https://127.0.0.1:"))
+        .expect("the URL is printed")
+        .to_owned();
+    assert!(url.contains("/onboarding?data="), "{url}");
+    assert!(
+        stdout.contains('█') || stdout.contains('▀') || stdout.contains('▄'),
+        "a QR code is drawn"
+    );
+
+    for input in [url.as_str(), png.to_str().expect("png")] {
+        let out = run(CTL, &["--config", cfg, "qr", "decode", input]);
+        assert!(out.status.success(), "{input}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
+        assert!(
+            v["host"].as_str().expect("host").starts_with("127.0.0.1:"),
+            "{v}"
+        );
+        assert_eq!(v["apikey"], "<masked>");
+        assert!(
+            v["session_token"].as_str().is_some_and(|t| t.len() == 36),
+            "{v}"
+        );
+        assert!(!text(&out.stdout).contains("emulator-apikey"));
+    }
+
+    // A tampered URL is refused with the reason, exit 1.
+    let mut tampered = url.clone();
+    let last = tampered.pop().expect("char");
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let out = run(CTL, &["--config", cfg, "qr", "decode", &tampered]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("signature") || err.contains("base64"), "{err}");
+
+    let out = run(CTL, &["--config", cfg, "trigger-authenticate", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("User is not enrolled"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn detect_prints_one_json_line_per_image() {
+    let out = run(
+        CTL,
+        &["detect", &fixture("astronaut.jpg"), &fixture("no-face.jpg")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["image"]
+            .as_str()
+            .expect("image")
+            .ends_with("astronaut.jpg")
+    );
+    let face = &lines[0]["faces"][0];
+    for k in ["x", "y", "width", "height", "score"] {
+        assert!(face[k].is_number(), "{k} in {face}");
+    }
+    assert_eq!(lines[1]["faces"].as_array().expect("faces").len(), 0);
+    let out = run(CTL, &["detect", "/nonexistent.jpg"]);
+    assert_eq!(out.status.code(), Some(1));
+}
