@@ -1,0 +1,189 @@
+//! The main job with embedded defaults: an AwareID emulator on loopback (HTTPS,
+//! self-signed), a fresh terminal identity, and sample face photos as frames; runs
+//! all four flows (enroll and authenticate, client-initiated and from a QR code)
+//! and an impostor, printing progress and results.
+//!
+//! `cargo run --release --example demo`
+
+use facecapture::awareid::HttpSettings;
+use facecapture::awareid::wire::*;
+use facecapture::config::{Encryption, Secret, ServerConfig};
+use facecapture::crypto::device::DeviceKey;
+use facecapture::crypto::qr::QrKeys;
+use facecapture::emulator::{Emulator, EmulatorConfig};
+use facecapture::workflow::{self, Context, FlowError, Person, Step, Terminal};
+use std::time::{Duration, Instant};
+
+fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
+    move |user: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/faces")
+            .join(name);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| FlowError::Capture(format!("{}: {e}", path.display())))?;
+        let data = facecapture::crypto::b64(&bytes);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as f64)
+            .unwrap_or(0.0);
+        Ok(FaceLivenessData {
+            video: Video {
+                workflow_data: WorkflowData {
+                    workflow: "hotel2".into(),
+                    rotation: 0,
+                    frames: (0..3)
+                        .map(|i| Frame {
+                            data: data.clone(),
+                            tags: vec![],
+                            timestamp: now + 33.0 * f64::from(i),
+                        })
+                        .collect(),
+                },
+                meta_data: MetaData {
+                    client_device_brand: "Unknown".into(),
+                    username: user.into(),
+                    client_version: format!(
+                        "facecaptured/{} ({})",
+                        env!("CARGO_PKG_VERSION"),
+                        std::env::consts::ARCH
+                    ),
+                },
+            },
+        })
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    facecapture::logging::init("facecaptured-demo");
+    let emulator = Emulator::start(EmulatorConfig::default())?;
+    println!("AwareID emulator on {}", emulator.base_url());
+    let server = ServerConfig {
+        base_url: emulator.base_url(),
+        customer_name: emulator.config().customer_name.clone(),
+        client_id: emulator.config().client_id.clone(),
+        client_secret: Secret::new(emulator.config().client_secret.clone()),
+        apikey: Secret::new(emulator.config().apikey.clone()),
+        ..ServerConfig::default()
+    };
+    let http = HttpSettings::new(Duration::from_secs(15), Some(emulator.ca_pem().as_bytes()))?;
+    let client = facecapture::awareid::AwareIdClient::new(&server, &http)?;
+    let aes: [u8; 32] = facecapture::crypto::unb64(&emulator.qr_aes_key_b64())?
+        .try_into()
+        .map_err(|_| "AES key length")?;
+    let qr_keys = QrKeys::from_pem(&emulator.qr_public_pem(), aes)?;
+    let terminal = Terminal {
+        device_id: facecapture::crypto::device::derive_device_id(
+            "0123456789abcdef0123456789abcdef",
+        )?,
+        key: DeviceKey::generate()?,
+    };
+    let progress = |s: Step| println!("    progress: {}", s.as_str());
+    let ctx = Context {
+        terminal: &terminal,
+        encryption: Encryption::Envelope,
+        progress: &progress,
+    };
+    let alice = Person {
+        username: "alice".into(),
+        email: "alice@example.com".into(),
+        phone_number: "+15550100".into(),
+        first_name: Some("Alice".into()),
+        last_name: None,
+    };
+
+    println!("\n1. Enroll alice (client-initiated), astronaut photo");
+    let t = Instant::now();
+    let e = workflow::enroll(&client, &ctx, &alice, &mut photo("astronaut.jpg"))?;
+    println!(
+        "  => enrollment_status {} liveness {} (registration code stored, {} chars) in {} ms",
+        e.enrollment_status,
+        e.liveness,
+        e.registration_code.expose().len(),
+        t.elapsed().as_millis()
+    );
+
+    println!("\n2. Authenticate alice (client-initiated), same face");
+    let t = Instant::now();
+    let a = workflow::authenticate(
+        &client,
+        &ctx,
+        "alice",
+        &e.registration_code,
+        &mut photo("astronaut.jpg"),
+    )?;
+    println!(
+        "  => granted {} (liveness {}, matched {}, score {:.1}, auth_status {}) in {} ms",
+        a.granted,
+        a.liveness,
+        a.matched,
+        a.match_score,
+        a.auth_status,
+        t.elapsed().as_millis()
+    );
+
+    println!("\n3. Authenticate alice with another person's face");
+    let a = workflow::authenticate(
+        &client,
+        &ctx,
+        "alice",
+        &e.registration_code,
+        &mut photo("solvay-einstein.jpg"),
+    )?;
+    println!(
+        "  => granted {} (liveness {}, matched {}, score {:.1})",
+        a.granted, a.liveness, a.matched, a.match_score
+    );
+
+    println!("\n4. Enroll bob from a QR code (the web portal calls triggerEnroll)");
+    let trigger = client.trigger_enroll(&TriggerEnrollRequest {
+        username: "bob".into(),
+        email: "bob@example.com".into(),
+        notify_options: None,
+    })?;
+    let url = trigger.session_callback_url.unwrap_or_default();
+    println!("{}", facecapture::qrimage::to_terminal(&url)?);
+    let qr = workflow::start_qr(&url, &qr_keys, &[], &http, "enroll", &progress)?;
+    let bob = Person {
+        username: qr.session.user_name.clone(),
+        email: qr.session.email.clone(),
+        phone_number: String::new(),
+        first_name: None,
+        last_name: None,
+    };
+    let b = workflow::enroll(&qr.client, &ctx, &bob, &mut photo("solvay-einstein.jpg"))?;
+    println!(
+        "  => {} enrolled: status {} liveness {}",
+        b.username, b.enrollment_status, b.liveness
+    );
+
+    println!("\n5. Authenticate bob from a QR code (triggerAuthenticate)");
+    let trigger = client.trigger_authenticate(&TriggerAuthenticateRequest {
+        username: "bob".into(),
+        notify_options: None,
+    })?;
+    let qr = workflow::start_qr(
+        &trigger.session_callback_url.unwrap_or_default(),
+        &qr_keys,
+        &[],
+        &http,
+        "authenticate",
+        &progress,
+    )?;
+    let a = workflow::authenticate(
+        &qr.client,
+        &ctx,
+        &qr.session.user_name,
+        &b.registration_code,
+        &mut photo("solvay-einstein.jpg"),
+    )?;
+    println!(
+        "  => granted {} (liveness {}, matched {}, score {:.1})",
+        a.granted, a.liveness, a.matched, a.match_score
+    );
+
+    println!(
+        "\nThe emulator received {} requests.",
+        emulator.requests().len()
+    );
+    Ok(())
+}
