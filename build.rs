@@ -9,17 +9,21 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
-        .arg(PathBuf::from(&manifest).join("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
+    // Offline first (a fetched or vendored tree has every package); cargo metadata
+    // also wants other platforms' manifests, so fall back to letting it fetch them.
+    let metadata = |offline: bool| {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(PathBuf::from(&manifest).join("Cargo.toml"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().expect("run cargo metadata")
+    };
+    let mut out = metadata(true);
+    if !out.status.success() {
+        out = metadata(false);
+    }
     assert!(
         out.status.success(),
         "cargo metadata failed: {}",

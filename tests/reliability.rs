@@ -286,3 +286,33 @@ fn an_untrusted_certificate_is_refused() {
         "no request got through TLS"
     );
 }
+
+#[test]
+fn the_token_is_renewed_before_it_expires() {
+    let cfg = EmulatorConfig {
+        token_ttl: Duration::from_secs(2),
+        ..EmulatorConfig::default()
+    };
+    let s = start_with(cfg, Duration::from_secs(10));
+    s.client.ensure_token().expect("token");
+    s.client.ensure_token().expect("cached");
+    assert_eq!(calls(&s.emulator), ["token"], "cached while fresh");
+    // 10% before expiry (1.8 s) the client fetches a new one by itself: no 401.
+    std::thread::sleep(Duration::from_millis(1900));
+    s.client
+        .public_key()
+        .expect("public key with a renewed token");
+    let reqs = s.emulator.requests();
+    let trail: Vec<_> = reqs
+        .iter()
+        .map(|r| (r.call.clone().unwrap_or_default(), r.status))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("token".into(), 200),
+            ("token".into(), 200),
+            ("getPublicKey".into(), 200)
+        ]
+    );
+}
