@@ -97,6 +97,29 @@ fn require_bearer(shared: &Shared, headers: &HeaderMap) -> Result<Scope, ApiErro
     Ok(grant.scope.clone())
 }
 
+/// The preamble of every JSON call made with a bearer token: content type, apikey,
+/// token. Returns the token's scope.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    require_json(headers)?;
+    require_apikey(shared, headers, true)?;
+    require_bearer(shared, headers)
+}
+
+/// The web portal's calls (triggers): JSON, a client-credentials token; the apikey
+/// is optional (the seed's portal does not send one) but checked when present.
+fn authorize_portal(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    require_json(headers)?;
+    require_apikey(shared, headers, false)?;
+    if require_bearer(shared, headers)? != Scope::Client {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "a session token cannot trigger".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| bad_request("INVALID_REQUEST", format!("invalid request body: {e}")))
@@ -215,9 +238,7 @@ pub async fn public_key(State(shared): S, headers: HeaderMap) -> Result<Response
 }
 
 pub async fn enroll(State(shared): S, headers: HeaderMap, body: Bytes) -> Reply<EnrollResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    let scope = require_bearer(&shared, &headers)?;
+    let scope = authorize(&shared, &headers)?;
     let req: EnrollRequest = parse(&body)?;
     non_empty("username", &req.username)?;
     non_empty("email", &req.email)?;
@@ -250,9 +271,7 @@ pub async fn add_device(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<AddDeviceResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    require_bearer(&shared, &headers)?;
+    authorize(&shared, &headers)?;
     let req: AddDeviceRequest = parse(&body)?;
     non_empty("deviceId", &req.device_id)?;
     crypto::device::check_public_key(&req.public_key).map_err(|_| {
@@ -334,9 +353,7 @@ fn liveness_json(a: &face::Analysis) -> serde_json::Value {
 }
 
 pub async fn add_face(State(shared): S, headers: HeaderMap, body: Bytes) -> Reply<AddFaceResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    require_bearer(&shared, &headers)?;
+    authorize(&shared, &headers)?;
     let req: AddFaceRequest = parse(&body)?;
     let (username, device) = {
         let state = shared.lock();
@@ -388,9 +405,7 @@ pub async fn authenticate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<AuthenticateResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    let scope = require_bearer(&shared, &headers)?;
+    let scope = authorize(&shared, &headers)?;
     let req: AuthenticateRequest = parse(&body)?;
     non_empty("registrationCode", &req.registration_code)?;
     non_empty("deviceId", &req.device_id)?;
@@ -427,9 +442,7 @@ pub async fn verify_device(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<VerifyDeviceResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    require_bearer(&shared, &headers)?;
+    authorize(&shared, &headers)?;
     let req: VerifyDeviceRequest = parse(&body)?;
     let mut state = shared.lock();
     let username = state
@@ -470,9 +483,7 @@ pub async fn verify_face(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<VerifyFaceResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, true)?;
-    require_bearer(&shared, &headers)?;
+    authorize(&shared, &headers)?;
     let req: VerifyFaceRequest = parse(&body)?;
     let username = {
         let state = shared.lock();
@@ -614,15 +625,7 @@ pub async fn trigger_enroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<TriggerResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, false)?;
-    if require_bearer(&shared, &headers)? != Scope::Client {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "a session token cannot trigger".into(),
-        ));
-    }
+    authorize_portal(&shared, &headers)?;
     let req: TriggerEnrollRequest = parse(&body)?;
     if req.username.trim().is_empty() || !req.email.contains('@') {
         return Ok(trigger_failure("username and a valid email are required"));
@@ -635,15 +638,7 @@ pub async fn trigger_authenticate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<TriggerResponse> {
-    require_json(&headers)?;
-    require_apikey(&shared, &headers, false)?;
-    if require_bearer(&shared, &headers)? != Scope::Client {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "a session token cannot trigger".into(),
-        ));
-    }
+    authorize_portal(&shared, &headers)?;
     let req: TriggerAuthenticateRequest = parse(&body)?;
     if !shared.lock().users.contains_key(&req.username) {
         return Ok(trigger_failure("User is not enrolled"));
