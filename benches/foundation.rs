@@ -16,13 +16,14 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 fn benches(c: &mut Criterion) {
     let server = facecapture::crypto::new_rsa_key(2048).expect("key");
-    let photo = facecapture::crypto::b64(&std::fs::read(fixture("astronaut.jpg")).expect("photo"));
-    let package = serde_json::to_vec(&serde_json::json!({"video": {
-        "workflow_data": {"workflow": "hotel2", "rotation": 0, "frames": [
-            {"data": photo, "tags": [], "timestamp": 1.0},
-            {"data": photo, "tags": [], "timestamp": 34.0},
-            {"data": photo, "tags": [], "timestamp": 67.0}]},
-        "meta_data": {"client_device_brand": "Unknown", "username": "u", "client_version": "v"}}}))
+    let jpeg = std::fs::read(fixture("astronaut.jpg")).expect("photo");
+    let frames: Vec<(&[u8], f64)> = vec![(&jpeg[..], 1.0), (&jpeg[..], 34.0), (&jpeg[..], 67.0)];
+    let package = serde_json::to_vec(&facecapture::awareid::wire::FaceLivenessData::from_jpegs(
+        "hotel2",
+        0,
+        &frames,
+        facecapture::awareid::wire::MetaData::for_terminal("Unknown", "u"),
+    ))
     .expect("json");
     let public = server.to_public_key();
     c.bench_function("envelope seal, 3 x 640x480 JPEG package", |b| {

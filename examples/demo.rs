@@ -7,49 +7,33 @@
 
 use facecapture::awareid::HttpSettings;
 use facecapture::awareid::wire::*;
-use facecapture::config::{Encryption, Secret, ServerConfig};
+use facecapture::config::Encryption;
 use facecapture::crypto::device::DeviceKey;
-use facecapture::crypto::qr::QrKeys;
 use facecapture::emulator::{Emulator, EmulatorConfig};
 use facecapture::workflow::{self, Context, FlowError, Person, Step, Terminal};
 use std::time::{Duration, Instant};
 
+/// A face source that serves three frames of a sample photo, 33 ms apart.
 fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
     move |user: &str| {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/faces")
             .join(name);
-        let bytes = std::fs::read(&path)
+        let jpeg = std::fs::read(&path)
             .map_err(|e| FlowError::Capture(format!("{}: {e}", path.display())))?;
-        let data = facecapture::crypto::b64(&bytes);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as f64)
             .unwrap_or(0.0);
-        Ok(FaceLivenessData {
-            video: Video {
-                workflow_data: WorkflowData {
-                    workflow: "hotel2".into(),
-                    rotation: 0,
-                    frames: (0..3)
-                        .map(|i| Frame {
-                            data: data.clone(),
-                            tags: vec![],
-                            timestamp: now + 33.0 * f64::from(i),
-                        })
-                        .collect(),
-                },
-                meta_data: MetaData {
-                    client_device_brand: "Unknown".into(),
-                    username: user.into(),
-                    client_version: format!(
-                        "facecaptured/{} ({})",
-                        env!("CARGO_PKG_VERSION"),
-                        std::env::consts::ARCH
-                    ),
-                },
-            },
-        })
+        let frames: Vec<(&[u8], f64)> = (0..3)
+            .map(|i| (&jpeg[..], now + 33.0 * f64::from(i)))
+            .collect();
+        Ok(FaceLivenessData::from_jpegs(
+            "hotel2",
+            0,
+            &frames,
+            MetaData::for_terminal("Unknown", user),
+        ))
     }
 }
 
@@ -57,20 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     facecapture::logging::init("facecaptured-demo");
     let emulator = Emulator::start(EmulatorConfig::default())?;
     println!("AwareID emulator on {}", emulator.base_url());
-    let server = ServerConfig {
-        base_url: emulator.base_url(),
-        customer_name: emulator.config().customer_name.clone(),
-        client_id: emulator.config().client_id.clone(),
-        client_secret: Secret::new(emulator.config().client_secret.clone()),
-        apikey: Secret::new(emulator.config().apikey.clone()),
-        ..ServerConfig::default()
-    };
+    let server = emulator.server_config();
     let http = HttpSettings::new(Duration::from_secs(15), Some(emulator.ca_pem().as_bytes()))?;
     let client = facecapture::awareid::AwareIdClient::new(&server, &http)?;
-    let aes: [u8; 32] = facecapture::crypto::unb64(&emulator.qr_aes_key_b64())?
-        .try_into()
-        .map_err(|_| "AES key length")?;
-    let qr_keys = QrKeys::from_pem(&emulator.qr_public_pem(), aes)?;
+    let qr_keys = emulator.qr_keys();
     let terminal = Terminal {
         device_id: facecapture::crypto::device::derive_device_id(
             "0123456789abcdef0123456789abcdef",

@@ -32,8 +32,16 @@ pub enum DetectError {
 }
 
 pub struct Detector {
-    inner: Box<dyn rustface::Detector + Send>,
+    inner: SendDetector,
 }
+
+/// rustface's `Detector` trait object is not declared `Send`, but its only
+/// implementation owns plain data (the model and scratch buffers; no Rc, no raw
+/// pointers), so moving it to another thread is sound.
+struct SendDetector(Box<dyn rustface::Detector>);
+
+// SAFETY: see SendDetector's doc comment.
+unsafe impl Send for SendDetector {}
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,9 +65,9 @@ impl Detector {
         inner.set_score_thresh(2.0);
         inner.set_pyramid_scale_factor(0.8);
         inner.set_slide_window_step(4, 4);
-        // Model is plain data and rustface's detector holds no thread-bound state.
-        let inner: Box<dyn rustface::Detector + Send> = unsafe_send(inner);
-        Ok(Self { inner })
+        Ok(Self {
+            inner: SendDetector(inner),
+        })
     }
 
     /// Faces at least `min_face_px` wide, largest first.
@@ -81,6 +89,7 @@ impl Detector {
         let data = rustface::ImageData::new(img.as_raw(), img.width(), img.height());
         let mut faces: Vec<FaceBox> = self
             .inner
+            .0
             .detect(&data)
             .into_iter()
             .map(|f| {
@@ -98,39 +107,6 @@ impl Detector {
         faces.sort_by_key(|f| std::cmp::Reverse(f.width));
         faces
     }
-}
-
-/// rustface's `Detector` trait object is not declared `Send`, but its only
-/// implementation owns plain data (the model and scratch buffers, no Rc or raw
-/// pointers), so moving it between threads is sound.
-fn unsafe_send(d: Box<dyn rustface::Detector>) -> Box<dyn rustface::Detector + Send> {
-    struct AssertSend(Box<dyn rustface::Detector>);
-    // SAFETY: see the function's doc comment.
-    unsafe impl Send for AssertSend {}
-    impl rustface::Detector for AssertSend {
-        fn detect(&mut self, image: &rustface::ImageData) -> Vec<rustface::FaceInfo> {
-            self.0.detect(image)
-        }
-        fn set_window_size(&mut self, s: u32) {
-            self.0.set_window_size(s)
-        }
-        fn set_slide_window_step(&mut self, x: u32, y: u32) {
-            self.0.set_slide_window_step(x, y)
-        }
-        fn set_min_face_size(&mut self, s: u32) {
-            self.0.set_min_face_size(s)
-        }
-        fn set_max_face_size(&mut self, s: u32) {
-            self.0.set_max_face_size(s)
-        }
-        fn set_pyramid_scale_factor(&mut self, f: f32) {
-            self.0.set_pyramid_scale_factor(f)
-        }
-        fn set_score_thresh(&mut self, t: f64) {
-            self.0.set_score_thresh(t)
-        }
-    }
-    Box::new(AssertSend(d))
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub enum FlowError {
     Capture(String),
     #[error("face data encryption failed: {0}")]
     Envelope(#[from] crate::crypto::envelope::EnvelopeError),
+    #[error("face package encoding failed: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("device key: {0}")]
     Device(#[from] crate::crypto::device::DeviceError),
 }
@@ -134,9 +136,7 @@ fn package(
 ) -> Result<FaceData, FlowError> {
     match (ctx.encryption, key) {
         (Encryption::Envelope, Some(key)) => {
-            let json = zeroize::Zeroizing::new(
-                serde_json::to_vec(&data).map_err(|e| FlowError::Capture(e.to_string()))?,
-            );
+            let json = zeroize::Zeroizing::new(serde_json::to_vec(&data)?);
             Ok(FaceData::Sealed(crate::crypto::envelope::seal(key, &json)?))
         }
         _ => Ok(FaceData::Plain(data)),

@@ -72,6 +72,20 @@ impl Raw {
         (status, resp.body_mut().read_json().unwrap_or(Value::Null))
     }
 
+    /// Starts an enrollment for `username`; returns the enrollmentToken.
+    fn start_enrollment(&self, token: &str, username: &str) -> String {
+        let (status, body) = self.json(
+            ENROLL,
+            token,
+            json!({"username": username, "email": format!("{username}@example.com"), "phoneNumber": ""}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["enrollmentToken"]
+            .as_str()
+            .expect("enrollmentToken")
+            .to_owned()
+    }
+
     fn json(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         self.post(
             path,
@@ -214,12 +228,7 @@ fn steps_out_of_order_and_bad_device_signatures() {
     let s = start();
     let raw = Raw::new(&s);
     let t = raw.token();
-    let (_, e) = raw.json(
-        ENROLL,
-        &t,
-        json!({"username": "u", "email": "u@example.com", "phoneNumber": ""}),
-    );
-    let et = e["enrollmentToken"].as_str().expect("token");
+    let et = raw.start_enrollment(&t, "u");
     let face = serde_json::to_value(package_of("astronaut.jpg", 3, "u")).expect("json");
     let (st, b) = raw.json(
         "/onboarding/enrollment/addFace",
@@ -272,12 +281,7 @@ fn face_packages_are_checked() {
     let s = start();
     let raw = Raw::new(&s);
     let t = raw.token();
-    let (_, e) = raw.json(
-        ENROLL,
-        &t,
-        json!({"username": "w", "email": "w@example.com", "phoneNumber": ""}),
-    );
-    let et = e["enrollmentToken"].as_str().expect("token").to_owned();
+    let et = raw.start_enrollment(&t, "w");
     let key = facecapture::crypto::device::DeviceKey::generate().expect("key");
     raw.json(
         "/onboarding/enrollment/adddevice",

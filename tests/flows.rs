@@ -244,14 +244,7 @@ fn qr_started_enrollment_and_authentication() {
     assert!(workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "enroll", &no_progress).is_err());
 
     // QR-started authentication.
-    let trigger = s
-        .client
-        .trigger_authenticate(&TriggerAuthenticateRequest {
-            username: "dave".into(),
-            notify_options: None,
-        })
-        .expect("triggerAuthenticate");
-    let url = trigger.session_callback_url.expect("url");
+    let url = trigger_authenticate_url(&s, "dave");
     // Starting it as an enrollment is refused by method type.
     let wrong = workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "enroll", &no_progress);
     assert!(
@@ -259,14 +252,7 @@ fn qr_started_enrollment_and_authentication() {
         "{:?}",
         wrong.err()
     );
-    let trigger = s
-        .client
-        .trigger_authenticate(&TriggerAuthenticateRequest {
-            username: "dave".into(),
-            notify_options: None,
-        })
-        .expect("triggerAuthenticate");
-    let url = trigger.session_callback_url.expect("url");
+    let url = trigger_authenticate_url(&s, "dave");
     let qr = workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "authenticate", &no_progress)
         .expect("start QR auth");
     assert_eq!(qr.session.user_name, "dave");
@@ -297,6 +283,18 @@ fn qr_started_enrollment_and_authentication() {
             .iter()
             .all(|r| r.bearer.is_none() && r.apikey.as_deref() == Some("emulator-apikey"))
     );
+}
+
+/// The web portal's triggerAuthenticate: the sessionCallbackURL it answers.
+fn trigger_authenticate_url(s: &Setup, username: &str) -> String {
+    s.client
+        .trigger_authenticate(&TriggerAuthenticateRequest {
+            username: username.into(),
+            notify_options: None,
+        })
+        .expect("triggerAuthenticate")
+        .session_callback_url
+        .expect("url")
 }
 
 #[test]

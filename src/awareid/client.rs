@@ -146,12 +146,20 @@ impl std::fmt::Debug for AwareIdClient {
     }
 }
 
-/// The body of a request.
+/// The body of a request. It only borrows, so it can be sent twice (the 401 retry).
 enum Body<'a, T: Serialize> {
     None,
     Json(&'a T),
     Form(&'a [(&'a str, &'a str)]),
 }
+
+impl<T: Serialize> Clone for Body<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Serialize> Copy for Body<'_, T> {}
 
 impl AwareIdClient {
     /// The client for the configured tenant, authenticating with client credentials.
@@ -341,7 +349,7 @@ impl AwareIdClient {
     /// token is fetched again and the call is sent once more.
     fn authed<T: Serialize>(&self, call: &Call, body: Body<'_, T>) -> Result<String, AwareIdError> {
         let token = self.bearer(call, false)?;
-        match self.send(call, call.path, Some(&token), clone_body(&body)) {
+        match self.send(call, call.path, Some(&token), body) {
             Err(SendError::Unauthorized(_))
                 if matches!(self.auth, Auth::ClientCredentials { .. }) =>
             {
@@ -520,14 +528,6 @@ impl From<SendError> for AwareIdError {
         match e {
             SendError::Unauthorized(e) | SendError::Failed(e) => e,
         }
-    }
-}
-
-fn clone_body<'a, T: Serialize>(b: &Body<'a, T>) -> Body<'a, T> {
-    match b {
-        Body::None => Body::None,
-        Body::Json(j) => Body::Json(j),
-        Body::Form(f) => Body::Form(f),
     }
 }
 

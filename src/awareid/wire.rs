@@ -179,6 +179,54 @@ pub struct FaceLivenessData {
     pub video: Video,
 }
 
+impl FaceLivenessData {
+    /// The package for JPEG frames with their capture times (ms since the epoch).
+    pub fn from_jpegs(
+        workflow: &str,
+        rotation: i32,
+        frames: &[(&[u8], f64)],
+        meta_data: MetaData,
+    ) -> Self {
+        Self {
+            video: Video {
+                workflow_data: WorkflowData {
+                    workflow: workflow.to_owned(),
+                    rotation,
+                    frames: frames
+                        .iter()
+                        .map(|(jpeg, timestamp)| Frame {
+                            data: crate::crypto::b64(jpeg),
+                            tags: Vec::new(),
+                            timestamp: *timestamp,
+                        })
+                        .collect(),
+                },
+                meta_data,
+            },
+        }
+    }
+}
+
+impl MetaData {
+    /// This terminal's meta_data for `username`.
+    pub fn for_terminal(device_brand: &str, username: &str) -> Self {
+        Self {
+            client_device_brand: device_brand.to_owned(),
+            username: username.to_owned(),
+            client_version: client_version(),
+        }
+    }
+}
+
+/// `facecaptured/<version> (<target arch>)`, sent as meta_data.client_version.
+pub fn client_version() -> String {
+    format!(
+        "facecaptured/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
 /// The value of `faceLivenessData`: plain, or sealed in the envelope (SPEC 4).
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(untagged)]
@@ -548,6 +596,35 @@ mod tests {
             serde_json::from_value(json!({"status": "FAILURE", "errorSummary": "User not found"}))
                 .expect("parse");
         assert_eq!(failed.error_summary.as_deref(), Some("User not found"));
+    }
+
+    #[test]
+    fn package_from_jpegs() {
+        let p = FaceLivenessData::from_jpegs(
+            "hotel2",
+            90,
+            &[(b"\xff\xd8a", 1.0), (b"\xff\xd8b", 34.5)],
+            MetaData::for_terminal("Acme", "alice"),
+        );
+        let v = serde_json::to_value(&p).expect("json");
+        assert_eq!(v["video"]["workflow_data"]["rotation"], 90);
+        assert_eq!(
+            v["video"]["workflow_data"]["frames"][1]["data"],
+            crate::crypto::b64(b"\xff\xd8b")
+        );
+        assert_eq!(v["video"]["workflow_data"]["frames"][1]["timestamp"], 34.5);
+        assert_eq!(
+            v["video"]["workflow_data"]["frames"][0]["tags"],
+            serde_json::json!([])
+        );
+        assert_eq!(v["video"]["meta_data"]["username"], "alice");
+        let version = v["video"]["meta_data"]["client_version"]
+            .as_str()
+            .expect("version");
+        assert!(
+            version.starts_with("facecaptured/0.") && version.ends_with(')'),
+            "{version}"
+        );
     }
 
     #[test]

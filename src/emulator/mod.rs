@@ -131,10 +131,8 @@ pub enum EmulatorError {
 impl Emulator {
     /// Generates keys, binds, and serves on a background thread.
     pub fn start(cfg: EmulatorConfig) -> Result<Self, EmulatorError> {
-        let listener = std::net::TcpListener::bind(cfg.listen)?;
-        listener.set_nonblocking(true)?;
+        let (shared, listener) = bind(cfg)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(cfg, addr)?);
         let handle = axum_server::Handle::new();
         let (s, h) = (shared.clone(), handle.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -182,6 +180,27 @@ impl Emulator {
 
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.cfg
+    }
+
+    /// The `[server]` settings that reach this emulator (trust [`Self::ca_pem`]).
+    pub fn server_config(&self) -> crate::config::ServerConfig {
+        let cfg = &self.shared.cfg;
+        crate::config::ServerConfig {
+            base_url: self.base_url(),
+            customer_name: cfg.customer_name.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret: crate::config::Secret::new(cfg.client_secret.clone()),
+            apikey: crate::config::Secret::new(cfg.apikey.clone()),
+            ..crate::config::ServerConfig::default()
+        }
+    }
+
+    /// The keys a terminal needs to trust this emulator's QR codes.
+    pub fn qr_keys(&self) -> crypto::qr::QrKeys {
+        crypto::qr::QrKeys::new(
+            self.shared.keys.qr_signing.to_public_key(),
+            self.shared.keys.qr_aes,
+        )
     }
 
     /// Every request received so far, oldest first.
@@ -383,6 +402,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Binds the listener (so the port is known before keys are made) and builds the
+/// shared state: keys, certificate for that address, detector.
+fn bind(cfg: EmulatorConfig) -> Result<(Arc<Shared>, std::net::TcpListener), EmulatorError> {
+    let listener = std::net::TcpListener::bind(cfg.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok((Arc::new(Shared::new(cfg, addr)?), listener))
+}
+
 async fn serve_on(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
@@ -413,10 +441,7 @@ pub async fn run(
     out_dir: Option<&Path>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), EmulatorError> {
-    let listener = std::net::TcpListener::bind(cfg.listen)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let shared = Arc::new(tokio::task::block_in_place(|| Shared::new(cfg, addr))?);
+    let (shared, listener) = tokio::task::block_in_place(|| bind(cfg))?;
     if let Some(dir) = out_dir {
         let files = shared.write_out(dir)?;
         tracing::info!(dir = %dir.display(), files = files.len(), "wrote certificate, QR keys and facecaptured.toml");

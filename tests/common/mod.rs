@@ -4,7 +4,7 @@
 
 use facecapture::awareid::wire::*;
 use facecapture::awareid::{AwareIdClient, HttpSettings};
-use facecapture::config::{Encryption, Secret, ServerConfig};
+use facecapture::config::{Encryption, ServerConfig};
 use facecapture::crypto::device::DeviceKey;
 use facecapture::crypto::qr::QrKeys;
 use facecapture::emulator::{Emulator, EmulatorConfig};
@@ -34,23 +34,14 @@ pub fn start() -> Setup {
 pub fn start_with(cfg: EmulatorConfig, timeout: Duration) -> Setup {
     let emulator = Emulator::start(cfg).expect("emulator starts");
     let server = ServerConfig {
-        base_url: emulator.base_url(),
-        customer_name: emulator.config().customer_name.clone(),
-        client_id: emulator.config().client_id.clone(),
-        client_secret: Secret::new(emulator.config().client_secret.clone()),
-        apikey: Secret::new(emulator.config().apikey.clone()),
         timeout_s: timeout.as_secs().max(1),
-        ..ServerConfig::default()
+        ..emulator.server_config()
     };
     let mut http =
         HttpSettings::new(timeout, Some(emulator.ca_pem().as_bytes())).expect("http settings");
     http.retry_backoff = Duration::from_millis(20);
     let client = AwareIdClient::new(&server, &http).expect("client");
-    let aes: [u8; 32] = facecapture::crypto::unb64(&emulator.qr_aes_key_b64())
-        .expect("b64")
-        .try_into()
-        .expect("32");
-    let qr_keys = QrKeys::from_pem(&emulator.qr_public_pem(), aes).expect("qr keys");
+    let qr_keys = emulator.qr_keys();
     Setup {
         emulator,
         server,
@@ -66,28 +57,17 @@ pub fn start_with(cfg: EmulatorConfig, timeout: Duration) -> Setup {
 
 /// A Face SDK package of `frames` copies of a photo, 33 ms apart.
 pub fn package_of(photo: &str, frames: usize, username: &str) -> FaceLivenessData {
-    let data = facecapture::crypto::b64(&std::fs::read(fixture(photo)).expect("fixture"));
+    let jpeg = std::fs::read(fixture(photo)).expect("fixture");
     let t0 = 1_764_000_000_000.0;
-    FaceLivenessData {
-        video: Video {
-            workflow_data: WorkflowData {
-                workflow: "hotel2".into(),
-                rotation: 0,
-                frames: (0..frames)
-                    .map(|i| Frame {
-                        data: data.clone(),
-                        tags: vec![],
-                        timestamp: t0 + 33.0 * i as f64,
-                    })
-                    .collect(),
-            },
-            meta_data: MetaData {
-                client_device_brand: "Unknown".into(),
-                username: username.into(),
-                client_version: "facecaptured/test (x86_64)".into(),
-            },
-        },
-    }
+    let frames: Vec<(&[u8], f64)> = (0..frames)
+        .map(|i| (&jpeg[..], t0 + 33.0 * i as f64))
+        .collect();
+    FaceLivenessData::from_jpegs(
+        "hotel2",
+        0,
+        &frames,
+        MetaData::for_terminal("Unknown", username),
+    )
 }
 
 /// A face source that serves a photo.
