@@ -168,16 +168,6 @@ impl Emulator {
         &self.shared.keys.cert_pem
     }
 
-    /// The QR signing public key (`qr.signing_public_key`).
-    pub fn qr_public_pem(&self) -> String {
-        self.shared.qr_public_pem()
-    }
-
-    /// base64 of the QR AES key (`qr.aes_key`).
-    pub fn qr_aes_key_b64(&self) -> String {
-        crypto::b64(&self.shared.keys.qr_aes)
-    }
-
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.cfg
     }
