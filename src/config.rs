@@ -114,6 +114,8 @@ pub struct CameraConfig {
     pub fps: u32,
     pub formats: Vec<String>,
     pub rotation: u32,
+    /// Keep the camera streaming between operations (lowest latency, camera LED on).
+    pub keep_open: bool,
 }
 
 impl Default for CameraConfig {
@@ -127,6 +129,7 @@ impl Default for CameraConfig {
             fps: 30,
             formats: vec!["MJPG".into(), "YUYV".into(), "GREY".into()],
             rotation: 0,
+            keep_open: false,
         }
     }
 }
@@ -141,6 +144,8 @@ pub struct CaptureConfig {
     pub timeout_s: u64,
     pub min_face_px: u32,
     pub jpeg_quality: u8,
+    /// A SeetaFace model file; empty: the model embedded in the binary.
+    pub face_model: String,
 }
 
 impl Default for CaptureConfig {
@@ -150,6 +155,7 @@ impl Default for CaptureConfig {
             timeout_s: 10,
             min_face_px: 100,
             jpeg_quality: 90,
+            face_model: String::new(),
         }
     }
 }
@@ -437,6 +443,12 @@ impl Config {
         in_range("capture.timeout_s", cap.timeout_s, 1, 60)?;
         in_range("capture.min_face_px", cap.min_face_px.into(), 40, 2000)?;
         in_range("capture.jpeg_quality", cap.jpeg_quality.into(), 1, 100)?;
+        if !cap.face_model.is_empty() && !Path::new(&cap.face_model).is_file() {
+            return Err(bad(
+                "capture.face_model",
+                format!("{:?} is not a readable file", cap.face_model),
+            ));
+        }
 
         let w = &self.face.workflow;
         if w.is_empty() || w.len() > 32 || !w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -3,6 +3,8 @@
 //! See ARCHITECTURE.md for the path of a request and which module owns each step.
 
 pub mod awareid;
+pub mod camera;
+pub mod capture;
 pub mod config;
 pub mod crypto;
 pub mod detect;

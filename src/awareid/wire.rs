@@ -138,6 +138,13 @@ pub struct Frame {
     pub timestamp: f64,
 }
 
+/// A frame's base64 JPEG is a face image: wiped when the package is dropped.
+impl Drop for Frame {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data);
+    }
+}
+
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -90,13 +90,12 @@ fn run(args: Args) -> Result<(), String> {
         } => {
             let cfg = load(cfg_path, Need::Nothing)?;
             let min = min_face_px.unwrap_or(cfg.capture.min_face_px).max(20);
-            let mut detector =
-                facecapture::detect::Detector::embedded().map_err(|e| e.to_string())?;
+            let mut detector = facecapture::detect::Detector::from_config(&cfg.capture)
+                .map_err(|e| e.to_string())?;
             let mut failed = false;
             for path in images {
-                match image::open(&path) {
-                    Ok(img) => {
-                        let faces = detector.detect(&img.to_luma8(), min);
+                match facecapture::capture::detect_file(&path, &mut detector, min) {
+                    Ok(faces) => {
                         println!(
                             "{}",
                             serde_json::json!({"image": path.display().to_string(), "faces": faces})

@@ -1,0 +1,482 @@
+//! Raw camera frames and their conversions: the grayscale frame detection needs
+//! (fast paths: the Y plane of YUYV/NV12/GREY, MJPEG decoded straight to luma) and
+//! the colour image packaging encodes. Every buffer that holds face pixels is wiped
+//! when dropped.
+
+use image::{GrayImage, ImageBuffer, Luma, Pixel, Rgb, RgbImage};
+use std::ops::{Deref, DerefMut};
+use zeroize::{Zeroize, Zeroizing};
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+/// Pixel formats a frame source delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// Motion JPEG: each frame a JPEG image (USB webcams).
+    Mjpg,
+    /// Packed 4:2:2, Y0 U Y1 V.
+    Yuyv,
+    /// 8-bit luma only (IR cameras).
+    Grey,
+    /// 4:2:0, a Y plane then interleaved UV.
+    Nv12,
+    /// Packed 8-bit RGB: the `files` source's decoded non-JPEG images.
+    Rgb24,
+}
+
+impl PixelFormat {
+    /// The V4L2 fourcc name used in `camera.formats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mjpg => "MJPG",
+            Self::Yuyv => "YUYV",
+            Self::Grey => "GREY",
+            Self::Nv12 => "NV12",
+            Self::Rgb24 => "RGB3",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Mjpg, Self::Yuyv, Self::Grey, Self::Nv12, Self::Rgb24]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+
+    /// The V4L2 fourcc code.
+    pub fn fourcc(self) -> u32 {
+        u32::from_le_bytes(self.name().as_bytes().try_into().unwrap_or([0; 4]))
+    }
+
+    pub fn from_fourcc(code: u32) -> Option<Self> {
+        std::str::from_utf8(&code.to_le_bytes())
+            .ok()
+            .and_then(Self::from_name)
+    }
+
+    /// Bytes of a packed row, for the uncompressed formats.
+    fn min_stride(self, width: u32) -> usize {
+        match self {
+            Self::Yuyv => width as usize * 2,
+            Self::Rgb24 => width as usize * 3,
+            Self::Grey | Self::Nv12 | Self::Mjpg => width as usize,
+        }
+    }
+}
+
+/// A frame as the source delivered it.
+pub struct RawFrame {
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per row (uncompressed formats; 0 means packed).
+    pub stride: u32,
+    pub data: Zeroizing<Vec<u8>>,
+    /// Capture time, ms since the Unix epoch.
+    pub captured_ms: f64,
+}
+
+impl std::fmt::Debug for RawFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RawFrame {{ {} {}x{}, {} bytes }}",
+            self.format.name(),
+            self.width,
+            self.height,
+            self.data.len()
+        )
+    }
+}
+
+/// Why a frame cannot be used. The pipeline skips such frames and counts them.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("short {format} frame: {got} bytes, {want} needed for {width}x{height}")]
+    Short {
+        format: &'static str,
+        width: u32,
+        height: u32,
+        got: usize,
+        want: usize,
+    },
+    #[error("corrupt JPEG frame: {0}")]
+    Jpeg(String),
+    #[error("JPEG frame is {got_w}x{got_h}, the stream is {width}x{height}")]
+    Size {
+        width: u32,
+        height: u32,
+        got_w: u32,
+        got_h: u32,
+    },
+    #[error("the driver flagged the frame as corrupt")]
+    Flagged,
+    #[error("frame has no pixels")]
+    Empty,
+}
+
+/// An image buffer that is zeroed when dropped: frames hold biometric data.
+pub struct Wiped<P: Pixel<Subpixel = u8>>(pub ImageBuffer<P, Vec<u8>>);
+
+impl<P: Pixel<Subpixel = u8>> Drop for Wiped<P> {
+    fn drop(&mut self) {
+        let bytes: &mut [u8] = &mut self.0;
+        bytes.zeroize();
+    }
+}
+
+impl<P: Pixel<Subpixel = u8>> Deref for Wiped<P> {
+    type Target = ImageBuffer<P, Vec<u8>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<P: Pixel<Subpixel = u8>> DerefMut for Wiped<P> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+pub type Gray = Wiped<Luma<u8>>;
+pub type Rgb8 = Wiped<Rgb<u8>>;
+
+impl RawFrame {
+    fn check(&self, rows: usize) -> Result<usize, FrameError> {
+        if self.width == 0 || self.height == 0 {
+            return Err(FrameError::Empty);
+        }
+        let min = self.format.min_stride(self.width);
+        let stride = if self.stride == 0 {
+            min
+        } else {
+            (self.stride as usize).max(min)
+        };
+        let want = stride * rows;
+        if self.data.len() < want {
+            return Err(FrameError::Short {
+                format: self.format.name(),
+                width: self.width,
+                height: self.height,
+                got: self.data.len(),
+                want,
+            });
+        }
+        Ok(stride)
+    }
+
+    fn decode_jpeg(&self, colorspace: ColorSpace) -> Result<Vec<u8>, FrameError> {
+        // A frame cut short in transfer lacks its end-of-image marker (some cameras
+        // pad after it with zeros). The decoder would fill the gap; skip it instead.
+        let end = self.data.iter().rposition(|&b| b != 0).unwrap_or(0);
+        if end < 1 || self.data[end - 1..=end] != [0xff, 0xd9] {
+            return Err(FrameError::Jpeg("truncated: no end-of-image marker".into()));
+        }
+        let options = DecoderOptions::default()
+            .jpeg_set_out_colorspace(colorspace)
+            .set_max_width(8192)
+            .set_max_height(8192);
+        let mut dec = zune_jpeg::JpegDecoder::new_with_options(&self.data[..], options);
+        let pixels = dec
+            .decode()
+            .map_err(|e| FrameError::Jpeg(format!("{e:?}")))?;
+        let (w, h) = dec
+            .dimensions()
+            .map(|(w, h)| (w as u32, h as u32))
+            .unwrap_or((0, 0));
+        if (w, h) != (self.width, self.height) {
+            return Err(FrameError::Size {
+                width: self.width,
+                height: self.height,
+                got_w: w,
+                got_h: h,
+            });
+        }
+        let want = w as usize * h as usize * colorspace.num_components();
+        if pixels.len() != want {
+            return Err(FrameError::Jpeg(format!(
+                "decoded {} bytes, expected {want}",
+                pixels.len()
+            )));
+        }
+        Ok(pixels)
+    }
+
+    /// The grayscale frame detection and the quality gate work on.
+    pub fn to_gray(&self) -> Result<Gray, FrameError> {
+        let (w, h) = (self.width, self.height);
+        let mut out = Vec::with_capacity(w as usize * h as usize);
+        match self.format {
+            PixelFormat::Mjpg => {
+                let pixels = self.decode_jpeg(ColorSpace::Luma)?;
+                out = pixels;
+            }
+            PixelFormat::Grey | PixelFormat::Nv12 => {
+                let stride = self.check(h as usize)?;
+                if self.format == PixelFormat::Nv12 {
+                    self.check(h as usize + (h as usize).div_ceil(2))?;
+                }
+                for row in self.data.chunks(stride).take(h as usize) {
+                    out.extend_from_slice(&row[..w as usize]);
+                }
+            }
+            PixelFormat::Yuyv => {
+                let stride = self.check(h as usize)?;
+                for row in self.data.chunks(stride).take(h as usize) {
+                    out.extend(row[..w as usize * 2].iter().step_by(2));
+                }
+            }
+            PixelFormat::Rgb24 => {
+                let stride = self.check(h as usize)?;
+                for row in self.data.chunks(stride).take(h as usize) {
+                    out.extend(
+                        row[..w as usize * 3]
+                            .chunks_exact(3)
+                            .map(|p| luma(p[0], p[1], p[2])),
+                    );
+                }
+            }
+        }
+        // Both lengths were checked above, so this cannot fail; wipe on the way out if it did.
+        match GrayImage::from_raw(w, h, out) {
+            Some(img) => Ok(Wiped(img)),
+            None => Err(FrameError::Empty),
+        }
+    }
+
+    /// The colour image packaging encodes (GREY frames give gray pixels in RGB).
+    pub fn to_rgb(&self) -> Result<Rgb8, FrameError> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut out = Vec::with_capacity(w * h * 3);
+        match self.format {
+            PixelFormat::Mjpg => out = self.decode_jpeg(ColorSpace::RGB)?,
+            PixelFormat::Rgb24 => {
+                let stride = self.check(h)?;
+                for row in self.data.chunks(stride).take(h) {
+                    out.extend_from_slice(&row[..w * 3]);
+                }
+            }
+            PixelFormat::Grey => {
+                let stride = self.check(h)?;
+                for row in self.data.chunks(stride).take(h) {
+                    out.extend(row[..w].iter().flat_map(|&y| [y, y, y]));
+                }
+            }
+            PixelFormat::Yuyv => {
+                let stride = self.check(h)?;
+                for row in self.data.chunks(stride).take(h) {
+                    for q in row[..w * 2].chunks_exact(4) {
+                        out.extend(yuv_to_rgb(q[0], q[1], q[3]));
+                        out.extend(yuv_to_rgb(q[2], q[1], q[3]));
+                    }
+                    if w % 2 == 1 {
+                        // An odd width ends with half a macropixel: repeat the last pixel.
+                        let last = out.len() - 3;
+                        out.extend_from_within(last..);
+                    }
+                }
+            }
+            PixelFormat::Nv12 => {
+                let stride = self.check(h + h.div_ceil(2))?;
+                let (y_plane, uv_plane) = self.data.split_at(stride * h);
+                for (y, row) in y_plane.chunks(stride).take(h).enumerate() {
+                    let uv = &uv_plane[(y / 2) * stride..];
+                    for (x, &luma) in row[..w].iter().enumerate() {
+                        let c = (x / 2) * 2;
+                        out.extend(yuv_to_rgb(luma, uv[c], uv[c + 1]));
+                    }
+                }
+            }
+        }
+        match RgbImage::from_raw(self.width, self.height, out) {
+            Some(img) => Ok(Wiped(img)),
+            None => Err(FrameError::Empty),
+        }
+    }
+}
+
+/// BT.601 luma from RGB, in integers.
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b) + 128) >> 8) as u8
+}
+
+/// BT.601 limited-range YCbCr to RGB, in integers.
+fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let c = (i32::from(y) - 16).max(0) * 298;
+    let d = i32::from(u) - 128;
+    let e = i32::from(v) - 128;
+    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+    [
+        clamp(c + 409 * e),
+        clamp(c - 100 * d - 208 * e),
+        clamp(c + 516 * d),
+    ]
+}
+
+/// Wraps a grayscale image (e.g. a test photo) as a GREY frame.
+pub fn grey_frame(img: &GrayImage, captured_ms: f64) -> RawFrame {
+    RawFrame {
+        format: PixelFormat::Grey,
+        width: img.width(),
+        height: img.height(),
+        stride: 0,
+        data: Zeroizing::new(img.as_raw().clone()),
+        captured_ms,
+    }
+}
+
+/// Packs an RGB image as YUYV (BT.601 limited range), as a webcam would send it.
+pub fn rgb_to_yuyv(img: &RgbImage) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let mut out = Vec::with_capacity(w as usize * h as usize * 2);
+    for y in 0..h {
+        for x in (0..w).step_by(2) {
+            let p0 = img.get_pixel(x, y).0;
+            let p1 = img.get_pixel((x + 1).min(w - 1), y).0;
+            let (y0, u0, v0) = rgb_to_yuv(p0);
+            let (y1, u1, v1) = rgb_to_yuv(p1);
+            out.extend([
+                y0,
+                ((u16::from(u0) + u16::from(u1)) / 2) as u8,
+                y1,
+                ((u16::from(v0) + u16::from(v1)) / 2) as u8,
+            ]);
+        }
+    }
+    out
+}
+
+fn rgb_to_yuv([r, g, b]: [u8; 3]) -> (u8, u8, u8) {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
+    let u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
+    let v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
+    (
+        y.clamp(0, 255) as u8,
+        u.clamp(0, 255) as u8,
+        v.clamp(0, 255) as u8,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb_fixture() -> RgbImage {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/faces/astronaut.jpg");
+        image::open(p).expect("fixture").to_rgb8()
+    }
+
+    fn frame(format: PixelFormat, w: u32, h: u32, data: Vec<u8>) -> RawFrame {
+        RawFrame {
+            format,
+            width: w,
+            height: h,
+            stride: 0,
+            data: Zeroizing::new(data),
+            captured_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn fourcc_names_round_trip() {
+        for f in [
+            PixelFormat::Mjpg,
+            PixelFormat::Yuyv,
+            PixelFormat::Grey,
+            PixelFormat::Nv12,
+        ] {
+            assert_eq!(PixelFormat::from_fourcc(f.fourcc()), Some(f));
+        }
+        // V4L2's YUYV code.
+        assert_eq!(PixelFormat::Yuyv.fourcc(), 0x5659_5559);
+        assert_eq!(PixelFormat::from_name("H264"), None);
+    }
+
+    #[test]
+    fn yuyv_gray_is_the_y_plane_and_colour_survives() {
+        let rgb = rgb_fixture();
+        let yuyv = rgb_to_yuyv(&rgb);
+        let f = frame(PixelFormat::Yuyv, 640, 480, yuyv.clone());
+        let gray = f.to_gray().expect("gray");
+        assert_eq!(gray.dimensions(), (640, 480));
+        assert_eq!(gray.get_pixel(10, 10)[0], yuyv[10 * 1280 + 20]);
+        let back = f.to_rgb().expect("rgb");
+        // Round trip through 4:2:2 keeps colours close (chroma is shared by pairs).
+        let p = rgb.get_pixel(300, 150).0;
+        let q = back.get_pixel(300, 150).0;
+        for c in 0..3 {
+            assert!(
+                (i32::from(p[c]) - i32::from(q[c])).abs() < 40,
+                "{p:?} {q:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mjpeg_decodes_to_luma_and_rgb() {
+        let rgb = rgb_fixture();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&rgb)
+            .expect("encode");
+        let f = frame(PixelFormat::Mjpg, 640, 480, jpeg.clone());
+        assert_eq!(f.to_gray().expect("gray").dimensions(), (640, 480));
+        assert_eq!(f.to_rgb().expect("rgb").dimensions(), (640, 480));
+        // A JPEG of another size than the stream's is refused.
+        let f = frame(PixelFormat::Mjpg, 320, 240, jpeg.clone());
+        assert!(matches!(f.to_gray(), Err(FrameError::Size { .. })));
+        // A truncated JPEG is refused, not half-decoded.
+        let f = frame(PixelFormat::Mjpg, 640, 480, jpeg[..jpeg.len() / 3].to_vec());
+        assert!(f.to_gray().is_err());
+        let f = frame(PixelFormat::Mjpg, 640, 480, b"not a jpeg".to_vec());
+        assert!(matches!(f.to_gray(), Err(FrameError::Jpeg(_))));
+    }
+
+    #[test]
+    fn short_frames_are_refused_for_every_format() {
+        for (format, bytes) in [
+            (PixelFormat::Yuyv, 640 * 480 * 2),
+            (PixelFormat::Grey, 640 * 480),
+            (PixelFormat::Nv12, 640 * 480 * 3 / 2),
+            (PixelFormat::Rgb24, 640 * 480 * 3),
+        ] {
+            let f = frame(format, 640, 480, vec![128; bytes]);
+            assert!(f.to_gray().is_ok(), "{format:?}");
+            assert!(f.to_rgb().is_ok(), "{format:?}");
+            let f = frame(format, 640, 480, vec![128; bytes - 1]);
+            assert!(
+                matches!(f.to_gray(), Err(FrameError::Short { .. })),
+                "{format:?}"
+            );
+            assert!(
+                matches!(f.to_rgb(), Err(FrameError::Short { .. })),
+                "{format:?}"
+            );
+        }
+        assert_eq!(
+            frame(PixelFormat::Grey, 0, 480, vec![]).to_gray().err(),
+            Some(FrameError::Empty)
+        );
+    }
+
+    #[test]
+    fn nv12_gray_and_neutral_chroma() {
+        let mut data = vec![200u8; 4 * 2];
+        data.extend([128u8; 4]);
+        let f = frame(PixelFormat::Nv12, 4, 2, data);
+        assert!(f.to_gray().expect("gray").pixels().all(|p| p[0] == 200));
+        let rgb = f.to_rgb().expect("rgb");
+        let p = rgb.get_pixel(3, 1).0;
+        assert!(p[0] == p[1] && p[1] == p[2], "{p:?}");
+    }
+
+    #[test]
+    fn padded_rows_use_the_stride() {
+        // 3x2 GREY with 8-byte rows.
+        let data = vec![1, 2, 3, 0, 0, 0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0];
+        let mut f = frame(PixelFormat::Grey, 3, 2, data);
+        f.stride = 8;
+        assert_eq!(f.to_gray().expect("gray").as_raw(), &vec![1, 2, 3, 4, 5, 6]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The camera: frame sources behind one interface (`v4l`: a V4L2 device; `files`:
+//! images played at the configured rate, for demos and tests) and their ownership
+//! (opened when an operation starts, closed after it unless `camera.keep_open`).
+
+pub mod files;
+pub mod frame;
+pub mod v4l2;
+
+pub use frame::{FrameError, PixelFormat, RawFrame};
+
+use crate::config::{CameraConfig, CameraSource};
+use std::time::Instant;
+
+/// Why the camera cannot deliver: every variant ends the operation with
+/// CameraUnavailable, and the next operation opens the camera afresh.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    #[error("camera {device}: {reason}")]
+    Unavailable { device: String, reason: String },
+    #[error("camera {device}: no frame for {waited_ms} ms")]
+    Stalled { device: String, waited_ms: u64 },
+}
+
+/// What a source's `next_frame` yields.
+#[derive(Debug)]
+pub enum Next {
+    Frame(RawFrame),
+    /// The source produced a frame it knows is unusable (driver error flag, a file
+    /// that does not decode): skipped and counted by the pipeline.
+    Bad(FrameError),
+    /// The deadline passed first.
+    Deadline,
+}
+
+/// A stream of frames. Implementations block until a frame, the deadline, or an
+/// error; they never panic on a device that misbehaves.
+pub trait FrameSource: Send {
+    /// The device or path, for logs and errors.
+    fn name(&self) -> &str;
+    /// The next frame, waiting no later than `deadline`.
+    fn next_frame(&mut self, deadline: Instant) -> Result<Next, CameraError>;
+}
+
+/// Opens the configured source.
+pub fn open(config: &CameraConfig) -> Result<Box<dyn FrameSource>, CameraError> {
+    match config.source {
+        CameraSource::Files => Ok(Box::new(files::FilesSource::open(config)?)),
+        CameraSource::V4l => Ok(Box::new(v4l2::V4l2Source::open(config)?)),
+    }
+}
+
+/// The camera as operations see it: opened on `acquire`, closed on `release`
+/// (kept streaming with `keep_open`), always closed after an error so that a
+/// re-plugged or freed device is opened afresh by the next operation.
+pub struct Camera {
+    config: CameraConfig,
+    open: Option<Box<dyn FrameSource>>,
+}
+
+impl Camera {
+    pub fn new(config: CameraConfig) -> Self {
+        Self { config, open: None }
+    }
+
+    /// The stream for one operation.
+    pub fn acquire(&mut self) -> Result<&mut dyn FrameSource, CameraError> {
+        if self.open.is_none() {
+            let source = open(&self.config)?;
+            tracing::debug!(device = source.name(), "camera opened");
+            self.open = Some(source);
+        }
+        match self.open.as_deref_mut() {
+            Some(source) => Ok(source),
+            None => Err(CameraError::Unavailable {
+                device: self.config.device.clone(),
+                reason: "not open".into(),
+            }),
+        }
+    }
+
+    /// Ends an operation's use of the camera. `failed`: the camera misbehaved and
+    /// is closed even with keep_open.
+    pub fn release(&mut self, failed: bool) {
+        if (failed || !self.config.keep_open)
+            && let Some(source) = self.open.take()
+        {
+            tracing::debug!(device = source.name(), failed, "camera closed");
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(keep_open: bool) -> CameraConfig {
+        CameraConfig {
+            source: CameraSource::Files,
+            path: format!("{}/tests/fixtures/faces", env!("CARGO_MANIFEST_DIR")),
+            keep_open,
+            ..CameraConfig::default()
+        }
+    }
+
+    #[test]
+    fn opened_per_operation_unless_kept_open() {
+        let mut cam = Camera::new(config(false));
+        assert!(!cam.is_open());
+        assert_eq!(
+            cam.acquire().expect("open").name(),
+            config(false).path.as_str()
+        );
+        assert!(cam.is_open());
+        cam.release(false);
+        assert!(!cam.is_open());
+
+        let mut cam = Camera::new(config(true));
+        cam.acquire().expect("open");
+        cam.release(false);
+        assert!(cam.is_open(), "keep_open keeps streaming");
+        // A camera error closes it even with keep_open.
+        cam.release(true);
+        assert!(!cam.is_open());
+    }
+
+    #[test]
+    fn a_missing_camera_fails_each_time_and_works_once_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = config(false);
+        c.path = dir.path().join("frames").display().to_string();
+        let mut cam = Camera::new(c);
+        assert!(cam.acquire().is_err());
+        assert!(!cam.is_open());
+        // The device (here: the frames directory) appears: the next operation works.
+        std::fs::create_dir(dir.path().join("frames")).expect("mkdir");
+        std::fs::copy(
+            format!(
+                "{}/tests/fixtures/faces/astronaut.jpg",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            dir.path().join("frames/a.jpg"),
+        )
+        .expect("copy");
+        assert!(cam.acquire().is_ok());
+    }
+}

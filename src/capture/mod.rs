@@ -1,0 +1,335 @@
+//! The capture pipeline: frames from the camera, converted to gray, faces found,
+//! judged by the quality gate (feedback goes out only when it changes), and
+//! `capture.frames` consecutive compliant frames packaged. Also QR scanning from
+//! the same stream. Runs on a blocking thread; checks `cancel` between frames.
+
+pub mod package;
+pub mod quality;
+
+pub use quality::Feedback;
+
+use crate::awareid::wire::FaceLivenessData;
+use crate::camera::frame::Gray;
+use crate::camera::{CameraError, FrameError, FrameSource, Next, RawFrame};
+use crate::config::Config;
+use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
+use crate::detect::Detector;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// No frame for this long ends the operation: the camera has stopped.
+pub const STALL: Duration = Duration::from_secs(3);
+/// How often a blocked wait looks at `cancel`.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+/// Packaged frames are at least this far apart ("a few tens of ms")...
+const MIN_SPACING_MS: f64 = 20.0;
+/// ...and at most this far: a longer gap starts the burst again.
+const MAX_GAP_MS: f64 = 250.0;
+
+/// What a capture needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub frames: u32,
+    pub timeout: Duration,
+    pub min_face_px: u32,
+    pub jpeg_quality: u8,
+    /// Clockwise degrees that turn the camera's image upright.
+    pub rotation: u32,
+    /// Packaged frame size before rotation (camera.width x camera.height).
+    pub width: u32,
+    pub height: u32,
+    pub workflow: String,
+    pub device_brand: String,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            frames: c.capture.frames,
+            timeout: Duration::from_secs(c.capture.timeout_s),
+            min_face_px: c.capture.min_face_px,
+            jpeg_quality: c.capture.jpeg_quality,
+            rotation: c.camera.rotation,
+            width: c.camera.width,
+            height: c.camera.height,
+            workflow: c.face.workflow.clone(),
+            device_brand: c.face.device_brand.clone(),
+        }
+    }
+
+    /// The packaged size, upright.
+    pub fn output_size(&self) -> (u32, u32) {
+        if self.rotation % 180 == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Camera(#[from] CameraError),
+    #[error("no compliant face within {seconds} s (last feedback: {last})")]
+    Timeout { seconds: u64, last: String },
+    #[error("no QR code within {seconds} s")]
+    NoQr { seconds: u64 },
+    #[error("the QR code shown is not valid: {0}")]
+    QrInvalid(QrError),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("cannot encode the package: {0}")]
+    Encode(String),
+}
+
+/// Counts for the operation's log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub frames: u64,
+    pub bad_frames: u64,
+    pub compliant: u64,
+}
+
+/// Passes a feedback code on only when it differs from the last one.
+#[derive(Debug, Default)]
+pub struct FeedbackFilter {
+    last: Option<Feedback>,
+}
+
+impl FeedbackFilter {
+    pub fn changed(&mut self, f: Feedback) -> bool {
+        let changed = self.last != Some(f);
+        self.last = Some(f);
+        changed
+    }
+
+    pub fn last(&self) -> Option<Feedback> {
+        self.last
+    }
+}
+
+/// One frame through conversion, rotation, detection and the gate.
+pub fn judge(
+    frame: &RawFrame,
+    detector: &mut Detector,
+    settings: &Settings,
+) -> Result<(quality::Verdict, Gray), FrameError> {
+    let gray = package::rotate(frame.to_gray()?, settings.rotation);
+    let faces = detector.detect_all(&gray, settings.min_face_px);
+    Ok((quality::assess(&gray, &faces, settings.min_face_px), gray))
+}
+
+/// Waits for frames until `until`, watching `cancel`, the overall deadline and stalls.
+struct Pacer<'a> {
+    cancel: &'a AtomicBool,
+    deadline: Instant,
+    last_frame: Instant,
+    stats: Stats,
+}
+
+enum Tick {
+    Frame(RawFrame),
+    Timeout,
+}
+
+impl Pacer<'_> {
+    fn next(&mut self, source: &mut dyn FrameSource) -> Result<Tick, CaptureError> {
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(CaptureError::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Ok(Tick::Timeout);
+            }
+            if now.duration_since(self.last_frame) >= STALL {
+                return Err(CameraError::Stalled {
+                    device: source.name().to_owned(),
+                    waited_ms: now.duration_since(self.last_frame).as_millis() as u64,
+                }
+                .into());
+            }
+            let until = self
+                .deadline
+                .min(self.last_frame + STALL)
+                .min(now + CANCEL_POLL);
+            match source.next_frame(until)? {
+                Next::Frame(f) => {
+                    self.last_frame = Instant::now();
+                    self.stats.frames += 1;
+                    return Ok(Tick::Frame(f));
+                }
+                Next::Bad(e) => {
+                    self.last_frame = Instant::now();
+                    self.stats.frames += 1;
+                    self.stats.bad_frames += 1;
+                    tracing::debug!(device = source.name(), error = %e, "frame skipped");
+                }
+                Next::Deadline => {}
+            }
+        }
+    }
+
+    fn skipped(&mut self, source: &dyn FrameSource, e: &FrameError) {
+        self.stats.bad_frames += 1;
+        tracing::debug!(device = source.name(), error = %e, "frame skipped");
+    }
+}
+
+/// Captures `settings.frames` consecutive compliant frames and packages them.
+/// `on_feedback` hears each change of feedback code.
+pub fn capture_face(
+    source: &mut dyn FrameSource,
+    detector: &mut Detector,
+    settings: &Settings,
+    username: &str,
+    on_feedback: &mut dyn FnMut(Feedback),
+    cancel: &AtomicBool,
+) -> Result<FaceLivenessData, CaptureError> {
+    let started = Instant::now();
+    let mut pacer = Pacer {
+        cancel,
+        deadline: started + settings.timeout,
+        last_frame: started,
+        stats: Stats::default(),
+    };
+    let mut filter = FeedbackFilter::default();
+    let mut burst: Vec<RawFrame> = Vec::with_capacity(settings.frames as usize);
+    let result = loop {
+        let frame = match pacer.next(source) {
+            Ok(Tick::Frame(f)) => f,
+            Ok(Tick::Timeout) => {
+                break Err(CaptureError::Timeout {
+                    seconds: settings.timeout.as_secs(),
+                    last: filter
+                        .last()
+                        .map_or("none: no usable frame", Feedback::as_str)
+                        .to_owned(),
+                });
+            }
+            Err(e) => break Err(e),
+        };
+        let verdict = match judge(&frame, detector, settings) {
+            Ok((verdict, _gray)) => verdict,
+            Err(e) => {
+                pacer.skipped(source, &e);
+                continue;
+            }
+        };
+        if filter.changed(verdict.feedback) {
+            tracing::debug!(feedback = verdict.feedback.as_str(), "capture feedback");
+            on_feedback(verdict.feedback);
+        }
+        if verdict.feedback != Feedback::FaceCompliant {
+            burst.clear();
+            continue;
+        }
+        pacer.stats.compliant += 1;
+        if let Some(last) = burst.last() {
+            let gap = frame.captured_ms - last.captured_ms;
+            if gap < MIN_SPACING_MS {
+                continue;
+            }
+            if gap > MAX_GAP_MS {
+                burst.clear();
+            }
+        }
+        burst.push(frame);
+        if burst.len() >= settings.frames as usize {
+            break package::package(&burst, settings, username);
+        }
+    };
+    let s = pacer.stats;
+    tracing::info!(
+        device = source.name(),
+        frames = s.frames,
+        bad_frames = s.bad_frames,
+        compliant = s.compliant,
+        duration_ms = started.elapsed().as_millis() as u64,
+        outcome = match &result {
+            Ok(_) => "packaged",
+            Err(CaptureError::Cancelled) => "cancelled",
+            Err(CaptureError::Timeout { .. }) => "timeout",
+            Err(_) => "failed",
+        },
+        "face capture finished"
+    );
+    result
+}
+
+/// Scans the stream for a sessionCallbackURL QR code that verifies with `keys`.
+/// Codes that do not verify are skipped (a passer-by's code must not end the
+/// scan); if no good code appears in time, the last refusal is the error.
+pub fn scan_qr(
+    source: &mut dyn FrameSource,
+    settings: &Settings,
+    keys: &QrKeys,
+    allowed_hosts: &[String],
+    cancel: &AtomicBool,
+) -> Result<SessionCallback, CaptureError> {
+    let started = Instant::now();
+    let mut pacer = Pacer {
+        cancel,
+        deadline: started + settings.timeout,
+        last_frame: started,
+        stats: Stats::default(),
+    };
+    let mut refused: Option<QrError> = None;
+    let result = loop {
+        let frame = match pacer.next(source) {
+            Ok(Tick::Frame(f)) => f,
+            Ok(Tick::Timeout) => {
+                break Err(match refused.take() {
+                    Some(e) => CaptureError::QrInvalid(e),
+                    None => CaptureError::NoQr {
+                        seconds: settings.timeout.as_secs(),
+                    },
+                });
+            }
+            Err(e) => break Err(e),
+        };
+        let gray: Gray = match frame.to_gray() {
+            Ok(g) => package::rotate(g, settings.rotation),
+            Err(e) => {
+                pacer.skipped(source, &e);
+                continue;
+            }
+        };
+        let Some(text) = crate::qrimage::find_in(&gray) else {
+            continue;
+        };
+        let text = zeroize::Zeroizing::new(text);
+        match crate::crypto::qr::decode(&text, keys, allowed_hosts) {
+            Ok(callback) => break Ok(callback),
+            Err(e) => {
+                if refused.as_ref() != Some(&e) {
+                    tracing::warn!(error = %e, "QR code in view refused");
+                }
+                refused = Some(e);
+            }
+        }
+    };
+    let s = pacer.stats;
+    tracing::info!(
+        device = source.name(),
+        frames = s.frames,
+        bad_frames = s.bad_frames,
+        duration_ms = started.elapsed().as_millis() as u64,
+        found = result.is_ok(),
+        "QR scan finished"
+    );
+    result
+}
+
+/// An image file through the pipeline's conversion and detection: the faces of
+/// at least `min_face_px` (`facecapturectl detect`).
+pub fn detect_file(
+    path: &std::path::Path,
+    detector: &mut Detector,
+    min_face_px: u32,
+) -> Result<Vec<crate::detect::FaceBox>, String> {
+    let frame = crate::camera::files::frame_from_file(path)?;
+    let gray = frame.to_gray().map_err(|e| e.to_string())?;
+    Ok(detector.detect(&gray, min_face_px))
+}

@@ -1,0 +1,204 @@
+//! The quality gate: turns a grayscale frame and the faces found in it into one
+//! capture feedback code (SPEC 6, the Face SDK's auto-capture feedback). A frame
+//! is compliant when every test passes. Thresholds are fractions of the frame so
+//! that they hold at any resolution; they were set on the fixture photos.
+
+use crate::detect::FaceBox;
+use image::GrayImage;
+use image::imageops::FilterType;
+
+/// CaptureFeedback codes, in the order the gate tests them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feedback {
+    FaceCompliant,
+    NoFace,
+    MultipleFaces,
+    FaceTooFar,
+    FaceTooClose,
+    FaceOnLeft,
+    FaceOnRight,
+    FaceTooHigh,
+    FaceTooLow,
+    TooDark,
+    TooBlurry,
+}
+
+impl Feedback {
+    /// The code as the D-Bus signal carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FaceCompliant => "face-compliant",
+            Self::NoFace => "no-face",
+            Self::MultipleFaces => "multiple-faces",
+            Self::FaceTooFar => "face-too-far",
+            Self::FaceTooClose => "face-too-close",
+            Self::FaceOnLeft => "face-on-left",
+            Self::FaceOnRight => "face-on-right",
+            Self::FaceTooHigh => "face-too-high",
+            Self::FaceTooLow => "face-too-low",
+            Self::TooDark => "too-dark",
+            Self::TooBlurry => "too-blurry",
+        }
+    }
+
+    pub const ALL: [Feedback; 11] = [
+        Self::FaceCompliant,
+        Self::NoFace,
+        Self::MultipleFaces,
+        Self::FaceTooFar,
+        Self::FaceTooClose,
+        Self::FaceOnLeft,
+        Self::FaceOnRight,
+        Self::FaceTooHigh,
+        Self::FaceTooLow,
+        Self::TooDark,
+        Self::TooBlurry,
+    ];
+}
+
+impl std::fmt::Display for Feedback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Howdy's dark-frame test: the share of pixels in the darkest bin of the
+/// histogram. The bin ends at 40, not 32: video-range luma starts at 16.
+const DARK_SHARE: f64 = 0.75;
+const DARK_LEVEL: u8 = 40;
+/// A face whose mean luma is below this is too dark to match.
+const DARK_FACE_MEAN: f64 = 50.0;
+/// A face wider than this share of the frame's shorter side is too close.
+const CLOSE_SHARE: f64 = 0.6;
+/// The face centre may stray this share of the frame from its ideal spot.
+const CENTRE_TOLERANCE_X: f64 = 0.2;
+const CENTRE_TOLERANCE_Y: f64 = 0.2;
+/// The ideal face centre sits a little above the frame's middle.
+const IDEAL_Y: f64 = 0.45;
+/// Faces are compared for sharpness at this width.
+const SHARPNESS_PX: u32 = 96;
+/// Variance of the Laplacian below this (at SHARPNESS_PX) is too blurry.
+const BLUR_VARIANCE: f64 = 40.0;
+
+/// The gate's verdict on one frame, with the face it judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub feedback: Feedback,
+    pub face: Option<FaceBox>,
+    /// Variance of the Laplacian of the face (0 when no face was judged).
+    pub sharpness: f64,
+}
+
+/// Judges a frame. `faces` are all faces the detector saw (largest first),
+/// including those narrower than `min_face_px`.
+pub fn assess(gray: &GrayImage, faces: &[FaceBox], min_face_px: u32) -> Verdict {
+    let verdict = |feedback, face, sharpness| Verdict {
+        feedback,
+        face,
+        sharpness,
+    };
+    let (w, h) = gray.dimensions();
+    if w == 0 || h == 0 {
+        return verdict(Feedback::NoFace, None, 0.0);
+    }
+    if dark_share(gray) > DARK_SHARE {
+        return verdict(Feedback::TooDark, None, 0.0);
+    }
+    let Some(&face) = faces.first() else {
+        return verdict(Feedback::NoFace, None, 0.0);
+    };
+    if faces.len() > 1 {
+        return verdict(Feedback::MultipleFaces, Some(face), 0.0);
+    }
+    if face.width < min_face_px {
+        return verdict(Feedback::FaceTooFar, Some(face), 0.0);
+    }
+    if f64::from(face.width) > CLOSE_SHARE * f64::from(w.min(h)) {
+        return verdict(Feedback::FaceTooClose, Some(face), 0.0);
+    }
+    let cx = (f64::from(face.x) + f64::from(face.width) / 2.0) / f64::from(w);
+    let cy = (f64::from(face.y) + f64::from(face.height) / 2.0) / f64::from(h);
+    if cx < 0.5 - CENTRE_TOLERANCE_X {
+        return verdict(Feedback::FaceOnLeft, Some(face), 0.0);
+    }
+    if cx > 0.5 + CENTRE_TOLERANCE_X {
+        return verdict(Feedback::FaceOnRight, Some(face), 0.0);
+    }
+    if cy < IDEAL_Y - CENTRE_TOLERANCE_Y {
+        return verdict(Feedback::FaceTooHigh, Some(face), 0.0);
+    }
+    if cy > IDEAL_Y + CENTRE_TOLERANCE_Y {
+        return verdict(Feedback::FaceTooLow, Some(face), 0.0);
+    }
+    let Some(crop) = face_crop(gray, &face) else {
+        return verdict(Feedback::NoFace, None, 0.0);
+    };
+    if mean(&crop) < DARK_FACE_MEAN {
+        return verdict(Feedback::TooDark, Some(face), 0.0);
+    }
+    let sharpness = laplacian_variance(&crop);
+    if sharpness < BLUR_VARIANCE {
+        return verdict(Feedback::TooBlurry, Some(face), sharpness);
+    }
+    verdict(Feedback::FaceCompliant, Some(face), sharpness)
+}
+
+/// Share of pixels in the darkest histogram bin, as Howdy tests IR frames.
+pub fn dark_share(gray: &GrayImage) -> f64 {
+    let raw = gray.as_raw();
+    if raw.is_empty() {
+        return 0.0;
+    }
+    let dark = raw.iter().filter(|&&p| p < DARK_LEVEL).count();
+    dark as f64 / raw.len() as f64
+}
+
+/// The face box, clipped to the frame and scaled to SHARPNESS_PX wide.
+fn face_crop(gray: &GrayImage, face: &FaceBox) -> Option<GrayImage> {
+    let x0 = face.x.max(0) as u32;
+    let y0 = face.y.max(0) as u32;
+    let x1 = (face.x + face.width as i32).clamp(0, gray.width() as i32) as u32;
+    let y1 = (face.y + face.height as i32).clamp(0, gray.height() as i32) as u32;
+    if x1 <= x0 + 8 || y1 <= y0 + 8 {
+        return None;
+    }
+    let crop = image::imageops::crop_imm(gray, x0, y0, x1 - x0, y1 - y0).to_image();
+    let h = (u64::from(y1 - y0) * u64::from(SHARPNESS_PX) / u64::from(x1 - x0)).max(8) as u32;
+    Some(image::imageops::resize(
+        &crop,
+        SHARPNESS_PX,
+        h,
+        FilterType::Triangle,
+    ))
+}
+
+fn mean(img: &GrayImage) -> f64 {
+    let raw = img.as_raw();
+    raw.iter().map(|&p| f64::from(p)).sum::<f64>() / raw.len().max(1) as f64
+}
+
+/// Variance of the 4-neighbour Laplacian: low when edges are soft.
+pub fn laplacian_variance(img: &GrayImage) -> f64 {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let p = img.as_raw();
+    let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let i = y * w + x;
+            let l = i32::from(p[i - 1])
+                + i32::from(p[i + 1])
+                + i32::from(p[i - w])
+                + i32::from(p[i + w])
+                - 4 * i32::from(p[i]);
+            let l = f64::from(l);
+            sum += l;
+            sq += l * l;
+            n += 1.0;
+        }
+    }
+    let m = sum / n;
+    sq / n - m * m
+}

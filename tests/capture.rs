@@ -1,0 +1,539 @@
+//! The capture pipeline on real photos: every feedback code from a real image,
+//! the `files` source end to end into a package whose frames decode and hold the
+//! face, timeouts, cancellation, bad frames, QR scanning from the stream, and a
+//! captured package accepted by the emulator.
+
+mod common;
+
+use facecapture::awareid::wire::FaceLivenessData;
+use facecapture::camera::files::FilesSource;
+use facecapture::camera::frame::{RawFrame, grey_frame, rgb_to_yuyv};
+use facecapture::camera::{FrameSource, PixelFormat};
+use facecapture::capture::{self, CaptureError, Feedback, Settings};
+use facecapture::config::{CameraConfig, CameraSource, Encryption};
+use facecapture::detect::Detector;
+use image::{GrayImage, Luma, Rgb, RgbImage, imageops};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+fn settings() -> Settings {
+    Settings {
+        frames: 3,
+        timeout: Duration::from_secs(5),
+        min_face_px: 100,
+        jpeg_quality: 90,
+        rotation: 0,
+        width: 640,
+        height: 480,
+        workflow: "hotel2".into(),
+        device_brand: "TestBoard".into(),
+    }
+}
+
+fn rgb(name: &str) -> RgbImage {
+    image::open(common::fixture(name))
+        .expect("fixture")
+        .to_rgb8()
+}
+
+/// `img` moved by (dx, dy) on a mid-gray 640x480 canvas.
+fn shifted(img: &RgbImage, dx: i64, dy: i64) -> RgbImage {
+    let mut out = RgbImage::from_pixel(640, 480, Rgb([128, 128, 128]));
+    imageops::overlay(&mut out, img, dx, dy);
+    out
+}
+
+/// The astronaut scaled by `f` with her face kept near the same spot.
+fn scaled(f: f32) -> RgbImage {
+    let a = rgb("astronaut.jpg");
+    let s = imageops::resize(
+        &a,
+        (640.0 * f) as u32,
+        (480.0 * f) as u32,
+        imageops::FilterType::Triangle,
+    );
+    // Her face centre is near (281, 143).
+    shifted(&s, (281.0 - 281.0 * f) as i64, (200.0 - 143.0 * f) as i64)
+}
+
+/// Two real faces side by side: the astronaut's and Einstein's.
+fn two_faces() -> RgbImage {
+    let mut out = RgbImage::from_pixel(640, 480, Rgb([128, 128, 128]));
+    let a = rgb("astronaut.jpg");
+    let e = rgb("solvay-einstein.jpg");
+    imageops::overlay(
+        &mut out,
+        &imageops::crop_imm(&a, 170, 40, 220, 260).to_image(),
+        60,
+        110,
+    );
+    imageops::overlay(
+        &mut out,
+        &imageops::crop_imm(&e, 188, 64, 240, 280).to_image(),
+        350,
+        100,
+    );
+    out
+}
+
+fn darkened(img: &RgbImage, f: f32) -> RgbImage {
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let p = img.get_pixel(x, y).0;
+        Rgb(p.map(|c| (f32::from(c) * f) as u8))
+    })
+}
+
+fn yuyv_frame(img: &RgbImage) -> RawFrame {
+    RawFrame {
+        format: PixelFormat::Yuyv,
+        width: img.width(),
+        height: img.height(),
+        stride: 0,
+        data: Zeroizing::new(rgb_to_yuyv(img)),
+        captured_ms: 0.0,
+    }
+}
+
+fn gate(frame: &RawFrame) -> Feedback {
+    let mut d = Detector::embedded().expect("model");
+    capture::judge(frame, &mut d, &settings())
+        .expect("frame converts")
+        .0
+        .feedback
+}
+
+#[test]
+fn every_feedback_code_comes_from_a_real_image() {
+    let a = rgb("astronaut.jpg");
+    let cases: Vec<(&str, RgbImage, Feedback)> = vec![
+        ("astronaut", a.clone(), Feedback::FaceCompliant),
+        (
+            "einstein",
+            rgb("solvay-einstein.jpg"),
+            Feedback::FaceCompliant,
+        ),
+        ("street", rgb("no-face.jpg"), Feedback::NoFace),
+        ("two faces", two_faces(), Feedback::MultipleFaces),
+        ("scaled down", scaled(0.72), Feedback::FaceTooFar),
+        ("scaled up", scaled(2.5), Feedback::FaceTooClose),
+        ("shifted left", shifted(&a, -150, 0), Feedback::FaceOnLeft),
+        ("shifted right", shifted(&a, 200, 0), Feedback::FaceOnRight),
+        ("shifted up", shifted(&a, 0, -60), Feedback::FaceTooHigh),
+        ("shifted down", shifted(&a, 0, 190), Feedback::FaceTooLow),
+        ("darkened", darkened(&a, 0.12), Feedback::TooDark),
+        ("blurred", imageops::blur(&a, 2.5), Feedback::TooBlurry),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (name, img, want) in cases {
+        // Through the YUYV fast path, as a webcam delivers frames.
+        assert_eq!(gate(&yuyv_frame(&img)), want, "{name} (YUYV)");
+        // And as an IR camera's GREY frame.
+        let gray = image::DynamicImage::ImageRgb8(img).to_luma8();
+        assert_eq!(gate(&grey_frame(&gray, 0.0)), want, "{name} (GREY)");
+        seen.insert(want);
+    }
+    assert_eq!(seen.len(), Feedback::ALL.len(), "every code produced");
+}
+
+/// What a 640x480 camera mounted sideways sees: an upright 480x640 portrait
+/// scene, turned 90 degrees anticlockwise.
+fn sideways() -> RgbImage {
+    let e = rgb("solvay-einstein.jpg");
+    let portrait = imageops::resize(
+        &imageops::crop_imm(&e, 100, 0, 360, 480).to_image(),
+        480,
+        640,
+        imageops::FilterType::Triangle,
+    );
+    imageops::rotate270(&portrait)
+}
+
+#[test]
+fn rotation_turns_a_sideways_camera_upright() {
+    let frame = yuyv_frame(&sideways());
+    assert_eq!((frame.width, frame.height), (640, 480));
+    let mut d = Detector::embedded().expect("model");
+    let mut s = settings();
+    s.rotation = 90;
+    let (verdict, gray) = capture::judge(&frame, &mut d, &s).expect("converts");
+    assert_eq!(gray.dimensions(), (480, 640));
+    assert_eq!(verdict.feedback, Feedback::FaceCompliant);
+}
+
+fn files(dir: &Path, fps: u32) -> FilesSource {
+    FilesSource::open(&CameraConfig {
+        source: CameraSource::Files,
+        path: dir.display().to_string(),
+        fps,
+        ..CameraConfig::default()
+    })
+    .expect("files source")
+}
+
+fn write(dir: &Path, name: &str, img: &RgbImage) {
+    img.save(dir.join(name)).expect("write scene");
+}
+
+/// Checks a package: frames decode, each holds the face, timestamps rise.
+fn check_package(p: &FaceLivenessData, frames: usize, username: &str) {
+    let wd = &p.video.workflow_data;
+    assert_eq!(wd.workflow, "hotel2");
+    assert_eq!(wd.rotation, 0);
+    assert_eq!(wd.frames.len(), frames);
+    let m = &p.video.meta_data;
+    assert_eq!(m.username, username);
+    assert_eq!(m.client_device_brand, "TestBoard");
+    assert!(
+        m.client_version.starts_with("facecaptured/"),
+        "{}",
+        m.client_version
+    );
+    let mut d = Detector::embedded().expect("model");
+    let mut last = 0.0;
+    for f in &wd.frames {
+        assert!(
+            f.timestamp > 1.6e12 && f.timestamp > last,
+            "{}",
+            f.timestamp
+        );
+        if last > 0.0 {
+            assert!(f.timestamp - last >= 20.0, "frames a few tens of ms apart");
+        }
+        last = f.timestamp;
+        let jpeg = facecapture::crypto::unb64(&f.data).expect("base64");
+        assert_eq!(&jpeg[..2], b"\xff\xd8", "a JPEG");
+        let img = image::load_from_memory(&jpeg).expect("decodes").to_luma8();
+        assert_eq!(img.dimensions(), (640, 480));
+        assert_eq!(d.detect(&img, 100).len(), 1, "the face is in the frame");
+    }
+}
+
+#[test]
+fn files_source_runs_end_to_end_into_a_package() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("astronaut.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let mut source = files(dir.path(), 30);
+    let mut d = Detector::embedded().expect("model");
+    let mut feedback = Vec::new();
+    let p = capture::capture_face(
+        &mut source,
+        &mut d,
+        &settings(),
+        "alice",
+        &mut |f| feedback.push(f),
+        &AtomicBool::new(false),
+    )
+    .expect("package");
+    check_package(&p, 3, "alice");
+    // One compliant face on every frame: the code is sent once, not per frame.
+    assert_eq!(feedback, [Feedback::FaceCompliant]);
+}
+
+#[test]
+fn feedback_follows_the_scene_without_repeats() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = rgb("astronaut.jpg");
+    write(dir.path(), "00.png", &rgb("no-face.jpg"));
+    write(dir.path(), "01.png", &rgb("no-face.jpg"));
+    write(dir.path(), "02.png", &shifted(&a, -150, 0));
+    write(dir.path(), "03.png", &darkened(&a, 0.12));
+    for i in 4..7 {
+        write(dir.path(), &format!("{i:02}.png"), &a);
+    }
+    let mut d = Detector::embedded().expect("model");
+    let mut feedback = Vec::new();
+    let mut s = settings();
+    s.frames = 2;
+    let p = capture::capture_face(
+        &mut files(dir.path(), 30),
+        &mut d,
+        &s,
+        "bob",
+        &mut |f| feedback.push(f),
+        &AtomicBool::new(false),
+    )
+    .expect("package");
+    check_package(&p, 2, "bob");
+    assert_eq!(
+        feedback,
+        [
+            Feedback::NoFace,
+            Feedback::FaceOnLeft,
+            Feedback::TooDark,
+            Feedback::FaceCompliant
+        ]
+    );
+}
+
+#[test]
+fn rotation_and_size_apply_to_the_package() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "a.png", &sideways());
+    let mut s = settings();
+    s.rotation = 90;
+    let mut d = Detector::embedded().expect("model");
+    let p = capture::capture_face(
+        &mut files(dir.path(), 30),
+        &mut d,
+        &s,
+        "carol",
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect("package");
+    // With rotation 90 the configured 640x480 becomes 480x640 upright.
+    for f in &p.video.workflow_data.frames {
+        let jpeg = facecapture::crypto::unb64(&f.data).expect("base64");
+        let img = image::load_from_memory(&jpeg).expect("decodes").to_luma8();
+        assert_eq!(img.dimensions(), (480, 640));
+        assert_eq!(d.detect(&img, 100).len(), 1);
+    }
+}
+
+#[test]
+fn no_compliant_face_times_out_with_the_last_feedback() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("no-face.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let mut s = settings();
+    s.timeout = Duration::from_secs(1);
+    let e = capture::capture_face(
+        &mut files(dir.path(), 30),
+        &mut Detector::embedded().expect("model"),
+        &s,
+        "dave",
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect_err("timeout");
+    assert!(
+        matches!(&e, CaptureError::Timeout { last, .. } if last == "no-face"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cancel_ends_the_capture_promptly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("no-face.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let e = capture::capture_face(
+            &mut files(dir.path(), 30),
+            &mut Detector::embedded().expect("model"),
+            &settings(),
+            "erin",
+            &mut |_| {},
+            &cancel,
+        )
+        .expect_err("cancelled");
+        assert!(matches!(e, CaptureError::Cancelled), "{e}");
+    });
+}
+
+#[test]
+fn corrupt_frames_are_skipped_not_fatal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let jpeg = std::fs::read(common::fixture("astronaut.jpg")).expect("read");
+    std::fs::write(dir.path().join("a.jpg"), &jpeg).expect("write");
+    // A truncated JPEG (the file source hands it on as a frame that fails to decode)
+    // and a file that is no image at all.
+    std::fs::write(dir.path().join("b.jpg"), &jpeg[..jpeg.len() / 2]).expect("write");
+    std::fs::write(dir.path().join("c.jpg"), b"garbage").expect("write");
+    let mut s = settings();
+    s.frames = 1;
+    let p = capture::capture_face(
+        &mut files(dir.path(), 60),
+        &mut Detector::embedded().expect("model"),
+        &s,
+        "frank",
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect("package despite bad frames");
+    check_package(&p, 1, "frank");
+}
+
+/// A source that delivers one frame and then nothing: a camera that stops.
+struct Stops(Option<RawFrame>);
+
+impl FrameSource for Stops {
+    fn name(&self) -> &str {
+        "stopping-camera"
+    }
+    fn next_frame(
+        &mut self,
+        deadline: std::time::Instant,
+    ) -> Result<facecapture::camera::Next, facecapture::camera::CameraError> {
+        if let Some(f) = self.0.take() {
+            return Ok(facecapture::camera::Next::Frame(f));
+        }
+        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+        Ok(facecapture::camera::Next::Deadline)
+    }
+}
+
+#[test]
+fn a_camera_that_stops_sending_ends_the_operation() {
+    let img = GrayImage::from_pixel(640, 480, Luma([128]));
+    let mut s = settings();
+    s.timeout = Duration::from_secs(20);
+    let e = capture::capture_face(
+        &mut Stops(Some(grey_frame(&img, 0.0))),
+        &mut Detector::embedded().expect("model"),
+        &s,
+        "gina",
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect_err("stalled");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("stopping-camera") && msg.contains("no frame"),
+        "{msg}"
+    );
+}
+
+/// Rotates `img` by `degrees` about its centre (bilinear), onto white.
+fn rotate_by(img: &GrayImage, degrees: f32) -> GrayImage {
+    let (w, h) = img.dimensions();
+    let (s, c) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    GrayImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+        let sx = c * dx + s * dy + cx;
+        let sy = -s * dx + c * dy + cy;
+        if sx < 0.0 || sy < 0.0 || sx >= (w - 1) as f32 || sy >= (h - 1) as f32 {
+            return Luma([255]);
+        }
+        let (x0, y0) = (sx.floor() as u32, sy.floor() as u32);
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        let p = |x, y| f32::from(img.get_pixel(x, y)[0]);
+        let top = p(x0, y0) * (1.0 - fx) + p(x0 + 1, y0) * fx;
+        let bottom = p(x0, y0 + 1) * (1.0 - fx) + p(x0 + 1, y0 + 1) * fx;
+        Luma([(top * (1.0 - fy) + bottom * fy).round() as u8])
+    })
+}
+
+/// A photo with a QR code pasted into it, `size` px wide and tilted.
+fn qr_scene(url: &str, size: u32, degrees: f32) -> GrayImage {
+    let png = facecapture::qrimage::to_png(url).expect("qr");
+    let qr = image::load_from_memory(&png).expect("png").to_luma8();
+    let small = imageops::resize(&qr, size, size, imageops::FilterType::Triangle);
+    // On a larger white card, so that turning it keeps the corners.
+    let mut card = GrayImage::from_pixel(size * 3 / 2, size * 3 / 2, Luma([255]));
+    imageops::overlay(&mut card, &small, i64::from(size / 4), i64::from(size / 4));
+    let tilted = rotate_by(&card, degrees);
+    let mut scene = image::open(common::fixture("no-face.jpg"))
+        .expect("photo")
+        .to_luma8();
+    imageops::overlay(&mut scene, &tilted, 180, 15);
+    scene
+}
+
+#[test]
+fn a_qr_code_held_up_tilted_in_a_busy_scene_is_read_from_the_stream() {
+    let setup = common::start();
+    let url = setup.emulator.qr_for_enroll("hank", "hank@example.com");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("no-face.jpg"), dir.path().join("00.jpg")).expect("copy");
+    qr_scene(&url, 300, 12.0)
+        .save(dir.path().join("01.png"))
+        .expect("scene");
+    let callback = capture::scan_qr(
+        &mut files(dir.path(), 30),
+        &settings(),
+        &setup.qr_keys,
+        &[],
+        &AtomicBool::new(false),
+    )
+    .expect("found");
+    let direct = facecapture::crypto::qr::decode(&url, &setup.qr_keys, &[]).expect("decode");
+    assert_eq!(callback.session_token, direct.session_token);
+    assert_eq!(callback.host, direct.host);
+}
+
+#[test]
+fn a_forged_qr_code_in_view_is_refused_with_its_reason() {
+    let setup = common::start();
+    let other = common::start();
+    // Signed with another tenant's key.
+    let url = other.emulator.qr_for_enroll("ivan", "ivan@example.com");
+    let dir = tempfile::tempdir().expect("tmp");
+    qr_scene(&url, 300, 5.0)
+        .save(dir.path().join("01.png"))
+        .expect("scene");
+    let mut s = settings();
+    s.timeout = Duration::from_secs(1);
+    let e = capture::scan_qr(
+        &mut files(dir.path(), 30),
+        &s,
+        &setup.qr_keys,
+        &[],
+        &AtomicBool::new(false),
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(
+            e,
+            CaptureError::QrInvalid(facecapture::crypto::qr::QrError::BadSignature)
+        ),
+        "{e}"
+    );
+    // No code at all: a plain timeout.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("astronaut.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let e = capture::scan_qr(
+        &mut files(dir.path(), 30),
+        &s,
+        &setup.qr_keys,
+        &[],
+        &AtomicBool::new(false),
+    )
+    .expect_err("nothing");
+    assert!(matches!(e, CaptureError::NoQr { .. }), "{e}");
+}
+
+#[test]
+fn a_captured_package_enrolls_and_authenticates_against_the_emulator() {
+    let setup = common::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("astronaut.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let mut source = files(dir.path(), 30);
+    let mut detector = Detector::embedded().expect("model");
+    let mut camera = |user: &str| {
+        capture::capture_face(
+            &mut source,
+            &mut detector,
+            &settings(),
+            user,
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .map_err(|e| facecapture::workflow::FlowError::Capture(e.to_string()))
+    };
+    let progress = common::no_progress;
+    let ctx = common::ctx(&setup, Encryption::Envelope, &progress);
+    let enrolled =
+        facecapture::workflow::enroll(&setup.client, &ctx, &common::person("judy"), &mut camera)
+            .expect("enrolled");
+    assert_eq!(enrolled.enrollment_status, 2);
+    assert!(enrolled.liveness);
+    let auth = facecapture::workflow::authenticate(
+        &setup.client,
+        &ctx,
+        "judy",
+        &enrolled.registration_code,
+        &mut camera,
+    )
+    .expect("authenticated");
+    assert!(
+        auth.liveness && auth.matched && auth.auth_status == 2,
+        "{auth:?}"
+    );
+}
