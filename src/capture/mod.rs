@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 pub const STALL: Duration = Duration::from_secs(3);
 /// How often a blocked wait looks at `cancel`.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
-/// Packaged frames are at least this far apart ("a few tens of ms")...
+/// Packaged frames are at least this far apart ("a few tens of ms"); a camera
+/// faster than 50 fps has frames skipped. A non-compliant frame restarts the burst,
+/// so the package is always consecutive judged frames, however slow the board.
 const MIN_SPACING_MS: f64 = 20.0;
-/// ...and at most this far: a longer gap starts the burst again.
-const MAX_GAP_MS: f64 = 250.0;
 
 /// What a capture needs from the configuration.
 #[derive(Debug, Clone)]
@@ -226,14 +226,11 @@ pub fn capture_face(
             continue;
         }
         pacer.stats.compliant += 1;
-        if let Some(last) = burst.last() {
-            let gap = frame.captured_ms - last.captured_ms;
-            if gap < MIN_SPACING_MS {
-                continue;
-            }
-            if gap > MAX_GAP_MS {
-                burst.clear();
-            }
+        if burst
+            .last()
+            .is_some_and(|last| frame.captured_ms - last.captured_ms < MIN_SPACING_MS)
+        {
+            continue;
         }
         burst.push(frame);
         if burst.len() >= settings.frames as usize {
