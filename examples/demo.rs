@@ -7,33 +7,57 @@
 
 use facecapture::awareid::HttpSettings;
 use facecapture::awareid::wire::*;
-use facecapture::config::Encryption;
+use facecapture::camera::files::FilesSource;
+use facecapture::capture::{self, Settings};
+use facecapture::config::{CameraConfig, CameraSource, Encryption};
 use facecapture::crypto::device::DeviceKey;
+use facecapture::detect::Detector;
 use facecapture::emulator::{Emulator, EmulatorConfig};
 use facecapture::workflow::{self, Context, FlowError, Person, Step, Terminal};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-/// A face source that serves three frames of a sample photo, 33 ms apart.
+/// The camera: the capture pipeline on a `files` source playing a sample photo at
+/// 30 fps (detection, quality gate with feedback, packaging of 3 frames).
 fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
     move |user: &str| {
+        let fail = |e: &dyn std::fmt::Display| FlowError::Capture(e.to_string());
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/faces")
             .join(name);
-        let jpeg = std::fs::read(&path)
-            .map_err(|e| FlowError::Capture(format!("{}: {e}", path.display())))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as f64)
-            .unwrap_or(0.0);
-        let frames: Vec<(&[u8], f64)> = (0..3)
-            .map(|i| (&jpeg[..], now + 33.0 * f64::from(i)))
-            .collect();
-        Ok(FaceLivenessData::from_jpegs(
-            "hotel2",
-            0,
-            &frames,
-            MetaData::for_terminal("Unknown", user),
-        ))
+        let camera = CameraConfig {
+            source: CameraSource::Files,
+            path: path.display().to_string(),
+            ..CameraConfig::default()
+        };
+        let mut source = FilesSource::open(&camera).map_err(|e| fail(&e))?;
+        let mut detector = Detector::embedded().map_err(|e| fail(&e))?;
+        let settings = Settings {
+            frames: 3,
+            timeout: Duration::from_secs(10),
+            min_face_px: 100,
+            jpeg_quality: 90,
+            rotation: 0,
+            width: camera.width,
+            height: camera.height,
+            workflow: "hotel2".into(),
+            device_brand: "Demo".into(),
+        };
+        let started = Instant::now();
+        let package = capture::capture_face(
+            &mut source,
+            &mut detector,
+            &settings,
+            user,
+            &mut |f| println!("    feedback: {f}"),
+            &AtomicBool::new(false),
+        )
+        .map_err(|e| fail(&e))?;
+        println!(
+            "    captured 3 frames of {name} in {} ms",
+            started.elapsed().as_millis()
+        );
+        Ok(package)
     }
 }
 
