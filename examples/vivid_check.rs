@@ -165,6 +165,35 @@ fn webcam(device: &str) -> Res<()> {
         }
     }
     println!("VIVID-CHECK webcam ok: 10 YUYV 640x480 frames (MJPG not offered, YUYV chosen)");
+
+    // A second user of a streaming camera gets EBUSY: CameraUnavailable, "busy".
+    match V4l2Source::open(&camera(device, &["YUYV"])) {
+        Err(CameraError::Unavailable { reason, .. }) if reason.contains("busy") => {
+            println!("VIVID-CHECK busy ok: {reason}");
+        }
+        Err(e) => return Err(format!("second open: expected busy, got {e}")),
+        Ok(_) => return Err("second open of a streaming camera succeeded".into()),
+    }
+
+    // A buffer the driver flags as corrupt is handed on as a bad frame; the stream goes on.
+    set_control(
+        device,
+        "Inject V4L2_BUF_FLAG_ERROR",
+        v4l::control::Value::None,
+    )?;
+    let (mut bad, mut good) = (0, 0);
+    while good < 10 {
+        match source.next_frame(deadline).map_err(|e| e.to_string())? {
+            Next::Frame(_) => good += 1,
+            Next::Bad(facecapture::camera::FrameError::Flagged) => bad += 1,
+            Next::Bad(e) => return Err(format!("unexpected bad frame: {e}")),
+            Next::Deadline => return Err("webcam: no frames after the error".into()),
+        }
+    }
+    if bad == 0 {
+        return Err("the injected buffer error was not seen".into());
+    }
+    println!("VIVID-CHECK flagged ok: {bad} flagged frame(s) skipped, {good} good frames after");
     Ok(())
 }
 

@@ -50,6 +50,8 @@ fn v4l_source_against_vivid_under_qemu() {
     assert!(out.status.success(), "guest failed:\n{console}\n{errors}");
     for step in [
         "VIVID-CHECK webcam ok",
+        "VIVID-CHECK busy ok",
+        "VIVID-CHECK flagged ok",
         "VIVID-CHECK loopback ok",
         "VIVID-CHECK disconnect ok: CameraUnavailable",
         "VIVID-CHECK reconnect ok",
