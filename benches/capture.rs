@@ -12,7 +12,6 @@ use facecapture::capture::{self, Feedback, Settings};
 use facecapture::detect::Detector;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Duration;
 use zeroize::Zeroizing;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -23,15 +22,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 fn settings() -> Settings {
     Settings {
-        frames: 3,
-        timeout: Duration::from_secs(10),
-        min_face_px: 100,
-        jpeg_quality: 90,
-        rotation: 0,
-        width: 640,
-        height: 480,
-        workflow: "hotel2".into(),
         device_brand: "bench".into(),
+        ..Settings::default()
     }
 }
 

@@ -9,7 +9,7 @@ use facecapture::capture::{self, Settings};
 use facecapture::config::{CameraConfig, CameraSource};
 use facecapture::detect::Detector;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn vm(key: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -41,15 +41,8 @@ fn main() {
         vm("VmHWM:")
     );
     let settings = Settings {
-        frames: 3,
-        timeout: Duration::from_secs(10),
-        min_face_px: 100,
-        jpeg_quality: 90,
-        rotation: 0,
-        width: 640,
-        height: 480,
-        workflow: "hotel2".into(),
         device_brand: "bench".into(),
+        ..Settings::default()
     };
     let mut source = FilesSource::open(&CameraConfig {
         source: CameraSource::Files,

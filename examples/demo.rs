@@ -33,15 +33,8 @@ fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, Flo
         let mut source = FilesSource::open(&camera).map_err(|e| fail(&e))?;
         let mut detector = Detector::embedded().map_err(|e| fail(&e))?;
         let settings = Settings {
-            frames: 3,
-            timeout: Duration::from_secs(10),
-            min_face_px: 100,
-            jpeg_quality: 90,
-            rotation: 0,
-            width: camera.width,
-            height: camera.height,
-            workflow: "hotel2".into(),
             device_brand: "Demo".into(),
+            ..Settings::default()
         };
         let started = Instant::now();
         let package = capture::capture_face(

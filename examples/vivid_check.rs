@@ -127,16 +127,10 @@ fn camera(device: &str, formats: &[&str]) -> CameraConfig {
 
 fn settings() -> Settings {
     Settings {
-        frames: 3,
         // Software emulation is slow: generous, since this is not a speed test.
         timeout: Duration::from_secs(60),
-        min_face_px: 100,
-        jpeg_quality: 90,
-        rotation: 0,
-        width: 640,
-        height: 480,
-        workflow: "hotel2".into(),
         device_brand: "vivid".into(),
+        ..Settings::default()
     }
 }
 

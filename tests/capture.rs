@@ -20,15 +20,9 @@ use zeroize::Zeroizing;
 
 fn settings() -> Settings {
     Settings {
-        frames: 3,
         timeout: Duration::from_secs(5),
-        min_face_px: 100,
-        jpeg_quality: 90,
-        rotation: 0,
-        width: 640,
-        height: 480,
-        workflow: "hotel2".into(),
         device_brand: "TestBoard".into(),
+        ..Settings::default()
     }
 }
 

@@ -11,7 +11,7 @@ pub use quality::Feedback;
 use crate::awareid::wire::FaceLivenessData;
 use crate::camera::frame::Gray;
 use crate::camera::{CameraError, FrameError, FrameSource, Next, RawFrame};
-use crate::config::Config;
+use crate::config::{CameraConfig, CaptureConfig, Config, FaceConfig};
 use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
 use crate::detect::Detector;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,16 +44,24 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &Config) -> Self {
+        Self::from_sections(&c.camera, &c.capture, &c.face)
+    }
+
+    pub fn from_sections(
+        camera: &CameraConfig,
+        capture: &CaptureConfig,
+        face: &FaceConfig,
+    ) -> Self {
         Self {
-            frames: c.capture.frames,
-            timeout: Duration::from_secs(c.capture.timeout_s),
-            min_face_px: c.capture.min_face_px,
-            jpeg_quality: c.capture.jpeg_quality,
-            rotation: c.camera.rotation,
-            width: c.camera.width,
-            height: c.camera.height,
-            workflow: c.face.workflow.clone(),
-            device_brand: c.face.device_brand.clone(),
+            frames: capture.frames,
+            timeout: Duration::from_secs(capture.timeout_s),
+            min_face_px: capture.min_face_px,
+            jpeg_quality: capture.jpeg_quality,
+            rotation: camera.rotation,
+            width: camera.width,
+            height: camera.height,
+            workflow: face.workflow.clone(),
+            device_brand: face.device_brand.clone(),
         }
     }
 
@@ -89,6 +97,17 @@ pub struct Stats {
     pub frames: u64,
     pub bad_frames: u64,
     pub compliant: u64,
+}
+
+/// The configuration defaults (SPEC 8).
+impl Default for Settings {
+    fn default() -> Self {
+        Self::from_sections(
+            &CameraConfig::default(),
+            &CaptureConfig::default(),
+            &FaceConfig::default(),
+        )
+    }
 }
 
 /// Passes a feedback code on only when it differs from the last one.
@@ -133,7 +152,17 @@ enum Tick {
     Timeout,
 }
 
-impl Pacer<'_> {
+impl<'a> Pacer<'a> {
+    fn new(cancel: &'a AtomicBool, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            cancel,
+            deadline: now + timeout,
+            last_frame: now,
+            stats: Stats::default(),
+        }
+    }
+
     fn next(&mut self, source: &mut dyn FrameSource) -> Result<Tick, CaptureError> {
         loop {
             if self.cancel.load(Ordering::Relaxed) {
@@ -188,12 +217,7 @@ pub fn capture_face(
     cancel: &AtomicBool,
 ) -> Result<FaceLivenessData, CaptureError> {
     let started = Instant::now();
-    let mut pacer = Pacer {
-        cancel,
-        deadline: started + settings.timeout,
-        last_frame: started,
-        stats: Stats::default(),
-    };
+    let mut pacer = Pacer::new(cancel, settings.timeout);
     let mut filter = FeedbackFilter::default();
     let mut burst: Vec<RawFrame> = Vec::with_capacity(settings.frames as usize);
     let result = loop {
@@ -266,12 +290,7 @@ pub fn scan_qr(
     cancel: &AtomicBool,
 ) -> Result<SessionCallback, CaptureError> {
     let started = Instant::now();
-    let mut pacer = Pacer {
-        cancel,
-        deadline: started + settings.timeout,
-        last_frame: started,
-        stats: Stats::default(),
-    };
+    let mut pacer = Pacer::new(cancel, settings.timeout);
     let mut refused: Option<QrError> = None;
     let result = loop {
         let frame = match pacer.next(source) {
