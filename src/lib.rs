@@ -11,4 +11,5 @@ pub mod detect;
 pub mod emulator;
 pub mod logging;
 pub mod qrimage;
+pub mod storage;
 pub mod workflow;

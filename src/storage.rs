@@ -1,0 +1,363 @@
+//! Local storage: the terminal's device identity (device id and P-256 key) and
+//! its enrollments (username, registration code, server host, device id, enrolled
+//! at), in SQLite under the state directory (0700; database 0600). WAL with
+//! synchronous=FULL: a change returns only once committed to disk, so a SIGKILL or
+//! a power cut never loses a committed enrollment nor leaves half of one. The
+//! schema is versioned (`PRAGMA user_version`) and migrated in order on open.
+
+use crate::config::Secret;
+use crate::crypto::device::DeviceKey;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+pub const DB_FILE: &str = "facecaptured.db";
+
+/// Each entry takes the schema from version i to i + 1.
+const MIGRATIONS: &[&str] = &[
+    // 1: the device identity (one row) and the enrollments.
+    "CREATE TABLE device (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         device_id TEXT NOT NULL,
+         key_pkcs8 BLOB NOT NULL,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE enrollments (
+         username TEXT PRIMARY KEY NOT NULL,
+         registration_code TEXT NOT NULL CHECK (registration_code <> ''),
+         server_host TEXT NOT NULL,
+         device_id TEXT NOT NULL,
+         enrolled_at INTEGER NOT NULL
+     );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: schema version {found} is newer than this build's {supported}")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
+    #[error("database {path}: the stored device key is unreadable")]
+    BadKey { path: PathBuf },
+}
+
+/// One enrollment as stored. The registration code is a secret.
+#[derive(Debug)]
+pub struct Enrollment {
+    pub username: String,
+    pub registration_code: Secret,
+    pub server_host: String,
+    pub device_id: String,
+    pub enrolled_at: i64,
+}
+
+/// What `ListEnrollments` shows: no registration code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentInfo {
+    pub username: String,
+    pub server_host: String,
+    pub enrolled_at: i64,
+}
+
+pub struct Storage {
+    path: PathBuf,
+    db: Connection,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.path.display())
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database in `state_dir`, migrating its schema.
+    pub fn open(state_dir: &Path) -> Result<Self, StorageError> {
+        let dir_err = |source| StorageError::Dir {
+            path: state_dir.to_owned(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(dir_err)?;
+        // An existing directory (systemd's StateDirectory=) is tightened too.
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(dir_err)?;
+        let path = state_dir.join(DB_FILE);
+        // Created 0600 before SQLite opens it, so it is never readable by others.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(dir_err)?;
+        let db_err = |source| StorageError::Db {
+            path: path.clone(),
+            source,
+        };
+        let mut db = Connection::open(&path).map_err(db_err)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_err)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        db.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        db.pragma_update(None, "foreign_keys", "ON")
+            .map_err(db_err)?;
+        migrate(&mut db, &path)?;
+        Ok(Self { path, db })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StorageError {
+        StorageError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The terminal's identity: the stored one, or a new one made by `create` and
+    /// stored before it is returned.
+    pub fn device_identity(
+        &mut self,
+        create: impl FnOnce() -> Result<(String, DeviceKey), StorageError>,
+    ) -> Result<(String, DeviceKey), StorageError> {
+        let row: Option<(String, Zeroizing<Vec<u8>>)> = self
+            .db
+            .query_row(
+                "SELECT device_id, key_pkcs8 FROM device WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, Zeroizing::new(r.get(1)?))),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some((id, der)) = row {
+            let key = DeviceKey::from_pkcs8_der(&der).map_err(|_| StorageError::BadKey {
+                path: self.path.clone(),
+            })?;
+            return Ok((id, key));
+        }
+        let (id, key) = create()?;
+        let der = key.to_pkcs8_der().map_err(|_| StorageError::BadKey {
+            path: self.path.clone(),
+        })?;
+        self.db
+            .execute(
+                "INSERT INTO device (id, device_id, key_pkcs8, created_at) VALUES (1, ?1, ?2, ?3)",
+                params![id, &der[..], unix_now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((id, key))
+    }
+
+    /// Stores (or replaces) an enrollment, committed when this returns.
+    pub fn put_enrollment(&mut self, e: &Enrollment) -> Result<(), StorageError> {
+        let path = self.path.clone();
+        let err = |source| StorageError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO enrollments (username, registration_code, server_host, device_id, enrolled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(username) DO UPDATE SET
+                 registration_code = excluded.registration_code,
+                 server_host = excluded.server_host,
+                 device_id = excluded.device_id,
+                 enrolled_at = excluded.enrolled_at",
+            params![
+                e.username,
+                e.registration_code.expose(),
+                e.server_host,
+                e.device_id,
+                e.enrolled_at
+            ],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    pub fn enrollment(&self, username: &str) -> Result<Option<Enrollment>, StorageError> {
+        self.db
+            .query_row(
+                "SELECT username, registration_code, server_host, device_id, enrolled_at
+                 FROM enrollments WHERE username = ?1",
+                [username],
+                |r| {
+                    Ok(Enrollment {
+                        username: r.get(0)?,
+                        registration_code: Secret::new(r.get::<_, String>(1)?),
+                        server_host: r.get(2)?,
+                        device_id: r.get(3)?,
+                        enrolled_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn list(&self) -> Result<Vec<EnrollmentInfo>, StorageError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT username, server_host, enrolled_at FROM enrollments ORDER BY username")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(EnrollmentInfo {
+                    username: r.get(0)?,
+                    server_host: r.get(1)?,
+                    enrolled_at: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Removes an enrollment; false when there was none.
+    pub fn remove(&mut self, username: &str) -> Result<bool, StorageError> {
+        self.db
+            .execute("DELETE FROM enrollments WHERE username = ?1", [username])
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn migrate(db: &mut Connection, path: &Path) -> Result<(), StorageError> {
+    let db_err = |source| StorageError::Db {
+        path: path.to_owned(),
+        source,
+    };
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db_err)?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(StorageError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = db.transaction().map_err(db_err)?;
+        tx.execute_batch(sql).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        tracing::info!(path = %path.display(), version = i + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrollment(user: &str, code: &str) -> Enrollment {
+        Enrollment {
+            username: user.into(),
+            registration_code: Secret::new(code),
+            server_host: "awareid.example.com".into(),
+            device_id: "5c1e2f8a93474d0ba61f33e27d90c458".into(),
+            enrolled_at: 1_764_000_000,
+        }
+    }
+
+    #[test]
+    fn creates_a_private_directory_and_database() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("state");
+        let s = Storage::open(&dir).expect("open");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(s.path()), 0o600);
+        let wal: String =
+            s.db.pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .expect("pragma");
+        assert_eq!(wal, "wal");
+    }
+
+    #[test]
+    fn enrollments_survive_reopening_and_replace_by_username() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        {
+            let mut s = Storage::open(tmp.path()).expect("open");
+            s.put_enrollment(&enrollment("alice", "123456"))
+                .expect("put");
+            s.put_enrollment(&enrollment("bob", "222222")).expect("put");
+            s.put_enrollment(&enrollment("alice", "654321"))
+                .expect("replace");
+        }
+        let mut s = Storage::open(tmp.path()).expect("reopen");
+        let a = s.enrollment("alice").expect("get").expect("alice");
+        assert_eq!(a.registration_code.expose(), "654321");
+        let list = s.list().expect("list");
+        assert_eq!(
+            list.iter().map(|e| e.username.as_str()).collect::<Vec<_>>(),
+            ["alice", "bob"]
+        );
+        assert!(s.remove("bob").expect("remove"));
+        assert!(!s.remove("bob").expect("remove again"));
+        assert!(s.enrollment("bob").expect("get").is_none());
+        // An empty code is refused by the schema: nothing half-written.
+        assert!(s.put_enrollment(&enrollment("carol", "")).is_err());
+        assert!(s.enrollment("carol").expect("get").is_none());
+    }
+
+    #[test]
+    fn the_device_identity_is_made_once() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let first = {
+            let mut s = Storage::open(tmp.path()).expect("open");
+            let (id, key) = s
+                .device_identity(|| Ok(("id-1".into(), DeviceKey::generate().expect("key"))))
+                .expect("create");
+            assert_eq!(id, "id-1");
+            key.public_key_b64().expect("pub")
+        };
+        let mut s = Storage::open(tmp.path()).expect("reopen");
+        let (id, key) = s
+            .device_identity(|| panic!("must not create again"))
+            .expect("load");
+        assert_eq!(id, "id-1");
+        assert_eq!(key.public_key_b64().expect("pub"), first);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_not_clobbered() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        drop(Storage::open(tmp.path()).expect("open"));
+        let db = Connection::open(tmp.path().join(DB_FILE)).expect("raw");
+        db.pragma_update(None, "user_version", 99).expect("bump");
+        drop(db);
+        let e = Storage::open(tmp.path()).expect_err("too new");
+        assert!(e.to_string().contains("schema version 99"), "{e}");
+    }
+}
