@@ -8,7 +8,7 @@
 use facecapture::awareid::HttpSettings;
 use facecapture::awareid::wire::*;
 use facecapture::camera::files::FilesSource;
-use facecapture::capture::{self, Settings};
+use facecapture::capture::{self, CaptureError, Settings};
 use facecapture::config::{CameraConfig, CameraSource, Encryption};
 use facecapture::crypto::device::DeviceKey;
 use facecapture::detect::Detector;
@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 /// 30 fps (detection, quality gate with feedback, packaging of 3 frames).
 fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
     move |user: &str| {
-        let fail = |e: &dyn std::fmt::Display| FlowError::Capture(e.to_string());
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/faces")
             .join(name);
@@ -30,8 +29,8 @@ fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, Flo
             path: path.display().to_string(),
             ..CameraConfig::default()
         };
-        let mut source = FilesSource::open(&camera).map_err(|e| fail(&e))?;
-        let mut detector = Detector::embedded().map_err(|e| fail(&e))?;
+        let mut source = FilesSource::open(&camera).map_err(CaptureError::Camera)?;
+        let mut detector = Detector::embedded().map_err(|e| CaptureError::Model(e.to_string()))?;
         let settings = Settings {
             device_brand: "Demo".into(),
             ..Settings::default()
@@ -44,8 +43,7 @@ fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, Flo
             user,
             &mut |f| println!("    feedback: {f}"),
             &AtomicBool::new(false),
-        )
-        .map_err(|e| fail(&e))?;
+        )?;
         println!(
             "    captured 3 frames of {name} in {} ms",
             started.elapsed().as_millis()

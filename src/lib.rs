@@ -7,6 +7,7 @@ pub mod camera;
 pub mod capture;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod detect;
 pub mod emulator;
 pub mod logging;

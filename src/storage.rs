@@ -51,6 +51,8 @@ pub enum StorageError {
         found: i64,
         supported: usize,
     },
+    #[error("cannot make a device identity: {0}")]
+    Identity(String),
     #[error("database {path}: the stored device key is unreadable")]
     BadKey { path: PathBuf },
 }

@@ -57,7 +57,7 @@ pub enum FlowError {
     #[error("the QR code starts an {got} flow, not {expected}")]
     WrongMethod { expected: &'static str, got: String },
     #[error("capture failed: {0}")]
-    Capture(String),
+    Capture(#[from] crate::capture::CaptureError),
     #[error("face data encryption failed: {0}")]
     Envelope(#[from] crate::crypto::envelope::EnvelopeError),
     #[error("face package encoding failed: {0}")]
@@ -297,6 +297,16 @@ pub fn start_qr(
     progress: &dyn Fn(Step),
 ) -> Result<QrSession, FlowError> {
     let callback = crate::crypto::qr::decode(url, keys, allowed_hosts)?;
+    start_qr_session(callback, http, expected, progress)
+}
+
+/// Validates the session of an already verified QR code (one scanned by the camera).
+pub fn start_qr_session(
+    callback: SessionCallback,
+    http: &HttpSettings,
+    expected: &'static str,
+    progress: &dyn Fn(Step),
+) -> Result<QrSession, FlowError> {
     tracing::info!(operation = expected, step = Step::ValidateSession.as_str(), host = %callback.host, "step");
     progress(Step::ValidateSession);
     let client = AwareIdClient::for_qr_host(&callback.host, &callback.apikey, http);

@@ -509,7 +509,7 @@ fn a_captured_package_enrolls_and_authenticates_against_the_emulator() {
             &mut |_| {},
             &AtomicBool::new(false),
         )
-        .map_err(|e| facecapture::workflow::FlowError::Capture(e.to_string()))
+        .map_err(facecapture::workflow::FlowError::Capture)
     };
     let progress = common::no_progress;
     let ctx = common::ctx(&setup, Encryption::Envelope, &progress);

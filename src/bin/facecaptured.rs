@@ -1,4 +1,5 @@
-//! facecaptured: the door terminal's face-capture daemon.
+//! facecaptured: the door terminal's face-capture daemon (D-Bus service
+//! `org.facecapture.FaceCapture1`; see ARCHITECTURE.md).
 
 use clap::Parser;
 use facecapture::config::{Config, Environment, Need};
@@ -48,8 +49,23 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "facecaptured: the D-Bus service is not part of this build yet; only --check-config is available"
-    );
-    ExitCode::FAILURE
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(facecapture::daemon::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "facecaptured stopped");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -89,6 +89,8 @@ pub enum CaptureError {
     Cancelled,
     #[error("cannot encode the package: {0}")]
     Encode(String),
+    #[error("face model: {0}")]
+    Model(String),
 }
 
 /// Counts for the operation's log line.

@@ -1,6 +1,9 @@
-//! facecapturectl: the operator's CLI (SPEC 7). Offline tools: `detect`,
-//! `qr decode`, `trigger-enroll`, `trigger-authenticate`.
-//! Exit status: 0 ok, 1 operation failed, 2 usage.
+//! facecapturectl: the operator's CLI (SPEC 7). Daemon commands (`enroll`,
+//! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
+//! `cancel`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
+//! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
+
+mod daemon;
 
 use clap::{Parser, Subcommand};
 use facecapture::awareid::wire::{
@@ -21,12 +24,41 @@ struct Args {
     /// Configuration file (default: /etc/facecaptured/config.toml if present).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// Talk to the daemon on the session bus (development, tests) instead of the system bus.
+    #[arg(long, global = true)]
+    session: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Enroll a person: capture their face and register this terminal for them.
+    Enroll {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long, default_value = "")]
+        first: String,
+        #[arg(long, default_value = "")]
+        last: String,
+    },
+    /// Enroll from a QR code: the sessionCallbackURL, or none to scan it with the camera.
+    EnrollQr { url: Option<String> },
+    /// Authenticate an enrolled person; exit status 1 when access is not granted.
+    Authenticate { username: String },
+    /// Authenticate from a QR code (URL, or none to scan with the camera).
+    AuthenticateQr { url: Option<String> },
+    /// List the enrollments on this terminal (no registration codes).
+    List,
+    /// Remove an enrollment from this terminal.
+    Remove { username: String },
+    /// The daemon's state, device id, camera and version.
+    Status,
+    /// Cancel the operation in flight.
+    Cancel,
     /// Find faces in images; prints one JSON line per image.
     Detect {
         #[arg(required = true)]
@@ -82,8 +114,35 @@ fn load(path: Option<&Path>, need: Need) -> Result<Config, String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    use daemon::Call;
     let cfg_path = args.config.as_deref();
+    let session = args.session;
     match args.command {
+        Command::Enroll {
+            username,
+            email,
+            phone,
+            first,
+            last,
+        } => daemon::run(
+            Call::Enroll {
+                username,
+                email,
+                phone,
+                first,
+                last,
+            },
+            session,
+        ),
+        Command::EnrollQr { url } => daemon::run(Call::EnrollQr(url.unwrap_or_default()), session),
+        Command::Authenticate { username } => daemon::run(Call::Authenticate(username), session),
+        Command::AuthenticateQr { url } => {
+            daemon::run(Call::AuthenticateQr(url.unwrap_or_default()), session)
+        }
+        Command::List => daemon::run(Call::List, session),
+        Command::Remove { username } => daemon::run(Call::Remove(username), session),
+        Command::Status => daemon::run(Call::Status, session),
+        Command::Cancel => daemon::run(Call::Cancel, session),
         Command::Detect {
             images,
             min_face_px,

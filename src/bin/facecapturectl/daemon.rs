@@ -1,0 +1,154 @@
+//! facecapturectl's daemon commands (SPEC 7): calls to org.facecapture.FaceCapture1
+//! with the Progress and CaptureFeedback signals shown live on stderr and the
+//! result as one JSON line on stdout.
+
+use facecapture::daemon::proxy::FaceCapture1Proxy;
+use futures_util::StreamExt;
+use std::time::Duration;
+
+/// A daemon command.
+#[derive(Debug)]
+pub enum Call {
+    Enroll {
+        username: String,
+        email: String,
+        phone: String,
+        first: String,
+        last: String,
+    },
+    EnrollQr(String),
+    Authenticate(String),
+    AuthenticateQr(String),
+    List,
+    Remove(String),
+    Status,
+    Cancel,
+}
+
+/// Longer than the daemon's own operation timeout, so the daemon's answer is the one seen.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn run(call: Call, session: bool) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(call_daemon(call, session))
+}
+
+fn dbus_error(e: zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, Some(msg), _) => {
+            let short = name
+                .as_str()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("{short}: {msg}")
+        }
+        zbus::Error::MethodError(name, None, _) => name.to_string(),
+        e => format!("D-Bus: {e}"),
+    }
+}
+
+async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
+    let builder = if session {
+        zbus::connection::Builder::session()
+    } else {
+        zbus::connection::Builder::system()
+    };
+    let conn = builder
+        .method_timeout(CALL_TIMEOUT)
+        .build()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach the {} bus: {e}",
+                if session { "session" } else { "system" }
+            )
+        })?;
+    let proxy = FaceCapture1Proxy::new(&conn).await.map_err(dbus_error)?;
+
+    // Show what the daemon does while the call runs.
+    let mut progress = proxy.receive_progress().await.map_err(dbus_error)?;
+    let mut feedback = proxy.receive_capture_feedback().await.map_err(dbus_error)?;
+    let watcher = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(p) = progress.next() => {
+                    if let Ok(a) = p.args() {
+                        eprintln!("progress: {} {}", a.operation(), a.step());
+                    }
+                }
+                Some(f) = feedback.next() => {
+                    if let Ok(a) = f.args() {
+                        eprintln!("feedback: {}", a.code());
+                    }
+                }
+                else => break,
+            }
+        }
+    });
+
+    let result = match call {
+        Call::Enroll {
+            username,
+            email,
+            phone,
+            first,
+            last,
+        } => proxy
+            .enroll(&username, &email, &phone, &first, &last)
+            .await
+            .map(|(_, status, liveness)| {
+                serde_json::json!({"username": username, "enrollment_status": status, "liveness": liveness})
+            }),
+        Call::EnrollQr(url) => proxy.enroll_with_qr(&url).await.map(|(user, _, status, liveness)| {
+            serde_json::json!({"username": user, "enrollment_status": status, "liveness": liveness})
+        }),
+        Call::Authenticate(username) => proxy.authenticate(&username).await.map(|a| {
+            serde_json::json!({"username": username, "granted": a.0, "liveness": a.1, "matched": a.2, "match_score": a.3, "auth_status": a.4})
+        }),
+        Call::AuthenticateQr(url) => proxy.authenticate_with_qr(&url).await.map(|a| {
+            serde_json::json!({"username": a.0, "granted": a.1, "liveness": a.2, "matched": a.3, "match_score": a.4, "auth_status": a.5})
+        }),
+        Call::List => proxy.list_enrollments().await.map(|list| {
+            serde_json::Value::Array(
+                list.into_iter()
+                    .map(|(user, host, at)| serde_json::json!({"username": user, "server_host": host, "enrolled_at": at}))
+                    .collect(),
+            )
+        }),
+        Call::Remove(username) => proxy
+            .remove_enrollment(&username)
+            .await
+            .map(|()| serde_json::json!({"removed": username})),
+        Call::Status => status(&proxy).await,
+        Call::Cancel => proxy.cancel().await.map(|()| serde_json::json!({"cancel": "requested"})),
+    };
+    // Signals sent before the reply are delivered before it: let the watcher print them.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    watcher.abort();
+    let value = result.map_err(dbus_error)?;
+    println!("{value}");
+    if value.get("granted") == Some(&serde_json::Value::Bool(false)) {
+        return Err("access not granted".into());
+    }
+    if value
+        .get("enrollment_status")
+        .is_some_and(|s| s != &serde_json::json!(2))
+    {
+        return Err("enrollment not complete".into());
+    }
+    Ok(())
+}
+
+async fn status(proxy: &FaceCapture1Proxy<'_>) -> zbus::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "state": proxy.state().await?,
+        "device_id": proxy.device_id().await?,
+        "camera_available": proxy.camera_available().await?,
+        "version": proxy.version().await?,
+    }))
+}

@@ -1,0 +1,319 @@
+//! The operation engine's resources and the blocking work of each D-Bus method:
+//! the camera, detector and capture settings; storage; the AwareID client; the
+//! terminal's identity. Each operation runs on a blocking thread, reports progress,
+//! feedback and state through `Events`, and watches its cancel flag.
+
+use super::errors::Error;
+use crate::awareid::{AwareIdClient, HttpSettings};
+use crate::camera::Camera;
+use crate::capture::{self, CaptureError, Feedback, Settings};
+use crate::config::{CameraSource, Config, Secret};
+use crate::crypto::device::{DeviceKey, derive_device_id};
+use crate::crypto::qr::{QrKeys, SessionCallback};
+use crate::detect::Detector;
+use crate::storage::{Enrollment, EnrollmentInfo, Storage, StorageError, unix_now};
+use crate::workflow::{
+    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
+};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard};
+
+/// The `State` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Capturing,
+    ScanningQr,
+    ContactingServer,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Capturing => "capturing",
+            Self::ScanningQr => "scanning-qr",
+            Self::ContactingServer => "contacting-server",
+        }
+    }
+}
+
+/// What an operation tells the bus while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Progress(Step),
+    Feedback(Feedback),
+    State(State),
+}
+
+/// One operation's link to its caller: where events go, and its cancel flag.
+pub struct Op<'a> {
+    pub name: &'static str,
+    pub events: &'a (dyn Fn(Event) + Sync),
+    pub cancel: &'a AtomicBool,
+}
+
+struct CaptureKit {
+    camera: Camera,
+    detector: Detector,
+    settings: Settings,
+}
+
+pub struct Engine {
+    config: Config,
+    http: HttpSettings,
+    client: AwareIdClient,
+    qr_keys: Option<QrKeys>,
+    terminal: Terminal,
+    server_host: String,
+    storage: Mutex<Storage>,
+    kit: Mutex<CaptureKit>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock must not take the daemon down with it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The terminal's device id: systemd's app-specific id from /etc/machine-id, or
+/// random when the machine has none (stored either way, so it never changes).
+fn new_identity() -> Result<(String, DeviceKey), StorageError> {
+    let id = match std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|m| derive_device_id(&m).ok())
+    {
+        Some(id) => id,
+        None => {
+            tracing::warn!("no usable /etc/machine-id: the device id is random");
+            let bytes = crate::crypto::random_bytes::<16>()
+                .map_err(|e| StorageError::Identity(e.to_string()))?;
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let key = DeviceKey::generate().map_err(|e| StorageError::Identity(e.to_string()))?;
+    tracing::info!(device_id = id.as_str(), "new device identity");
+    Ok((id, key))
+}
+
+impl Engine {
+    /// Everything the daemon needs before it takes its bus name.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let mut storage = Storage::open(&config.storage.state_dir).map_err(|e| e.to_string())?;
+        let (device_id, key) = storage
+            .device_identity(new_identity)
+            .map_err(|e| e.to_string())?;
+        let detector = Detector::from_config(&config.capture).map_err(|e| e.to_string())?;
+        let http = HttpSettings::from_config(&config.server).map_err(|e| e.to_string())?;
+        let client = AwareIdClient::new(&config.server, &http).map_err(|e| e.to_string())?;
+        let qr_keys = config.qr_keys().map_err(|e| e.to_string())?;
+        let server_host = url::Url::parse(&config.server.base_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            kit: Mutex::new(CaptureKit {
+                camera: Camera::new(config.camera.clone()),
+                detector,
+                settings: Settings::from_config(&config),
+            }),
+            http,
+            client,
+            qr_keys,
+            terminal: Terminal { device_id, key },
+            server_host,
+            storage: Mutex::new(storage),
+            config,
+        })
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.terminal.device_id
+    }
+
+    pub fn operation_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.daemon.operation_timeout_s)
+    }
+
+    /// Whether the configured camera is there to be opened.
+    pub fn camera_present(&self) -> bool {
+        let c = &self.config.camera;
+        match c.source {
+            CameraSource::V4l => std::path::Path::new(&c.device).exists(),
+            CameraSource::Files => !c.path.is_empty(),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<EnrollmentInfo>, Error> {
+        Ok(lock(&self.storage).list()?)
+    }
+
+    pub fn remove(&self, username: &str) -> Result<(), Error> {
+        if lock(&self.storage).remove(username)? {
+            tracing::info!(username, "enrollment removed");
+            Ok(())
+        } else {
+            Err(Error::NotEnrolled(format!(
+                "{username:?} is not enrolled on this terminal"
+            )))
+        }
+    }
+
+    fn context<'a>(&'a self, progress: &'a dyn Fn(Step)) -> Context<'a> {
+        Context {
+            terminal: &self.terminal,
+            encryption: self.config.face.encryption,
+            progress,
+        }
+    }
+
+    /// Captures a face package from the camera for `username`.
+    fn capture(
+        &self,
+        op: &Op<'_>,
+        username: &str,
+    ) -> Result<crate::awareid::wire::FaceLivenessData, FlowError> {
+        (op.events)(Event::State(State::Capturing));
+        let mut kit = lock(&self.kit);
+        let CaptureKit {
+            camera,
+            detector,
+            settings,
+        } = &mut *kit;
+        let result = camera
+            .acquire()
+            .map_err(CaptureError::from)
+            .and_then(|source| {
+                capture::capture_face(
+                    source,
+                    detector,
+                    settings,
+                    username,
+                    &mut |f| (op.events)(Event::Feedback(f)),
+                    op.cancel,
+                )
+            });
+        camera.release(matches!(result, Err(CaptureError::Camera(_))));
+        (op.events)(Event::State(State::ContactingServer));
+        Ok(result?)
+    }
+
+    /// The QR code from the caller, or scanned by the camera when `url` is empty.
+    fn qr(
+        &self,
+        op: &Op<'_>,
+        url: &str,
+        expected: &'static str,
+    ) -> Result<workflow::QrSession, Error> {
+        let keys = self.qr_keys.as_ref().ok_or_else(|| {
+            Error::QrInvalid(
+                "QR flows are not configured (qr.signing_public_key, qr.aes_key)".into(),
+            )
+        })?;
+        let allowed = &self.config.qr.allowed_hosts;
+        let callback: SessionCallback = if url.is_empty() {
+            (op.events)(Event::State(State::ScanningQr));
+            let mut kit = lock(&self.kit);
+            let CaptureKit {
+                camera, settings, ..
+            } = &mut *kit;
+            let result = camera
+                .acquire()
+                .map_err(CaptureError::from)
+                .and_then(|source| capture::scan_qr(source, settings, keys, allowed, op.cancel));
+            camera.release(matches!(result, Err(CaptureError::Camera(_))));
+            result?
+        } else {
+            crate::crypto::qr::decode(url, keys, allowed)
+                .map_err(|e| Error::QrInvalid(e.to_string()))?
+        };
+        (op.events)(Event::State(State::ContactingServer));
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        Ok(workflow::start_qr_session(
+            callback, &self.http, expected, &progress,
+        )?)
+    }
+
+    fn store(&self, outcome: &EnrollOutcome, host: &str) -> Result<(), Error> {
+        if outcome.enrollment_status != 2 || outcome.registration_code.is_empty() {
+            return Ok(());
+        }
+        lock(&self.storage).put_enrollment(&Enrollment {
+            username: outcome.username.clone(),
+            registration_code: Secret::new(outcome.registration_code.expose()),
+            server_host: host.to_owned(),
+            device_id: self.terminal.device_id.clone(),
+            enrolled_at: unix_now(),
+        })?;
+        tracing::info!(
+            username = outcome.username.as_str(),
+            server_host = host,
+            "enrollment stored"
+        );
+        Ok(())
+    }
+
+    pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<EnrollOutcome, Error> {
+        (op.events)(Event::State(State::ContactingServer));
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        let ctx = self.context(&progress);
+        let mut face = |user: &str| self.capture(op, user);
+        let outcome = workflow::enroll(&self.client, &ctx, person, &mut face)?;
+        self.store(&outcome, &self.server_host)?;
+        Ok(outcome)
+    }
+
+    pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<EnrollOutcome, Error> {
+        let qr = self.qr(op, url, "enroll")?;
+        let person = Person {
+            username: qr.session.user_name.clone(),
+            email: qr.session.email.clone(),
+            phone_number: String::new(),
+            first_name: None,
+            last_name: None,
+        };
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        let ctx = self.context(&progress);
+        let mut face = |user: &str| self.capture(op, user);
+        let outcome = workflow::enroll(&qr.client, &ctx, &person, &mut face)?;
+        self.store(&outcome, &qr.callback.host)?;
+        Ok(outcome)
+    }
+
+    fn registration_code(&self, username: &str) -> Result<Secret, Error> {
+        lock(&self.storage)
+            .enrollment(username)?
+            .map(|e| e.registration_code)
+            .ok_or_else(|| {
+                Error::NotEnrolled(format!("{username:?} is not enrolled on this terminal"))
+            })
+    }
+
+    pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
+        let code = self.registration_code(username)?;
+        (op.events)(Event::State(State::ContactingServer));
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        let ctx = self.context(&progress);
+        let mut face = |user: &str| self.capture(op, user);
+        Ok(workflow::authenticate(
+            &self.client,
+            &ctx,
+            username,
+            &code,
+            &mut face,
+        )?)
+    }
+
+    pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
+        let qr = self.qr(op, url, "authenticate")?;
+        let username = qr.session.user_name.clone();
+        let code = self.registration_code(&username)?;
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        let ctx = self.context(&progress);
+        let mut face = |user: &str| self.capture(op, user);
+        let outcome = workflow::authenticate(&qr.client, &ctx, &username, &code, &mut face)?;
+        Ok((username, outcome))
+    }
+}

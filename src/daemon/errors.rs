@@ -1,0 +1,89 @@
+//! The D-Bus errors of SPEC 6 (`org.facecapture.FaceCapture1.Error.<Name>`), and
+//! how every internal failure maps onto one of them with a message that says what
+//! went wrong (never a secret, a token or face data).
+
+use crate::awareid::AwareIdError;
+use crate::capture::CaptureError;
+use crate::storage::StorageError;
+use crate::workflow::FlowError;
+
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.facecapture.FaceCapture1.Error")]
+pub enum Error {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// Another operation is in flight.
+    Busy(String),
+    Cancelled(String),
+    InvalidArgument(String),
+    NotEnrolled(String),
+    CameraUnavailable(String),
+    CaptureTimeout(String),
+    QrInvalid(String),
+    /// AwareID refused: the message carries its errorCode and errorMsg.
+    ServerRejected(String),
+    ServerUnavailable(String),
+    Internal(String),
+}
+
+impl Error {
+    /// The short D-Bus name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ZBus(_) => "ZBus",
+            Self::Busy(_) => "Busy",
+            Self::Cancelled(_) => "Cancelled",
+            Self::InvalidArgument(_) => "InvalidArgument",
+            Self::NotEnrolled(_) => "NotEnrolled",
+            Self::CameraUnavailable(_) => "CameraUnavailable",
+            Self::CaptureTimeout(_) => "CaptureTimeout",
+            Self::QrInvalid(_) => "QrInvalid",
+            Self::ServerRejected(_) => "ServerRejected",
+            Self::ServerUnavailable(_) => "ServerUnavailable",
+            Self::Internal(_) => "Internal",
+        }
+    }
+}
+
+impl From<CaptureError> for Error {
+    fn from(e: CaptureError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CaptureError::Camera(_) => Self::CameraUnavailable(msg),
+            CaptureError::Timeout { .. } | CaptureError::NoQr { .. } => Self::CaptureTimeout(msg),
+            CaptureError::QrInvalid(_) => Self::QrInvalid(msg),
+            CaptureError::Cancelled => Self::Cancelled("the operation was cancelled".into()),
+            CaptureError::Encode(_) | CaptureError::Model(_) => Self::Internal(msg),
+        }
+    }
+}
+
+impl From<AwareIdError> for Error {
+    fn from(e: AwareIdError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AwareIdError::Rejected { .. } => Self::ServerRejected(msg),
+            AwareIdError::Unavailable { .. } | AwareIdError::Malformed { .. } => {
+                Self::ServerUnavailable(msg)
+            }
+        }
+    }
+}
+
+impl From<FlowError> for Error {
+    fn from(e: FlowError) -> Self {
+        match e {
+            FlowError::Server(e) => e.into(),
+            FlowError::Capture(e) => e.into(),
+            FlowError::Qr(e) => Self::QrInvalid(e.to_string()),
+            e @ FlowError::WrongMethod { .. } => Self::QrInvalid(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}

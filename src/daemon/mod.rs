@@ -1,0 +1,78 @@
+//! The daemon: builds the engine, takes the bus name, tells systemd it is ready,
+//! keeps the watchdog fed from the main loop, and on SIGTERM cancels the
+//! operation in flight and exits.
+
+pub mod engine;
+pub mod errors;
+pub mod proxy;
+pub mod service;
+
+use crate::config::{Bus, Config};
+use std::sync::Arc;
+
+pub const BUS_NAME: &str = "org.facecapture.FaceCapture1";
+pub const OBJECT_PATH: &str = "/org/facecapture/FaceCapture1";
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let bus = config.dbus.bus;
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || engine::Engine::new(config))
+            .await
+            .map_err(|e| e.to_string())??,
+    );
+    let device_id = engine.device_id().to_owned();
+    let builder = match bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Session => zbus::connection::Builder::session(),
+    };
+    let conn = builder
+        .serve_at(OBJECT_PATH, service::FaceCapture::new(engine))
+        .name(BUS_NAME)
+        .build()
+        .await
+        .map_err(|e| format!("D-Bus: cannot take {BUS_NAME}: {e}"))?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        bus = ?bus,
+        name = BUS_NAME,
+        device_id = device_id.as_str(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "ready"
+    );
+
+    // The watchdog is fed from this loop: if it stalls, systemd restarts us.
+    let mut usec = 0u64;
+    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec)
+        .then(|| tokio::time::interval(std::time::Duration::from_micros(usec / 2)));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = async {
+                match watchdog.as_mut() {
+                    Some(t) => { t.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    }
+    tracing::info!("stopping");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let iface = conn
+        .object_server()
+        .interface::<_, service::FaceCapture>(OBJECT_PATH)
+        .await;
+    if let Ok(iface) = iface
+        && iface.get().await.cancel_current()
+    {
+        // Give the operation a moment to end at its next cancel check.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    Ok(())
+}

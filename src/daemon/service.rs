@@ -1,0 +1,490 @@
+//! The D-Bus object `/org/facecapture/FaceCapture1` (interface
+//! `org.facecapture.FaceCapture1`, SPEC 6): argument checks, the one-operation
+//! slot (Busy at once), Cancel, cancelling when the caller leaves the bus, the
+//! operation timeout, and Progress / CaptureFeedback signals and State changes
+//! sent before the reply.
+
+use super::engine::{Engine, Event, Op, State};
+use super::errors::Error;
+use crate::workflow::Person;
+use futures_util::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+
+const MAX_NAME: usize = 128;
+const MAX_EMAIL: usize = 254;
+const MAX_PHONE: usize = 32;
+const MAX_URL: usize = 4096;
+
+struct Current {
+    operation: &'static str,
+    cancel: Arc<AtomicBool>,
+    cancelled: Arc<tokio::sync::Notify>,
+}
+
+pub struct FaceCapture {
+    engine: Arc<Engine>,
+    slot: Arc<Mutex<Option<Current>>>,
+    state: Arc<Mutex<State>>,
+    camera_available: AtomicBool,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+fn check_text(what: &str, value: &str, max: usize, required: bool) -> Result<(), Error> {
+    if required && value.trim().is_empty() {
+        return Err(invalid(format!("{what} is empty")));
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(invalid(format!(
+            "{what} is {chars} characters; at most {max}"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+pub fn check_username(username: &str) -> Result<(), Error> {
+    check_text("username", username, MAX_NAME, true)
+}
+
+fn check_email(email: &str) -> Result<(), Error> {
+    check_text("email", email, MAX_EMAIL, true)?;
+    let shape_ok = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.chars().any(char::is_whitespace)
+    });
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "email {email:?} is not an address like name@example.com"
+        )))
+    }
+}
+
+fn check_phone(phone: &str) -> Result<(), Error> {
+    check_text("phone_number", phone, MAX_PHONE, false)?;
+    if phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            "phone_number may hold only digits, spaces and + - ( ) .",
+        ))
+    }
+}
+
+fn check_url(url: &str) -> Result<(), Error> {
+    if url.len() > MAX_URL {
+        return Err(invalid(format!(
+            "session_callback_url is {} bytes; at most {MAX_URL}",
+            url.len()
+        )));
+    }
+    // The QR decoder names what is wrong with a URL that is no sessionCallbackURL.
+    Ok(())
+}
+
+impl FaceCapture {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let camera = engine.camera_present();
+        Self {
+            engine,
+            slot: Arc::new(Mutex::new(None)),
+            state: Arc::new(Mutex::new(State::Idle)),
+            camera_available: AtomicBool::new(camera),
+        }
+    }
+
+    /// Cancels the operation in flight, if any (SIGTERM, Cancel()).
+    pub fn cancel_current(&self) -> bool {
+        match &*guard(&self.slot) {
+            Some(cur) => {
+                cur.cancel.store(true, Ordering::Relaxed);
+                cur.cancelled.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn set_state(&self, emitter: &SignalEmitter<'_>, state: State) {
+        let changed = {
+            let mut s = guard(&self.state);
+            let changed = *s != state;
+            *s = state;
+            changed
+        };
+        if changed {
+            let _ = self.state_changed(emitter).await;
+        }
+    }
+
+    async fn emit(&self, emitter: &SignalEmitter<'_>, operation: &str, event: Event) {
+        let sent = match event {
+            Event::Progress(step) => Self::progress(emitter, operation, step.as_str()).await,
+            Event::Feedback(code) => Self::capture_feedback(emitter, code.as_str()).await,
+            Event::State(state) => {
+                self.set_state(emitter, state).await;
+                Ok(())
+            }
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "cannot emit a signal");
+        }
+    }
+
+    /// Runs one operation: takes the slot or answers Busy, runs `work` on a
+    /// blocking thread, forwards its events, and ends it on completion, Cancel, the
+    /// caller leaving the bus, or the operation timeout.
+    async fn run<T: Send + 'static>(
+        &self,
+        hdr: &Header<'_>,
+        emitter: &SignalEmitter<'_>,
+        conn: &zbus::Connection,
+        operation: &'static str,
+        work: impl FnOnce(&Engine, &Op<'_>) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cancelled = Arc::new(tokio::sync::Notify::new());
+        {
+            let mut slot = guard(&self.slot);
+            if let Some(cur) = &*slot {
+                return Err(Error::Busy(format!("{} is in progress", cur.operation)));
+            }
+            *slot = Some(Current {
+                operation,
+                cancel: cancel.clone(),
+                cancelled: cancelled.clone(),
+            });
+        }
+        let caller = hdr.sender().map(|s| s.to_string());
+        tracing::info!(
+            operation,
+            caller = caller.as_deref().unwrap_or("-"),
+            "operation started"
+        );
+        let started = std::time::Instant::now();
+
+        // The caller leaving the bus cancels its operation.
+        let mut gone = match &caller {
+            Some(name) => match zbus::fdo::DBusProxy::new(conn).await {
+                Ok(proxy) => proxy
+                    .receive_name_owner_changed_with_args(&[(0, name.as_str())])
+                    .await
+                    .ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let engine = self.engine.clone();
+        let flag = cancel.clone();
+        let mut task = tokio::task::spawn_blocking(move || {
+            let events = move |e: Event| {
+                let _ = tx.send(e);
+            };
+            let op = Op {
+                name: operation,
+                events: &events,
+                cancel: &flag,
+            };
+            work(&engine, &op)
+        });
+        let deadline = tokio::time::sleep(self.engine.operation_timeout());
+        tokio::pin!(deadline);
+        let mut finished = false;
+        let outcome = loop {
+            tokio::select! {
+                Some(event) = rx.recv() => self.emit(emitter, operation, event).await,
+                joined = &mut task => {
+                    finished = true;
+                    break joined.unwrap_or_else(|e| Err(Error::Internal(format!("{operation} failed: {e}"))));
+                }
+                _ = cancelled.notified() => {
+                    break Err(Error::Cancelled(format!("{operation} was cancelled")));
+                }
+                Some(change) = async {
+                    match gone.as_mut() {
+                        Some(stream) => stream.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let left = change.args().map(|a| a.new_owner().is_none()).unwrap_or(false);
+                    if left {
+                        cancel.store(true, Ordering::Relaxed);
+                        break Err(Error::Cancelled(format!("{operation} cancelled: the caller left the bus")));
+                    }
+                }
+                _ = &mut deadline => {
+                    cancel.store(true, Ordering::Relaxed);
+                    let secs = self.engine.operation_timeout().as_secs();
+                    let state = *guard(&self.state);
+                    break Err(match state {
+                        State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s (daemon.operation_timeout_s)")),
+                        _ => Error::ServerUnavailable(format!("{operation}: no answer within {secs} s (daemon.operation_timeout_s)")),
+                    });
+                }
+            }
+        };
+        cancel.store(true, Ordering::Relaxed);
+        // Signals already sent by the operation go out before the reply.
+        while let Ok(event) = rx.try_recv() {
+            self.emit(emitter, operation, event).await;
+        }
+        match &outcome {
+            Err(Error::CameraUnavailable(_)) => self.set_camera(emitter, false).await,
+            Ok(_) => self.set_camera(emitter, true).await,
+            Err(_) => {}
+        }
+        if finished {
+            *guard(&self.slot) = None;
+            self.set_state(emitter, State::Idle).await;
+        } else {
+            // The blocking work ends at its next cancel check (or HTTP timeout): the
+            // slot stays taken until then, so the camera is never shared.
+            let slot = self.slot.clone();
+            let state = self.state.clone();
+            let emitter = emitter.to_owned();
+            tokio::spawn(async move {
+                let _ = task.await;
+                *guard(&slot) = None;
+                *guard(&state) = State::Idle;
+                let _ = emitter;
+            });
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        match &outcome {
+            Ok(_) => tracing::info!(operation, duration_ms = ms, "operation finished"),
+            Err(e) => {
+                tracing::info!(operation, duration_ms = ms, error = e.kind(), reason = %e, "operation failed")
+            }
+        }
+        outcome
+    }
+
+    async fn set_camera(&self, emitter: &SignalEmitter<'_>, available: bool) {
+        if self.camera_available.swap(available, Ordering::Relaxed) != available {
+            let _ = self.camera_available_changed(emitter).await;
+        }
+    }
+}
+
+#[zbus::interface(name = "org.facecapture.FaceCapture1")]
+impl FaceCapture {
+    #[zbus(out_args("registration_code", "enrollment_status", "liveness"))]
+    #[allow(clippy::too_many_arguments)]
+    async fn enroll(
+        &self,
+        username: String,
+        email: String,
+        phone_number: String,
+        first_name: String,
+        last_name: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(String, i32, bool), Error> {
+        check_username(&username)?;
+        check_email(&email)?;
+        check_phone(&phone_number)?;
+        check_text("first_name", &first_name, MAX_NAME, false)?;
+        check_text("last_name", &last_name, MAX_NAME, false)?;
+        let person = Person {
+            username,
+            email,
+            phone_number,
+            first_name: Some(first_name).filter(|s| !s.is_empty()),
+            last_name: Some(last_name).filter(|s| !s.is_empty()),
+        };
+        let out = self
+            .run(&hdr, &emitter, conn, "enroll", move |engine, op| {
+                engine.enroll(op, &person)
+            })
+            .await?;
+        // Registration codes never leave the daemon (SPEC 6): the output is kept
+        // for the signature and is always empty.
+        Ok((String::new(), out.enrollment_status, out.liveness))
+    }
+
+    #[zbus(out_args("username", "registration_code", "enrollment_status", "liveness"))]
+    async fn enroll_with_qr(
+        &self,
+        session_callback_url: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(String, String, i32, bool), Error> {
+        check_url(&session_callback_url)?;
+        let out = self
+            .run(&hdr, &emitter, conn, "enroll", move |engine, op| {
+                engine.enroll_qr(op, &session_callback_url)
+            })
+            .await?;
+        Ok((
+            out.username.clone(),
+            String::new(),
+            out.enrollment_status,
+            out.liveness,
+        ))
+    }
+
+    #[zbus(out_args("granted", "liveness", "matched", "match_score", "auth_status"))]
+    async fn authenticate(
+        &self,
+        username: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(bool, bool, bool, f64, i32), Error> {
+        check_username(&username)?;
+        let a = self
+            .run(&hdr, &emitter, conn, "authenticate", move |engine, op| {
+                engine.authenticate(op, &username)
+            })
+            .await?;
+        Ok((
+            a.granted,
+            a.liveness,
+            a.matched,
+            a.match_score,
+            a.auth_status,
+        ))
+    }
+
+    #[zbus(out_args(
+        "username",
+        "granted",
+        "liveness",
+        "matched",
+        "match_score",
+        "auth_status"
+    ))]
+    async fn authenticate_with_qr(
+        &self,
+        session_callback_url: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(String, bool, bool, bool, f64, i32), Error> {
+        check_url(&session_callback_url)?;
+        let (user, a) = self
+            .run(&hdr, &emitter, conn, "authenticate", move |engine, op| {
+                engine.authenticate_qr(op, &session_callback_url)
+            })
+            .await?;
+        Ok((
+            user,
+            a.granted,
+            a.liveness,
+            a.matched,
+            a.match_score,
+            a.auth_status,
+        ))
+    }
+
+    /// Ends the operation in flight with Cancelled; nothing in flight is not an error.
+    async fn cancel(&self) -> Result<(), Error> {
+        if self.cancel_current() {
+            tracing::info!("cancel requested");
+        }
+        Ok(())
+    }
+
+    async fn list_enrollments(&self) -> Result<Vec<(String, String, i64)>, Error> {
+        let engine = self.engine.clone();
+        let list = tokio::task::spawn_blocking(move || engine.list())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(list
+            .into_iter()
+            .map(|e| (e.username, e.server_host, e.enrolled_at))
+            .collect())
+    }
+
+    async fn remove_enrollment(&self, username: String) -> Result<(), Error> {
+        check_username(&username)?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.remove(&username))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    #[zbus(property)]
+    fn state(&self) -> String {
+        guard(&self.state).as_str().to_owned()
+    }
+
+    #[zbus(property(emits_changed_signal = "const"), name = "DeviceId")]
+    fn device_id(&self) -> String {
+        self.engine.device_id().to_owned()
+    }
+
+    #[zbus(property)]
+    fn camera_available(&self) -> bool {
+        self.camera_available.load(Ordering::Relaxed)
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    #[zbus(signal)]
+    async fn progress(emitter: &SignalEmitter<'_>, operation: &str, step: &str)
+    -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn capture_feedback(emitter: &SignalEmitter<'_>, code: &str) -> zbus::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_checked_with_named_errors() {
+        let name = |r: Result<(), Error>| match r {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(name(check_username("")).contains("username is empty"));
+        assert!(name(check_username(&"x".repeat(10_000))).contains("at most 128"));
+        assert!(name(check_username("a\u{0}b")).contains("control"));
+        assert!(check_username("alice").is_ok());
+        for bad in [
+            "",
+            "alice",
+            "a@b",
+            "@example.com",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+        assert!(check_email("alice@example.com").is_ok());
+        assert!(check_phone("+1 (555) 010-0").is_ok());
+        assert!(name(check_phone("call me")).contains("phone_number"));
+        assert!(check_url(&"x".repeat(5000)).is_err());
+    }
+}
