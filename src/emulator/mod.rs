@@ -220,6 +220,15 @@ impl Emulator {
         self.shared.callback_url(&token).unwrap_or_default()
     }
 
+    /// Makes a QR code as the web portal would (triggerAuthenticate), without HTTP.
+    pub fn qr_for_authenticate(&self, username: &str) -> String {
+        let token = self
+            .shared
+            .lock()
+            .new_qr_session(state::Method::Authenticate, username, "");
+        self.shared.callback_url(&token).unwrap_or_default()
+    }
+
     /// Writes the certificate, QR keys and a daemon config snippet into `dir`.
     pub fn write_out(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         self.shared.write_out(dir)

@@ -2,6 +2,8 @@
 //! trusts its certificate, a terminal identity, and face packages from real photos.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use facecapture::awareid::wire::*;
 use facecapture::awareid::{AwareIdClient, HttpSettings};
 use facecapture::config::{Encryption, ServerConfig};

@@ -1,0 +1,249 @@
+//! A private dbus-daemon, the facecaptured binary on it (files camera, emulator
+//! over HTTPS), and helpers to call it with facecapturectl and gdbus.
+
+use facecapture::emulator::{Emulator, EmulatorConfig};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Bus {
+    child: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A session-type bus of our own on a unix socket: no system bus is needed.
+pub fn bus() -> Bus {
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = dir.path().join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.path().display()
+        ),
+    )
+    .expect("bus config");
+    let mut child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address"])
+        .stdout(Stdio::piped())
+        // It warns that it cannot raise its fd limit when not root: noise.
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon (package dbus) runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("bus address");
+    Bus {
+        child,
+        address: line.trim().to_owned(),
+        _dir: dir,
+    }
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub address: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Setup {
+    pub emulator: Emulator,
+    pub bus: Bus,
+    pub daemon: Daemon,
+}
+
+/// The frames directory the files camera plays.
+pub fn frames(daemon: &Daemon) -> PathBuf {
+    daemon.dir.path().join("frames")
+}
+
+/// Shows `photo` (a fixture) to the camera, alone.
+pub fn show(daemon: &Daemon, photo: &str) {
+    let dir = frames(daemon);
+    for entry in std::fs::read_dir(&dir).expect("frames").flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    std::fs::copy(super::fixture(photo), dir.join(photo)).expect("copy frame");
+}
+
+/// Emulator, private bus and daemon, the camera showing the astronaut.
+pub fn start() -> Setup {
+    start_with("")
+}
+
+/// As `start`, with extra TOML appended to the daemon's configuration.
+pub fn start_with(extra: &str) -> Setup {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let bus = bus();
+    let dir = tempfile::tempdir().expect("tmp");
+    emulator.write_out(dir.path()).expect("emulator files");
+    std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
+    let base = std::fs::read_to_string(dir.path().join("facecaptured.toml")).expect("config");
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[camera]\nsource = \"files\"\npath = \"{frames}\"\n\n[dbus]\nbus = \"session\"\n\n[storage]\nstate_dir = \"{state}\"\n{extra}\n",
+            frames = dir.path().join("frames").display(),
+            state = dir.path().join("state").display(),
+        ),
+    )
+    .expect("daemon config");
+    let mut daemon = Daemon {
+        child: None,
+        log: dir.path().join("daemon.log"),
+        dir,
+        config,
+        address: bus.address.clone(),
+    };
+    show(&daemon, "astronaut.jpg");
+    daemon.start();
+    Setup {
+        emulator,
+        bus,
+        daemon,
+    }
+}
+
+impl Daemon {
+    /// Starts facecaptured and waits until it holds its bus name.
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let readies = |text: &str| text.matches(" ready ").count();
+        let before = readies(&self.log_text());
+        let child = Command::new(env!("CARGO_BIN_EXE_facecaptured"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("facecaptured starts");
+        self.child = Some(child);
+        let t = Instant::now();
+        loop {
+            let text = self.log_text();
+            if readies(&text) > before {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("facecaptured exited ({status}):\n{text}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "daemon not ready:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    pub fn stop(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().ok()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// facecapturectl on this bus.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_command(args)
+            .output()
+            .expect("facecapturectl runs")
+    }
+
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_facecapturectl"));
+        c.arg("--session")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env_remove("JOURNAL_STREAM");
+        c
+    }
+
+    /// A plain D-Bus client: gdbus, calling one method.
+    pub fn gdbus(&self, method: &str, args: &[&str]) -> Output {
+        Command::new("gdbus")
+            .args(["call", "--address", &self.address])
+            .args(["--dest", "org.facecapture.FaceCapture1"])
+            .args(["--object-path", "/org/facecapture/FaceCapture1"])
+            .args([
+                "--method",
+                &format!("org.facecapture.FaceCapture1.{method}"),
+            ])
+            .args(["--timeout", "60"])
+            .args(args)
+            .output()
+            .expect("gdbus (package libglib2.0-bin) runs")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_owned()
+}
+
+/// The result JSON line facecapturectl prints.
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}

@@ -1,0 +1,370 @@
+//! The daemon end to end: a private dbus-daemon, facecaptured, the emulator over
+//! HTTPS and the `files` camera with real face photos. All four flows through
+//! facecapturectl and through gdbus, Busy, Cancel, a vanished caller, restarts,
+//! SIGKILL during an enrollment, bad input, and a failing server.
+
+mod common;
+
+use common::daemon::{self, json, stderr, stdout};
+use facecapture::emulator::{Fault, FaultKind};
+use std::time::{Duration, Instant};
+
+fn calls(setup: &daemon::Setup) -> Vec<String> {
+    common::calls(&setup.emulator)
+}
+
+#[test]
+fn four_flows_through_facecapturectl() {
+    let s = daemon::start();
+    let d = &s.daemon;
+
+    let o = d.ctl(&[
+        "enroll",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--first",
+        "Alice",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        (v["enrollment_status"].as_i64(), v["liveness"].as_bool()),
+        (Some(2), Some(true))
+    );
+    // Progress and feedback were shown live.
+    let err = stderr(&o);
+    for line in [
+        "progress: enroll token",
+        "progress: enroll add-face",
+        "feedback: face-compliant",
+        "progress: enroll done",
+    ] {
+        assert!(err.contains(line), "{line} missing:\n{err}");
+    }
+    assert_eq!(
+        calls(&s),
+        ["token", "getPublicKey", "enroll", "addDevice", "addFace"]
+    );
+
+    s.emulator.clear_requests();
+    let o = d.ctl(&["authenticate", "alice"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["granted"], true);
+    assert_eq!(v["matched"], true);
+    assert!(
+        calls(&s).contains(&"verifyFace".to_owned()),
+        "{:?}",
+        calls(&s)
+    );
+
+    // QR-started enrollment: the portal's code passed in.
+    let url = s.emulator.qr_for_enroll("bob", "bob@example.com");
+    daemon::show(d, "solvay-einstein.jpg");
+    let o = d.ctl(&["enroll-qr", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["username"], "bob");
+    assert!(stderr(&o).contains("progress: enroll validate-session"));
+
+    // QR-started authentication.
+    let url = s.emulator.qr_for_authenticate("bob");
+    let o = d.ctl(&["authenticate-qr", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        (v["username"].as_str(), v["granted"].as_bool()),
+        (Some("bob"), Some(true))
+    );
+
+    // The wrong face for bob: not granted, exit status 1.
+    daemon::show(d, "astronaut.jpg");
+    let o = d.ctl(&["authenticate", "bob"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(json(&o)["granted"], false);
+
+    let o = d.ctl(&["list"]);
+    let list = json(&o);
+    let users: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["username"].as_str())
+        .collect();
+    assert_eq!(users, ["alice", "bob"]);
+    assert!(!stdout(&o).contains("registration"), "no codes listed");
+
+    let o = d.ctl(&["status"]);
+    let v = json(&o);
+    assert_eq!(v["state"], "idle");
+    assert_eq!(v["camera_available"], true);
+    assert_eq!(v["device_id"].as_str().map(str::len), Some(32));
+}
+
+#[test]
+fn four_flows_through_gdbus() {
+    let s = daemon::start();
+    let d = &s.daemon;
+    let o = d.gdbus("Enroll", &["carol", "carol@example.com", "", "", ""]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "('', 2, true)");
+    let o = d.gdbus("Authenticate", &["carol"]);
+    assert_eq!(stdout(&o), "(true, true, true, 100.0, 2)", "{}", stderr(&o));
+
+    let url = s.emulator.qr_for_enroll("dave", "dave@example.com");
+    let o = d.gdbus("EnrollWithQr", &[&url]);
+    assert_eq!(stdout(&o), "('dave', '', 2, true)", "{}", stderr(&o));
+    let url = s.emulator.qr_for_authenticate("dave");
+    let o = d.gdbus("AuthenticateWithQr", &[&url]);
+    assert_eq!(
+        stdout(&o),
+        "('dave', true, true, true, 100.0, 2)",
+        "{}",
+        stderr(&o)
+    );
+
+    let o = d.gdbus("ListEnrollments", &[]);
+    let out = stdout(&o);
+    assert!(out.contains("'carol'") && out.contains("'dave'"), "{out}");
+    let o = d.gdbus("RemoveEnrollment", &["carol"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.gdbus("Authenticate", &["carol"]);
+    assert!(
+        stderr(&o).contains("org.facecapture.FaceCapture1.Error.NotEnrolled"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn busy_cancel_and_a_caller_that_leaves() {
+    let s = daemon::start_with("[capture]\ntimeout_s = 15\n");
+    let d = &s.daemon;
+    daemon::show(d, "no-face.jpg");
+    // An enrollment that waits for a face.
+    let first = d
+        .ctl_command(&["enroll", "erin", "--email", "erin@example.com"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    // A second operation is refused at once.
+    let t = Instant::now();
+    let o = d.ctl(&["authenticate", "erin"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("Busy: enroll is in progress"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "answered at once");
+    // Cancel ends the first with Cancelled.
+    let o = d.ctl(&["cancel"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = first.wait_with_output().expect("first ends");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Cancelled"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("feedback: no-face"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A caller that leaves the bus: its operation is cancelled and the daemon is free.
+    let mut leaver = d
+        .ctl_command(&["enroll", "frank", "--email", "frank@example.com"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    leaver.kill().expect("kill caller");
+    let _ = leaver.wait();
+    let t = Instant::now();
+    loop {
+        let o = d.ctl(&["status"]);
+        if json(&o)["state"] == "idle" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still busy: {}",
+            stdout(&o)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        d.log_text().contains("the caller left the bus"),
+        "{}",
+        d.log_text()
+    );
+    // And serves the next one.
+    daemon::show(d, "astronaut.jpg");
+    let o = d.ctl(&["enroll", "frank", "--email", "frank@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_input_gets_named_errors_and_the_daemon_keeps_serving() {
+    let s = daemon::start();
+    let d = &s.daemon;
+    let long = "u".repeat(10 * 1024);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["enroll", "", "--email", "a@example.com"],
+            "InvalidArgument: username is empty",
+        ),
+        (
+            vec!["enroll", &long, "--email", "a@example.com"],
+            "InvalidArgument: username is 10240 characters",
+        ),
+        (
+            vec!["enroll", "gus", "--email", "not-an-email"],
+            "InvalidArgument: email",
+        ),
+        (
+            vec!["enroll", "gus", "--email", "a@b"],
+            "InvalidArgument: email",
+        ),
+        (
+            vec!["enroll-qr", "https://example.com/not-a-callback"],
+            "QrInvalid",
+        ),
+        (vec!["authenticate-qr", "hello"], "QrInvalid"),
+        (vec!["authenticate", "nobody"], "NotEnrolled"),
+        (vec!["authenticate", &long], "InvalidArgument"),
+        (vec!["remove", "nobody"], "NotEnrolled"),
+    ];
+    for (args, want) in cases {
+        let o = d.ctl(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    // A QR code signed by another tenant.
+    let other = facecapture::emulator::Emulator::start(Default::default()).expect("other");
+    let forged = other.qr_for_enroll("henry", "henry@example.com");
+    let o = d.ctl(&["enroll-qr", &forged]);
+    assert!(
+        stderr(&o).contains("QrInvalid: the signature does not verify"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing reached the server, nothing was stored, and the daemon still serves.
+    assert!(calls(&s).is_empty(), "{:?}", calls(&s));
+    assert_eq!(json(&d.ctl(&["list"])), serde_json::json!([]));
+    let o = d.ctl(&["enroll", "gus", "--email", "gus@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_failing_server_gives_server_errors_and_stores_nothing() {
+    let s = daemon::start_with("[daemon]\noperation_timeout_s = 20\n");
+    let d = &s.daemon;
+    let cases = [
+        (
+            "addFace",
+            FaultKind::Status { code: 500 },
+            "ServerUnavailable",
+        ),
+        ("enroll", FaultKind::Status { code: 400 }, "ServerRejected"),
+        ("addDevice", FaultKind::MalformedJson, "ServerUnavailable"),
+        ("addFace", FaultKind::DropConnection, "ServerUnavailable"),
+    ];
+    for (call, kind, want) in cases {
+        s.emulator.inject(Fault {
+            call: Some(call.into()),
+            kind: kind.clone(),
+            times: 1,
+        });
+        let o = d.ctl(&["enroll", "ivy", "--email", "ivy@example.com"]);
+        assert_eq!(o.status.code(), Some(1), "{call} {kind:?}");
+        assert!(stderr(&o).contains(want), "{call} {kind:?}: {}", stderr(&o));
+        assert_eq!(
+            json(&d.ctl(&["list"])),
+            serde_json::json!([]),
+            "{call} {kind:?}"
+        );
+    }
+    // The server answers again: the enrollment goes through.
+    let o = d.ctl(&["enroll", "ivy", "--email", "ivy@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn enrollments_survive_a_restart_and_sigterm_exits_cleanly() {
+    let mut s = daemon::start();
+    let o = s
+        .daemon
+        .ctl(&["enroll", "jack", "--email", "jack@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let status = s.daemon.stop(libc::SIGTERM).expect("stopped");
+    assert!(status.success(), "SIGTERM exits 0: {status}");
+    s.daemon.start();
+    let o = s.daemon.ctl(&["authenticate", "jack"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["granted"], true);
+    // The state directory and database are private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&s.daemon.state_dir()), 0o700);
+    assert_eq!(mode(&s.daemon.state_dir().join("facecaptured.db")), 0o600);
+}
+
+#[test]
+fn sigkill_during_an_enrollment_leaves_only_complete_rows() {
+    let mut s = daemon::start();
+    let o = s
+        .daemon
+        .ctl(&["enroll", "kate", "--email", "kate@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The next enrollment hangs in addFace; the daemon is killed meanwhile.
+    s.emulator.inject(Fault {
+        call: Some("addFace".into()),
+        kind: FaultKind::Delay { ms: 3000 },
+        times: 1,
+    });
+    let caller = s
+        .daemon
+        .ctl_command(&["enroll", "liam", "--email", "liam@example.com"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Killed while addFace is on the wire (the emulator holds it for 3 s).
+    let t = Instant::now();
+    while !s
+        .daemon
+        .log_text()
+        .contains("step=\"add-face\" username=\"liam\"")
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "addFace never sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    s.daemon.stop(libc::SIGKILL);
+    let _ = caller.wait_with_output();
+    // The database opens cleanly and holds only complete rows.
+    let db =
+        rusqlite::Connection::open(s.daemon.state_dir().join("facecaptured.db")).expect("open");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let rows: Vec<(String, String)> = db
+        .prepare("SELECT username, registration_code FROM enrollments ORDER BY username")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "only kate: liam never finished");
+    assert_eq!(rows[0].0, "kate");
+    assert_eq!(rows[0].1.len(), 6);
+    drop(db);
+    // The daemon starts again on that database and serves.
+    s.daemon.start();
+    let o = s.daemon.ctl(&["authenticate", "kate"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
