@@ -5,7 +5,7 @@
 //! CameraUnavailable with the next operation working again.
 //!
 //! Without qemu, a kernel with vivid or busybox the test says so and passes,
-//! unless FACECAPTURE_REQUIRE_VIVID=1 (as .ci/run sets), which makes it fail.
+//! unless FACECAPTURE_CI=1 (as .ci/run sets), which makes it fail.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,7 +36,7 @@ fn v4l_source_against_vivid_under_qemu() {
         .expect("run boot.sh");
     let console = String::from_utf8_lossy(&out.stdout);
     let errors = String::from_utf8_lossy(&out.stderr);
-    let required = std::env::var("FACECAPTURE_REQUIRE_VIVID").is_ok_and(|v| v == "1");
+    let required = std::env::var("FACECAPTURE_CI").is_ok_and(|v| v == "1");
     if out.status.code() == Some(77) {
         assert!(!required, "vivid test required but cannot run: {errors}");
         eprintln!("SKIPPED: the vivid test cannot run here: {errors}");

@@ -107,8 +107,30 @@ pub fn start() -> Setup {
 
 /// As `start`, with extra TOML appended to the daemon's configuration.
 pub fn start_with(extra: &str) -> Setup {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let bus = bus();
+    let address = bus.address.clone();
+    let (emulator, daemon) = daemon_on(&address, "session", extra);
+    Setup {
+        emulator,
+        bus,
+        daemon,
+    }
+}
+
+/// The emulator and the daemon on a bus someone else runs.
+pub struct Attached {
+    pub emulator: Emulator,
+    pub daemon: Daemon,
+}
+
+/// The daemon on `address`, as a "session" or "system" bus client.
+pub fn start_on(address: &str, kind: &str) -> Attached {
+    let (emulator, daemon) = daemon_on(address, kind, "");
+    Attached { emulator, daemon }
+}
+
+fn daemon_on(address: &str, kind: &str, extra: &str) -> (Emulator, Daemon) {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let dir = tempfile::tempdir().expect("tmp");
     emulator.write_out(dir.path()).expect("emulator files");
     std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
@@ -117,7 +139,7 @@ pub fn start_with(extra: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "{base}\n[camera]\nsource = \"files\"\npath = \"{frames}\"\n\n[dbus]\nbus = \"session\"\n\n[storage]\nstate_dir = \"{state}\"\n{extra}\n",
+            "{base}\n[camera]\nsource = \"files\"\npath = \"{frames}\"\n\n[dbus]\nbus = \"{kind}\"\n\n[storage]\nstate_dir = \"{state}\"\n{extra}\n",
             frames = dir.path().join("frames").display(),
             state = dir.path().join("state").display(),
         ),
@@ -128,15 +150,11 @@ pub fn start_with(extra: &str) -> Setup {
         log: dir.path().join("daemon.log"),
         dir,
         config,
-        address: bus.address.clone(),
+        address: address.to_owned(),
     };
     show(&daemon, "astronaut.jpg");
     daemon.start();
-    Setup {
-        emulator,
-        bus,
-        daemon,
-    }
+    (emulator, daemon)
 }
 
 impl Daemon {
@@ -153,6 +171,7 @@ impl Daemon {
             .arg("--config")
             .arg(&self.config)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
             .env("RUST_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
