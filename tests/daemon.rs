@@ -368,3 +368,58 @@ fn sigkill_during_an_enrollment_leaves_only_complete_rows() {
     let o = s.daemon.ctl(&["authenticate", "kate"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// examples/door_controller.py (Python, jeepney) against the daemon: feedback shown,
+/// the relay stand-in opened for the enrolled person and kept shut for a stranger.
+#[test]
+fn the_python_door_controller_opens_for_the_enrolled_face_only() {
+    let have_jeepney = std::process::Command::new("python3")
+        .args(["-c", "import jeepney"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_jeepney {
+        assert!(
+            std::env::var("FACECAPTURE_CI").as_deref() != Ok("1"),
+            "required in CI: python3 with jeepney"
+        );
+        eprintln!("SKIPPED: python3 with jeepney (pip install jeepney) is not available");
+        return;
+    }
+    let s = daemon::start();
+    let d = &s.daemon;
+    let o = d.ctl(&["enroll", "mona", "--email", "mona@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let relay = d.dir.path().join("relay");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/door_controller.py");
+    let run = |user: &str| {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(user)
+            .args(["--address", &d.address, "--relay"])
+            .arg(&relay)
+            .output()
+            .expect("python3 runs")
+    };
+    let o = run("mona");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("feedback: face-compliant"), "{out}");
+    assert!(out.contains("progress: authenticate verify-face"), "{out}");
+    assert!(out.contains("relay: OPEN"), "{out}");
+    assert_eq!(std::fs::read_to_string(&relay).expect("relay").trim(), "1");
+
+    // Someone else's face: refused, the relay stays shut.
+    daemon::show(d, "solvay-einstein.jpg");
+    let o = run("mona");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("granted=False"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(&relay).expect("relay").trim(), "0");
+    // Not enrolled: the daemon's error is shown, the relay stays shut.
+    let o = run("nobody");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("refused: NotEnrolled"),
+        "{}",
+        stdout(&o)
+    );
+}
