@@ -6,7 +6,6 @@
 //! `cargo bench` makes).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::daemon;
@@ -58,7 +57,6 @@ fn main() {
         .expect("runtime");
     let mut auth_ms: Vec<f64> = rt.block_on(async {
         let conn = zbus::connection::Builder::address(d.address.as_str())
-            .expect("address")
             .build()
             .await
             .expect("bus");
