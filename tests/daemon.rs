@@ -259,8 +259,11 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_serving() {
 
 #[test]
 fn a_failing_server_gives_server_errors_and_stores_nothing() {
-    let s = daemon::start_with("[daemon]\noperation_timeout_s = 20\n");
+    let s = daemon::start_with("[server]\ntimeout_s = 2\n");
     let d = &s.daemon;
+    // Ivy is enrolled; a failed re-enrollment must leave her code as it was.
+    let o = d.ctl(&["enroll", "ivy", "--email", "ivy@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let cases = [
         (
             "addFace",
@@ -270,25 +273,40 @@ fn a_failing_server_gives_server_errors_and_stores_nothing() {
         ("enroll", FaultKind::Status { code: 400 }, "ServerRejected"),
         ("addDevice", FaultKind::MalformedJson, "ServerUnavailable"),
         ("addFace", FaultKind::DropConnection, "ServerUnavailable"),
+        // Slower than server.timeout_s (2 s).
+        (
+            "addFace",
+            FaultKind::Delay { ms: 4000 },
+            "ServerUnavailable",
+        ),
     ];
     for (call, kind, want) in cases {
-        s.emulator.inject(Fault {
-            call: Some(call.into()),
-            kind: kind.clone(),
-            times: 1,
-        });
-        let o = d.ctl(&["enroll", "ivy", "--email", "ivy@example.com"]);
-        assert_eq!(o.status.code(), Some(1), "{call} {kind:?}");
-        assert!(stderr(&o).contains(want), "{call} {kind:?}: {}", stderr(&o));
+        for user in ["ivy", "noah"] {
+            s.emulator.inject(Fault {
+                call: Some(call.into()),
+                kind: kind.clone(),
+                times: 1,
+            });
+            let o = d.ctl(&["enroll", user, "--email", &format!("{user}@example.com")]);
+            assert_eq!(o.status.code(), Some(1), "{user} {call} {kind:?}");
+            assert!(
+                stderr(&o).contains(want),
+                "{user} {call} {kind:?}: {}",
+                stderr(&o)
+            );
+        }
+        // Nothing was stored for the new user.
+        let list = json(&d.ctl(&["list"]));
         assert_eq!(
-            json(&d.ctl(&["list"])),
-            serde_json::json!([]),
-            "{call} {kind:?}"
+            list.as_array().map(Vec::len),
+            Some(1),
+            "{call} {kind:?}: {list}"
         );
     }
-    // The server answers again: the enrollment goes through.
-    let o = d.ctl(&["enroll", "ivy", "--email", "ivy@example.com"]);
+    // Ivy's stored code still works: the failed re-enrollments replaced nothing.
+    let o = d.ctl(&["authenticate", "ivy"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["granted"], true);
 }
 
 #[test]
@@ -421,5 +439,93 @@ fn the_python_door_controller_opens_for_the_enrolled_face_only() {
         stdout(&o).contains("refused: NotEnrolled"),
         "{}",
         stdout(&o)
+    );
+}
+
+#[test]
+fn the_operation_timeout_answers_in_time_and_sigterm_cancels() {
+    let mut s =
+        daemon::start_with("[capture]\ntimeout_s = 30\n\n[daemon]\noperation_timeout_s = 2\n");
+    daemon::show(&s.daemon, "no-face.jpg");
+    let t = Instant::now();
+    let o = s
+        .daemon
+        .ctl(&["enroll", "olga", "--email", "olga@example.com"]);
+    assert!(stderr(&o).contains("CaptureTimeout"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("operation_timeout_s"), "{}", stderr(&o));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "answered by the operation timeout"
+    );
+
+    // The timed-out capture ends at its next cancel check; then SIGTERM during a
+    // new operation cancels it and the daemon exits cleanly.
+    let t = Instant::now();
+    while json(&s.daemon.ctl(&["status"]))["state"] != "idle" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the timed-out capture never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let caller = s
+        .daemon
+        .ctl_command(&["enroll", "olga", "--email", "olga@example.com"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1000));
+    let status = s.daemon.stop(libc::SIGTERM).expect("stopped");
+    assert!(status.success(), "{status}");
+    let out = caller.wait_with_output().expect("caller ends");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(s.daemon.log_text().contains("stopping"));
+}
+
+/// A QR scene: the emulator's code pasted into a street photo, as a person holds it up.
+fn qr_scene(url: &str, path: &std::path::Path) {
+    let png = facecapture::qrimage::to_png(url).expect("qr");
+    let qr = image::load_from_memory(&png).expect("png").to_luma8();
+    let qr = image::imageops::resize(&qr, 300, 300, image::imageops::FilterType::Triangle);
+    let mut scene = image::open(common::fixture("no-face.jpg"))
+        .expect("photo")
+        .to_luma8();
+    image::imageops::overlay(&mut scene, &qr, 170, 90);
+    scene.save(path).expect("scene");
+}
+
+#[test]
+fn qr_codes_scanned_by_the_camera_start_both_flows() {
+    let s = daemon::start();
+    let d = &s.daemon;
+    let frames = daemon::frames(d);
+    // The person shows the code, then their face.
+    let url = s.emulator.qr_for_enroll("pia", "pia@example.com");
+    qr_scene(&url, &frames.join("0-qr.png"));
+    for i in 1..4 {
+        std::fs::copy(
+            common::fixture("astronaut.jpg"),
+            frames.join(format!("{i}-face.jpg")),
+        )
+        .expect("copy");
+    }
+    let o = d.ctl(&["enroll-qr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["username"], "pia");
+    assert!(
+        calls(&s).contains(&"validateSession".to_owned()),
+        "{:?}",
+        calls(&s)
+    );
+
+    let url = s.emulator.qr_for_authenticate("pia");
+    qr_scene(&url, &frames.join("0-qr.png"));
+    let o = d.ctl(&["authenticate-qr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        (v["username"].as_str(), v["granted"].as_bool()),
+        (Some("pia"), Some(true))
     );
 }

@@ -134,7 +134,16 @@ fn daemon_on(address: &str, kind: &str, extra: &str) -> (Emulator, Daemon) {
     let dir = tempfile::tempdir().expect("tmp");
     emulator.write_out(dir.path()).expect("emulator files");
     std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
-    let base = std::fs::read_to_string(dir.path().join("facecaptured.toml")).expect("config");
+    let mut base = std::fs::read_to_string(dir.path().join("facecaptured.toml")).expect("config");
+    // Keys for [server] (which the emulator's file already opens) go into that table.
+    let extra = match extra.strip_prefix("[server]\n") {
+        Some(rest) => {
+            let end = rest.find("\n[").map_or(rest.len(), |i| i + 1);
+            base = base.replacen("[server]\n", &format!("[server]\n{}", &rest[..end]), 1);
+            &rest[end..]
+        }
+        None => extra,
+    };
     let config = dir.path().join("daemon.toml");
     std::fs::write(
         &config,
