@@ -38,10 +38,13 @@ fn log_values(log: &str, marker: &str, key: &str) -> Vec<f64> {
 }
 
 fn main() {
+    let mut s = daemon::start();
+    // Start to READY on an existing state directory, as at every boot.
+    s.daemon.stop(libc::SIGTERM);
     let t = Instant::now();
-    let s = daemon::start();
-    let d = &s.daemon;
+    s.daemon.start();
     let wall_ready = t.elapsed().as_secs_f64() * 1000.0;
+    let d = &s.daemon;
     let pid = d.pid().expect("pid");
     let startup = log_values(&d.log_text(), " ready ", "startup_ms");
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -80,8 +83,8 @@ fn main() {
         "facecaptured (release) on a private bus, emulator on loopback HTTPS, files camera at 30 fps"
     );
     println!(
-        "start to READY: {:.0} ms in the daemon (startup_ms), {wall_ready:.0} ms from spawn to the ready line",
-        startup.first().copied().unwrap_or(f64::NAN)
+        "start to READY: {:.0} ms in the daemon (startup_ms), {wall_ready:.0} ms from spawn to the ready line (polled every 20 ms)",
+        startup.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "Authenticate call to reply, 20 calls: median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
