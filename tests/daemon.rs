@@ -99,6 +99,26 @@ fn four_flows_through_facecapturectl() {
     assert_eq!(v["state"], "idle");
     assert_eq!(v["camera_available"], true);
     assert_eq!(v["device_id"].as_str().map(str::len), Some(32));
+
+    // No secret reached the daemon's log: registration codes (read from its
+    // database), the client secret, the apikey, the QR URLs.
+    let db = rusqlite::Connection::open(d.state_dir().join("facecaptured.db")).expect("db");
+    let codes: Vec<String> = db
+        .prepare("SELECT registration_code FROM enrollments")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("codes");
+    assert_eq!(codes.len(), 2);
+    let log = d.log_text();
+    let secret = std::fs::read_to_string(d.dir.path().join("client_secret")).expect("secret");
+    let apikey = std::fs::read_to_string(d.dir.path().join("apikey")).expect("apikey");
+    for s in codes.iter().chain([&secret, &apikey]) {
+        let s = s.trim();
+        assert!(s.len() >= 6 && !log.contains(s), "a secret is in the log");
+    }
+    assert!(!log.contains("data="), "a QR URL is in the log");
 }
 
 #[test]
@@ -122,6 +142,16 @@ fn four_flows_through_gdbus() {
         "{}",
         stderr(&o)
     );
+
+    // What reached the server: both QR sessions validated, each flow to its end.
+    let c = calls(&s);
+    assert_eq!(
+        c.iter().filter(|c| *c == "validateSession").count(),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(c.iter().filter(|c| *c == "addFace").count(), 2, "{c:?}");
+    assert_eq!(c.iter().filter(|c| *c == "verifyFace").count(), 2, "{c:?}");
 
     let o = d.gdbus("ListEnrollments", &[]);
     let out = stdout(&o);
@@ -528,4 +558,43 @@ fn qr_codes_scanned_by_the_camera_start_both_flows() {
         (v["username"].as_str(), v["granted"].as_bool()),
         (Some("pia"), Some(true))
     );
+}
+
+/// systemd's notify protocol: READY=1 once the bus name is held, then WATCHDOG=1
+/// heartbeats at half of WATCHDOG_USEC, and STOPPING=1 on SIGTERM.
+#[test]
+fn ready_and_watchdog_notifications_reach_systemd() {
+    let mut s = daemon::start();
+    s.daemon.stop(libc::SIGTERM);
+    let sock_path = s.daemon.dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.daemon.env = vec![
+        ("NOTIFY_SOCKET".into(), sock_path.display().to_string()),
+        ("WATCHDOG_USEC".into(), "200000".into()),
+    ];
+    s.daemon.start();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while seen
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = sock.recv(&mut buf).expect("a notification");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(seen[0].contains("READY=1"), "{seen:?}");
+    // The name is held when READY is sent.
+    let o = s.daemon.ctl(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    s.daemon.stop(libc::SIGTERM);
+    loop {
+        let n = sock.recv(&mut buf).expect("STOPPING");
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
 }

@@ -13,6 +13,17 @@ use std::sync::Arc;
 pub const BUS_NAME: &str = "org.facecapture.FaceCapture1";
 pub const OBJECT_PATH: &str = "/org/facecapture/FaceCapture1";
 
+/// systemd's watchdog period, as sd_watchdog_enabled(3) reads it: WATCHDOG_USEC,
+/// for this process when WATCHDOG_PID is ours or unset.
+fn watchdog_period() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    match std::env::var("WATCHDOG_PID") {
+        Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ if usec == 0 => None,
+        _ => Some(std::time::Duration::from_micros(usec)),
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
@@ -43,9 +54,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
 
     // The watchdog is fed from this loop: if it stalls, systemd restarts us.
-    let mut usec = 0u64;
-    let mut watchdog = sd_notify::watchdog_enabled(false, &mut usec)
-        .then(|| tokio::time::interval(std::time::Duration::from_micros(usec / 2)));
+    let mut watchdog = watchdog_period().map(|period| tokio::time::interval(period / 2));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     loop {

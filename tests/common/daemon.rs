@@ -69,6 +69,8 @@ pub struct Daemon {
     pub config: PathBuf,
     pub log: PathBuf,
     pub address: String,
+    /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Daemon {
@@ -160,6 +162,7 @@ fn daemon_on(address: &str, kind: &str, extra: &str) -> (Emulator, Daemon) {
         dir,
         config,
         address: address.to_owned(),
+        env: Vec::new(),
     };
     show(&daemon, "astronaut.jpg");
     daemon.start();
@@ -182,6 +185,7 @@ impl Daemon {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(log)
