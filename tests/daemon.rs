@@ -65,7 +65,7 @@ fn four_flows_through_facecapturectl() {
     let o = d.ctl(&["enroll-qr", &url]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&o)["username"], "bob");
-    assert!(stderr(&o).contains("progress: enroll validate-session"));
+    assert!(stderr(&o).contains("progress: enroll-qr validate-session"));
 
     // QR-started authentication.
     let url = s.emulator.qr_for_authenticate("bob");

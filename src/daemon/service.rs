@@ -336,7 +336,7 @@ impl FaceCapture {
     ) -> Result<(String, String, i32, bool), Error> {
         check_url(&session_callback_url)?;
         let out = self
-            .run(&hdr, &emitter, conn, "enroll", move |engine, op| {
+            .run(&hdr, &emitter, conn, "enroll-qr", move |engine, op| {
                 engine.enroll_qr(op, &session_callback_url)
             })
             .await?;
@@ -388,9 +388,13 @@ impl FaceCapture {
     ) -> Result<(String, bool, bool, bool, f64, i32), Error> {
         check_url(&session_callback_url)?;
         let (user, a) = self
-            .run(&hdr, &emitter, conn, "authenticate", move |engine, op| {
-                engine.authenticate_qr(op, &session_callback_url)
-            })
+            .run(
+                &hdr,
+                &emitter,
+                conn,
+                "authenticate-qr",
+                move |engine, op| engine.authenticate_qr(op, &session_callback_url),
+            )
             .await?;
         Ok((
             user,
