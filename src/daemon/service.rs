@@ -263,13 +263,18 @@ impl FaceCapture {
             // The blocking work ends at its next cancel check (or HTTP timeout): the
             // slot stays taken until then, so the camera is never shared.
             let slot = self.slot.clone();
-            let state = self.state.clone();
-            let emitter = emitter.to_owned();
+            let conn = conn.clone();
             tokio::spawn(async move {
                 let _ = task.await;
                 *guard(&slot) = None;
-                *guard(&state) = State::Idle;
-                let _ = emitter;
+                let iface = conn
+                    .object_server()
+                    .interface::<_, FaceCapture>(super::OBJECT_PATH)
+                    .await;
+                if let Ok(iface) = iface {
+                    let emitter = iface.signal_emitter().clone();
+                    iface.get().await.set_state(&emitter, State::Idle).await;
+                }
             });
         }
         let ms = started.elapsed().as_millis() as u64;
