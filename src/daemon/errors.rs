@@ -87,3 +87,89 @@ impl From<StorageError> for Error {
         Self::Internal(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::CameraError;
+    use crate::crypto::qr::QrError;
+    use zbus::DBusError;
+
+    #[test]
+    fn every_failure_maps_to_its_spec_error() {
+        let rejected = AwareIdError::Rejected {
+            call: "enroll",
+            status: 400,
+            code: "USER_EXISTS".into(),
+            message: "user exists".into(),
+        };
+        let cases: Vec<(Error, &str)> = vec![
+            (FlowError::Server(rejected).into(), "ServerRejected"),
+            (
+                AwareIdError::Unavailable {
+                    call: "token",
+                    reason: "timeout".into(),
+                }
+                .into(),
+                "ServerUnavailable",
+            ),
+            (
+                AwareIdError::Malformed {
+                    call: "addFace",
+                    detail: "x".into(),
+                }
+                .into(),
+                "ServerUnavailable",
+            ),
+            (FlowError::Qr(QrError::BadSignature).into(), "QrInvalid"),
+            (
+                FlowError::WrongMethod {
+                    expected: "enroll",
+                    got: "authenticate".into(),
+                }
+                .into(),
+                "QrInvalid",
+            ),
+            (CaptureError::Cancelled.into(), "Cancelled"),
+            (
+                CaptureError::Timeout {
+                    seconds: 10,
+                    last: "no-face".into(),
+                }
+                .into(),
+                "CaptureTimeout",
+            ),
+            (CaptureError::NoQr { seconds: 10 }.into(), "CaptureTimeout"),
+            (
+                CaptureError::Camera(CameraError::Unavailable {
+                    device: "/dev/video0".into(),
+                    reason: "busy".into(),
+                })
+                .into(),
+                "CameraUnavailable",
+            ),
+            (CaptureError::Encode("x".into()).into(), "Internal"),
+            (StorageError::Identity("x".into()).into(), "Internal"),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(e.kind(), kind, "{e:?}");
+            assert_eq!(
+                e.name().as_str(),
+                format!("org.facecapture.FaceCapture1.Error.{kind}")
+            );
+        }
+        // The server's code and message reach the caller.
+        let e: Error = AwareIdError::Rejected {
+            call: "enroll",
+            status: 400,
+            code: "USER_EXISTS".into(),
+            message: "user exists".into(),
+        }
+        .into();
+        let text = e.description().unwrap_or_default();
+        assert!(
+            text.contains("USER_EXISTS") && text.contains("user exists"),
+            "{text}"
+        );
+    }
+}
