@@ -58,7 +58,9 @@ impl PixelFormat {
         match self {
             Self::Yuyv => width as usize * 2,
             Self::Rgb24 => width as usize * 3,
-            Self::Grey | Self::Nv12 | Self::Mjpg => width as usize,
+            // Interleaved UV pairs: an odd width still needs a whole last pair.
+            Self::Nv12 => (width as usize).div_ceil(2) * 2,
+            Self::Grey | Self::Mjpg => width as usize,
         }
     }
 }
@@ -469,6 +471,17 @@ mod tests {
         let rgb = f.to_rgb().expect("rgb");
         let p = rgb.get_pixel(3, 1).0;
         assert!(p[0] == p[1] && p[1] == p[2], "{p:?}");
+    }
+
+    #[test]
+    fn odd_widths_do_not_read_past_the_buffer() {
+        // NV12 3x2 packed: rows must be 4 bytes (a whole UV pair), so 3-byte rows are short.
+        let f = frame(PixelFormat::Nv12, 3, 2, vec![100; 3 * 2 + 3]);
+        assert!(matches!(f.to_rgb(), Err(FrameError::Short { .. })));
+        let f = frame(PixelFormat::Nv12, 3, 2, vec![100; 4 * 2 + 4]);
+        assert_eq!(f.to_rgb().expect("rgb").dimensions(), (3, 2));
+        let f = frame(PixelFormat::Yuyv, 3, 1, vec![100; 6]);
+        assert_eq!(f.to_rgb().expect("rgb").dimensions(), (3, 1));
     }
 
     #[test]
