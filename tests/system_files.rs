@@ -106,20 +106,7 @@ fn system_bus(dir: &Path) -> (std::process::Child, String) {
         ),
     )
     .expect("conf");
-    let mut child = Command::new("dbus-daemon")
-        .arg(format!("--config-file={}", conf.display()))
-        .args(["--nofork", "--print-address"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("address");
-    (child, line.trim().to_owned())
+    daemon::spawn_bus(&conf)
 }
 
 fn gdbus_as(uid: Option<u32>, address: &str, args: &[&str]) -> std::process::Output {

@@ -27,7 +27,7 @@ struct Current {
 pub struct FaceCapture {
     engine: Arc<Engine>,
     slot: Arc<Mutex<Option<Current>>>,
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     camera_available: AtomicBool,
 }
 
@@ -109,7 +109,7 @@ impl FaceCapture {
         Self {
             engine,
             slot: Arc::new(Mutex::new(None)),
-            state: Arc::new(Mutex::new(State::Idle)),
+            state: Mutex::new(State::Idle),
             camera_available: AtomicBool::new(camera),
         }
     }

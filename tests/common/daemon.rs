@@ -44,6 +44,16 @@ pub fn bus() -> Bus {
         ),
     )
     .expect("bus config");
+    let (child, address) = spawn_bus(&conf);
+    Bus {
+        child,
+        address,
+        _dir: dir,
+    }
+}
+
+/// Starts dbus-daemon with `conf` and returns it with the address it listens on.
+pub fn spawn_bus(conf: &std::path::Path) -> (Child, String) {
     let mut child = Command::new("dbus-daemon")
         .arg(format!("--config-file={}", conf.display()))
         .args(["--nofork", "--print-address"])
@@ -56,11 +66,7 @@ pub fn bus() -> Bus {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("bus address");
-    Bus {
-        child,
-        address: line.trim().to_owned(),
-        _dir: dir,
-    }
+    (child, line.trim().to_owned())
 }
 
 pub struct Daemon {

@@ -6,22 +6,34 @@ use facecapture::daemon::proxy::FaceCapture1Proxy;
 use futures_util::StreamExt;
 use std::time::Duration;
 
-/// A daemon command.
-#[derive(Debug)]
+/// The commands that talk to the daemon (SPEC 7); flattened into the CLI's own.
+#[derive(clap::Subcommand, Debug)]
 pub enum Call {
+    /// Enroll a person: capture their face and register this terminal for them.
     Enroll {
         username: String,
+        #[arg(long)]
         email: String,
+        #[arg(long, default_value = "")]
         phone: String,
+        #[arg(long, default_value = "")]
         first: String,
+        #[arg(long, default_value = "")]
         last: String,
     },
-    EnrollQr(String),
-    Authenticate(String),
-    AuthenticateQr(String),
+    /// Enroll from a QR code: the sessionCallbackURL, or none to scan it with the camera.
+    EnrollQr { url: Option<String> },
+    /// Authenticate an enrolled person; exit status 1 when access is not granted.
+    Authenticate { username: String },
+    /// Authenticate from a QR code (URL, or none to scan with the camera).
+    AuthenticateQr { url: Option<String> },
+    /// List the enrollments on this terminal (no registration codes).
     List,
-    Remove(String),
+    /// Remove an enrollment from this terminal.
+    Remove { username: String },
+    /// The daemon's state, device id, camera and version.
     Status,
+    /// Cancel the operation in flight.
     Cancel,
 }
 
@@ -104,13 +116,17 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             .map(|(_, status, liveness)| {
                 serde_json::json!({"username": username, "enrollment_status": status, "liveness": liveness})
             }),
-        Call::EnrollQr(url) => proxy.enroll_with_qr(&url).await.map(|(user, _, status, liveness)| {
+        Call::EnrollQr { url } => proxy
+            .enroll_with_qr(url.as_deref().unwrap_or_default())
+            .await.map(|(user, _, status, liveness)| {
             serde_json::json!({"username": user, "enrollment_status": status, "liveness": liveness})
         }),
-        Call::Authenticate(username) => proxy.authenticate(&username).await.map(|a| {
+        Call::Authenticate { username } => proxy.authenticate(&username).await.map(|a| {
             serde_json::json!({"username": username, "granted": a.0, "liveness": a.1, "matched": a.2, "match_score": a.3, "auth_status": a.4})
         }),
-        Call::AuthenticateQr(url) => proxy.authenticate_with_qr(&url).await.map(|a| {
+        Call::AuthenticateQr { url } => proxy
+            .authenticate_with_qr(url.as_deref().unwrap_or_default())
+            .await.map(|a| {
             serde_json::json!({"username": a.0, "granted": a.1, "liveness": a.2, "matched": a.3, "match_score": a.4, "auth_status": a.5})
         }),
         Call::List => proxy.list_enrollments().await.map(|list| {
@@ -120,7 +136,7 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
                     .collect(),
             )
         }),
-        Call::Remove(username) => proxy
+        Call::Remove { username } => proxy
             .remove_enrollment(&username)
             .await
             .map(|()| serde_json::json!({"removed": username})),

@@ -33,32 +33,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Enroll a person: capture their face and register this terminal for them.
-    Enroll {
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "")]
-        phone: String,
-        #[arg(long, default_value = "")]
-        first: String,
-        #[arg(long, default_value = "")]
-        last: String,
-    },
-    /// Enroll from a QR code: the sessionCallbackURL, or none to scan it with the camera.
-    EnrollQr { url: Option<String> },
-    /// Authenticate an enrolled person; exit status 1 when access is not granted.
-    Authenticate { username: String },
-    /// Authenticate from a QR code (URL, or none to scan with the camera).
-    AuthenticateQr { url: Option<String> },
-    /// List the enrollments on this terminal (no registration codes).
-    List,
-    /// Remove an enrollment from this terminal.
-    Remove { username: String },
-    /// The daemon's state, device id, camera and version.
-    Status,
-    /// Cancel the operation in flight.
-    Cancel,
+    #[command(flatten)]
+    Daemon(daemon::Call),
     /// Find faces in images; prints one JSON line per image.
     Detect {
         #[arg(required = true)]
@@ -114,35 +90,10 @@ fn load(path: Option<&Path>, need: Need) -> Result<Config, String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    use daemon::Call;
     let cfg_path = args.config.as_deref();
     let session = args.session;
     match args.command {
-        Command::Enroll {
-            username,
-            email,
-            phone,
-            first,
-            last,
-        } => daemon::run(
-            Call::Enroll {
-                username,
-                email,
-                phone,
-                first,
-                last,
-            },
-            session,
-        ),
-        Command::EnrollQr { url } => daemon::run(Call::EnrollQr(url.unwrap_or_default()), session),
-        Command::Authenticate { username } => daemon::run(Call::Authenticate(username), session),
-        Command::AuthenticateQr { url } => {
-            daemon::run(Call::AuthenticateQr(url.unwrap_or_default()), session)
-        }
-        Command::List => daemon::run(Call::List, session),
-        Command::Remove { username } => daemon::run(Call::Remove(username), session),
-        Command::Status => daemon::run(Call::Status, session),
-        Command::Cancel => daemon::run(Call::Cancel, session),
+        Command::Daemon(call) => daemon::run(call, session),
         Command::Detect {
             images,
             min_face_px,
