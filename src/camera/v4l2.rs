@@ -402,6 +402,22 @@ mod tests {
         }
     }
 
+    /// bindgen must parse the target's own headers: a cross build that saw the
+    /// host's would give 32-bit ARM 64-bit layouts, and every buffer ioctl would
+    /// fail. The figures are the kernel UAPI's (videodev2.h; 32-bit time_t on armhf).
+    #[test]
+    fn v4l2_structs_have_the_target_abi() {
+        let (buffer, format, qbuf, s_fmt) = if cfg!(target_pointer_width = "64") {
+            (88, 208, 0xc058_560f, 0xc0d0_5605)
+        } else {
+            (68, 204, 0xc044_560f, 0xc0cc_5605)
+        };
+        assert_eq!(std::mem::size_of::<v4l2_buffer>(), buffer);
+        assert_eq!(std::mem::size_of::<v4l2_format>(), format);
+        assert_eq!(vidioc::VIDIOC_QBUF, qbuf);
+        assert_eq!(vidioc::VIDIOC_S_FMT, s_fmt);
+    }
+
     #[test]
     fn a_missing_device_is_unavailable_and_named() {
         let e = V4l2Source::open(&config("/dev/video-does-not-exist"))

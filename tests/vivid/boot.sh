@@ -1,58 +1,118 @@
 #!/usr/bin/env bash
 # Boots Debian's kernel under qemu (software emulation) with the vivid V4L2 driver
 # and runs one test program inside. Usage: boot.sh PROGRAM [ARCH]
-# ARCH: x86_64 (default). Prints the guest's console; exits with the program's code
+# ARCH: x86_64 (default), aarch64 or armv7 (the Rust target's architecture; PROGRAM
+# must be built for it). Prints the guest's console; exits with the program's code
 # (77 when a prerequisite is missing, so a caller can tell "cannot run" from "failed").
 #
-# Needs: qemu-system-x86, linux-image-amd64, busybox-static, cpio, kmod (modinfo).
+# Needs: cpio, kmod (modinfo), binutils for the target (readelf, strip), and
+#   x86_64:  qemu-system-x86, linux-image-amd64, busybox-static (installed);
+#   aarch64: qemu-system-arm, gcc-aarch64-linux-gnu's sysroot, and Debian's arm64
+#            kernel and busybox unpacked by tests/vivid/fetch-arm.sh;
+#   armv7:   qemu-system-arm, gcc-arm-linux-gnueabihf's sysroot, and Debian's armmp
+#            kernel and busybox unpacked by tests/vivid/fetch-arm.sh.
+# VIVID_ARM_ROOT overrides where fetch-arm.sh unpacked them (target/vivid-arm).
 set -euo pipefail
 
 prog=${1:?usage: boot.sh PROGRAM [ARCH]}
 arch=${2:-x86_64}
-[ "$arch" = x86_64 ] || { echo "boot.sh: unsupported arch $arch" >&2; exit 77; }
+here=$(cd "$(dirname "$0")" && pwd)
+arm_root=${VIVID_ARM_ROOT:-$here/../../target/vivid-arm}
 
 missing() { echo "boot.sh: missing $1" >&2; exit 77; }
-command -v qemu-system-x86_64 >/dev/null || missing "qemu-system-x86_64 (qemu-system-x86)"
 command -v cpio >/dev/null || missing cpio
 command -v modinfo >/dev/null || missing "modinfo (kmod)"
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q "statically linked" \
-  || [ -x /bin/busybox ] || missing "busybox (busybox-static)"
-busybox=${busybox:-/bin/busybox}
 
-# The newest kernel image that has its modules installed.
-kver=""
-for k in $(ls -1 /lib/modules 2>/dev/null | sort -V -r); do
-  if [ -f "/boot/vmlinuz-$k" ] && modinfo -k "$k" -n vivid >/dev/null 2>&1; then kver=$k; break; fi
-done
-[ -n "$kver" ] || missing "a /boot/vmlinuz-* with the vivid module (linux-image-amd64)"
+case "$arch" in
+  x86_64)
+    qemu=(qemu-system-x86_64 -cpu max); console=ttyS0; sysroot=""; cross=""
+    busybox=$(command -v busybox || true)
+    [ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q "statically linked" \
+      || [ -x /bin/busybox ] || missing "busybox (busybox-static)"
+    busybox=${busybox:-/bin/busybox}
+    # The newest kernel image that has its modules installed.
+    kernel=""; moddir=""
+    for k in $(ls -1 /lib/modules 2>/dev/null | sort -V -r); do
+      if [ -f "/boot/vmlinuz-$k" ] && modinfo -k "$k" -n vivid >/dev/null 2>&1; then
+        kernel=/boot/vmlinuz-$k; moddir=/lib/modules/$k; break
+      fi
+    done
+    [ -n "$kernel" ] || missing "a /boot/vmlinuz-* with the vivid module (linux-image-amd64)"
+    ;;
+  aarch64|armv7)
+    if [ "$arch" = aarch64 ]; then
+      qemu=(qemu-system-aarch64 -machine virt -cpu cortex-a53); debarch=arm64
+      cross=aarch64-linux-gnu
+    else
+      qemu=(qemu-system-arm -machine virt -cpu cortex-a15); debarch=armhf
+      cross=arm-linux-gnueabihf
+    fi
+    console=ttyAMA0; sysroot=/usr/$cross
+    [ -d "$sysroot/lib" ] || missing "$sysroot (the $cross cross toolchain's libc)"
+    command -v "$cross-readelf" >/dev/null || missing "$cross-readelf (binutils-$cross)"
+    busybox=$arm_root/$debarch/bin/busybox
+    kernel=$(ls -1 "$arm_root/$debarch"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
+    moddir=$(ls -1d "$arm_root/$debarch"/lib/modules/* 2>/dev/null | sort -V | tail -1 || true)
+    [ -x "$busybox" ] && [ -n "$kernel" ] && [ -n "$moddir" ] \
+      || missing "Debian's $debarch kernel and busybox in $arm_root/$debarch (run tests/vivid/fetch-arm.sh)"
+    ;;
+  *) echo "boot.sh: unsupported arch $arch" >&2; exit 77 ;;
+esac
+command -v "${qemu[0]}" >/dev/null || missing "${qemu[0]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,mods,tmp}
+mkdir -p "$root"/{bin,dev,proc,sys,mods,tmp,lib}
 cp "$busybox" "$root/bin/busybox"
 
-# The test program and the shared libraries it links (stripped: debug info is large).
-strip -o "$root/test" "$prog" 2>/dev/null || cp "$prog" "$root/test"
+# The test program (stripped: debug info is large) and the shared libraries it links.
+"${cross:+$cross-}strip" -o "$root/test" "$prog" 2>/dev/null || cp "$prog" "$root/test"
 chmod +x "$root/test"
-for lib in $(ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' || true); do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
+if [ -z "$cross" ]; then
+  for lib in $(ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' || true); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+else
+  # The loader at the path the program names, its libraries (and theirs) in /lib.
+  interp=$("$cross-readelf" -l "$prog" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+  [ -n "$interp" ] || { echo "boot.sh: $prog names no program interpreter" >&2; exit 1; }
+  mkdir -p "$root$(dirname "$interp")"
+  cp -L "$sysroot/lib/$(basename "$interp")" "$root$interp"
+  todo=("$prog")
+  while [ ${#todo[@]} -gt 0 ]; do
+    f=${todo[0]}; todo=("${todo[@]:1}")
+    for need in $("$cross-readelf" -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [ -e "$root/lib/$need" ] && continue
+      [ -e "$sysroot/lib/$need" ] || { echo "boot.sh: $need not in $sysroot/lib" >&2; exit 1; }
+      cp -L "$sysroot/lib/$need" "$root/lib/$need"
+      todo+=("$root/lib/$need")
+    done
+  done
+fi
 
-# vivid and what it needs, in load order.
+# vivid and the modules it depends on (from each module's own "depends"), in load
+# order. A dependency with no file is built into this kernel.
+modfile() { find "$moddir/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -1; }
 : > "$root/mods/order"
-for m in rc-core cec mc videodev videobuf2-common videobuf2-memops videobuf2-v4l2 \
-         videobuf2-vmalloc videobuf2-dma-contig v4l2-dv-timings v4l2-tpg vivid; do
-  path=$(modinfo -k "$kver" -n "$m" 2>/dev/null || true)
-  case "$path" in
-    /*.ko) cp "$path" "$root/mods/$m.ko"; echo "$m" >> "$root/mods/order" ;;
-    /*.ko.xz) xz -dc "$path" > "$root/mods/$m.ko"; echo "$m" >> "$root/mods/order" ;;
-    /*.ko.zst) zstd -qdc "$path" > "$root/mods/$m.ko"; echo "$m" >> "$root/mods/order" ;;
-    *) ;; # built in, or not needed by this kernel
+declare -A seen=()
+load() {
+  local m=$1 f dep
+  [ -n "${seen[$m]:-}" ] && return 0
+  seen[$m]=1
+  f=$(modfile "$m")
+  [ -n "$f" ] || return 0
+  for dep in $(modinfo -F depends "$f" | tr ',' ' '); do load "$dep"; done
+  case "$f" in
+    *.ko) cp "$f" "$root/mods/$m.ko" ;;
+    *.ko.xz) xz -dc "$f" > "$root/mods/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$f" > "$root/mods/$m.ko" ;;
   esac
-done
+  echo "$m" >> "$root/mods/order"
+}
+load vivid
+grep -qx vivid "$root/mods/order" || missing "vivid.ko under $moddir"
 
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
@@ -69,7 +129,8 @@ for m in $(cat /mods/order); do
   fi
 done
 sleep 1
-/test
+echo "VIVID-ARCH $(uname -m)"
+LD_LIBRARY_PATH=/lib /test
 echo "VIVID-RESULT $?"
 poweroff -f
 INIT
@@ -77,9 +138,9 @@ chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
 
 log=$work/console.log
-timeout "${VIVID_TIMEOUT_S:-600}" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
-  -kernel "/boot/vmlinuz-$kver" -initrd "$work/initramfs.gz" \
-  -append "console=ttyS0 quiet panic=-1" \
+timeout "${VIVID_TIMEOUT_S:-600}" "${qemu[@]}" -accel tcg -m 1024 -smp 2 \
+  -kernel "$kernel" -initrd "$work/initramfs.gz" \
+  -append "console=$console quiet panic=-1" \
   -nographic -no-reboot -serial "file:$log" -monitor none -display none || true
 cat "$log"
 rc=$(sed -n 's/^VIVID-RESULT \([0-9]*\).*/\1/p' "$log" | tail -1)
