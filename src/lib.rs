@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod detect;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod logging;
 pub mod qrimage;

@@ -2,6 +2,7 @@
 //! the `files` source end to end into a package whose frames decode and hold the
 //! face, timeouts, cancellation, bad frames, QR scanning from the stream, and a
 //! captured package accepted by the emulator.
+#![cfg(feature = "emulator")]
 
 mod common;
 

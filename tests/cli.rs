@@ -1,5 +1,6 @@
 //! The binaries as an operator runs them: --help/--version, --check-config, and
 //! facecapturectl's offline tools against a real awareid-emulator process.
+#![cfg(feature = "emulator")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

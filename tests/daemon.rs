@@ -2,6 +2,7 @@
 //! HTTPS and the `files` camera with real face photos. All four flows through
 //! facecapturectl and through gdbus, Busy, Cancel, a vanished caller, restarts,
 //! SIGKILL during an enrollment, bad input, and a failing server.
+#![cfg(feature = "emulator")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! What the logs say, and what they never say: a full run of every flow with
 //! logging captured at the most verbose level must not contain any secret, token,
 //! registration code or frame data; journald gets the structured fields.
+#![cfg(feature = "emulator")]
 
 mod common;
 

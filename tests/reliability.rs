@@ -1,5 +1,6 @@
 //! The client against a failing server: 401 then recovery, 500 on a POST, malformed
 //! JSON, a slow server, a dropped connection, retries for the idempotent calls.
+#![cfg(feature = "emulator")]
 
 mod common;
 

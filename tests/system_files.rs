@@ -6,6 +6,7 @@
 //!
 //! Tools missing (systemd-analyze, gdbus, setpriv, root): SKIPPED, unless
 //! FACECAPTURE_CI=1 (as .ci/run sets), which makes that a failure.
+#![cfg(feature = "emulator")]
 
 mod common;
 

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The boards: what `cargo test` cannot show on the build machine.
+#   aarch64, armv7  cross-build the board binaries (profile `board`, no emulator),
+#                   run the library's unit tests under qemu-user, and run the real
+#                   V4L2 test (examples/vivid_check) on an emulated board: qemu-system
+#                   booting Debian's arm64 / armmp kernel with vivid.
+#   deb             the Debian packages for amd64, arm64 and armhf (cargo-deb), their
+#                   contents checked with dpkg-deb.
+#   install         the amd64 package installed into a Debian root made with
+#                   debootstrap: files, users, enable links, conffile, removal.
+# Usage: tests/boards.sh [STEP...]   (default: all four, in that order; each step
+# builds what it needs, and nothing twice.)
+#
+# Needs what .ci/run installs: Debian's cross toolchains, qemu-user-static,
+# qemu-system-arm, debootstrap, cargo-deb, the rustup targets, and the ARM kernels
+# unpacked by tests/vivid/fetch-arm.sh. Prints the stripped size of each binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(aarch64 armv7 deb install)
+
+triple() {
+  case "$1" in
+    aarch64) echo aarch64-unknown-linux-gnu ;;
+    armv7) echo armv7-unknown-linux-gnueabihf ;;
+    amd64) echo x86_64-unknown-linux-gnu ;;
+  esac
+}
+debarch() {
+  case "$1" in
+    aarch64) echo arm64 ;;
+    armv7) echo armhf ;;
+    amd64) echo amd64 ;;
+  esac
+}
+say() { echo "== boards: $*"; }
+fail() { echo "boards.sh: FAILED: $*" >&2; exit 1; }
+
+# What the packages hold: the binaries, the unit and its sysusers and tmpfiles
+# entries, the D-Bus policy, activation file and interface, the example config.
+package_files=(
+  ./usr/bin/facecaptured
+  ./usr/bin/facecapturectl
+  ./usr/lib/systemd/system/facecaptured.service
+  ./usr/lib/sysusers.d/facecaptured.conf
+  ./usr/lib/tmpfiles.d/facecaptured.conf
+  ./usr/share/dbus-1/system.d/org.facecapture.FaceCapture1.conf
+  ./usr/share/dbus-1/system-services/org.facecapture.FaceCapture1.service
+  ./usr/share/dbus-1/interfaces/org.facecapture.FaceCapture1.xml
+  ./etc/facecaptured/config.toml
+)
+
+# The board binaries for one target, built once: the packages' two programs and
+# the vivid test program, all with the profile the packages ship.
+build() {
+  local t
+  t=$(triple "$1")
+  say "$1: building (profile board, $t)"
+  cargo build --locked --profile board --target "$t" --no-default-features \
+    --bin facecaptured --bin facecapturectl --example vivid_check
+  for b in facecaptured facecapturectl; do
+    printf '   %-16s %-32s %9d bytes (stripped)\n' "$b" "$t" \
+      "$(stat -c %s "target/$t/board/$b")"
+  done
+}
+
+arm() {
+  local a=$1 t log
+  t=$(triple "$a")
+  build "$a"
+  say "$a: unit tests under qemu-user"
+  cargo test --locked --profile board --target "$t" --no-default-features --lib
+  say "$a: the V4L2 test on an emulated $a board (qemu-system, Debian's kernel, vivid)"
+  log=$(mktemp)
+  if ! bash tests/vivid/boot.sh "target/$t/board/examples/vivid_check" "$a" > "$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    fail "$a: the vivid test failed"
+  fi
+  grep '^VIVID-' "$log" || true
+  while IFS= read -r step; do
+    grep -q "^$step" "$log" || { cat "$log"; rm -f "$log"; fail "$a: '$step' missing"; }
+  done < tests/vivid/expected
+  local machine
+  machine=$(sed -n 's/^VIVID-ARCH \([^[:space:]]*\).*/\1/p' "$log")
+  rm -f "$log"
+  case "$a:$machine" in
+    aarch64:aarch64 | armv7:armv7l) ;;
+    *) fail "$a: the guest said it is '$machine'" ;;
+  esac
+}
+
+deb_path() {
+  local d
+  d=$(debarch "$1")
+  ls -1t target/"$(triple "$1")"/debian/facecaptured_*_"$d".deb 2>/dev/null | head -1
+}
+
+debs() {
+  command -v cargo-deb >/dev/null || fail "cargo-deb missing (cargo install cargo-deb)"
+  for a in amd64 aarch64 armv7; do
+    local t deb d listing
+    t=$(triple "$a")
+    d=$(debarch "$a")
+    build "$a" # nothing to do when the ARM steps ran
+    say "$a: package ($d)"
+    cargo deb --no-build --target "$t" --profile board
+    deb=$(deb_path "$a")
+    [ -n "$deb" ] || fail "$a: cargo deb made no .deb"
+    [ "$(dpkg-deb -f "$deb" Architecture)" = "$d" ] || fail "$deb: Architecture is not $d"
+    listing=$(dpkg-deb -c "$deb" | awk '{print $6}')
+    for f in "${package_files[@]}"; do
+      grep -qx -- "$f" <<< "$listing" || fail "$deb lacks $f"
+    done
+    dpkg-deb -I "$deb" conffiles | grep -qx /etc/facecaptured/config.toml \
+      || fail "$deb: /etc/facecaptured/config.toml is not a conffile"
+    for s in postinst prerm postrm; do
+      dpkg-deb -I "$deb" "$s" > /dev/null || fail "$deb: no $s"
+    done
+    # The packaged programs are the target's.
+    local tmp
+    tmp=$(mktemp -d)
+    dpkg-deb -x "$deb" "$tmp"
+    file "$tmp/usr/bin/facecaptured" | grep -q "$(case $a in amd64) echo x86-64 ;; aarch64) echo 'ARM aarch64' ;; armv7) echo 'ARM, EABI5' ;; esac)" \
+      || fail "$deb: facecaptured is not an $a binary: $(file "$tmp/usr/bin/facecaptured")"
+    rm -rf "$tmp"
+    printf '   %s: %d bytes, depends: %s\n' "$deb" "$(stat -c %s "$deb")" "$(dpkg-deb -f "$deb" Depends)"
+  done
+}
+
+install_test() {
+  command -v debootstrap >/dev/null || fail "debootstrap missing"
+  local deb root
+  deb=$(deb_path amd64)
+  [ -n "$deb" ] || fail "no amd64 package (run: tests/boards.sh deb)"
+  root=${BOARDS_DEBOOTSTRAP_DIR:-target/debootstrap}
+  # A Debian 12 root with systemd and dbus, as a door terminal has; made once and
+  # kept (a fresh copy of it is used for the test).
+  if [ ! -f "$root/.complete" ]; then
+    say "install: debootstrap bookworm into $root"
+    rm -rf "$root"
+    debootstrap --variant=minbase --include=systemd,dbus bookworm "$root" \
+      "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" > "$root.log" 2>&1 \
+      || { tail -20 "$root.log"; fail "debootstrap"; }
+    touch "$root/.complete"
+  fi
+  local sys rc=0
+  sys=$(mktemp -d)
+  cp -a "$root/." "$sys/"
+  cp "$deb" "$sys/tmp/facecaptured.deb"
+  say "install: $(basename "$deb") into a copy of $root"
+  bash tests/deb-install.sh "$sys" || rc=$?
+  mountpoint -q "$sys/proc" || rm -rf "$sys"
+  [ "$rc" = 0 ] || fail "the install test"
+}
+
+for s in "${steps[@]}"; do
+  case "$s" in
+    aarch64 | armv7) arm "$s" ;;
+    deb) debs ;;
+    install) install_test ;;
+    *) fail "unknown step $s (aarch64, armv7, deb, install)" ;;
+  esac
+done
+say "all passed: ${steps[*]}"
