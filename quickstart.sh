@@ -20,20 +20,7 @@ cleanup() {
 trap cleanup EXIT
 
 # A private bus (session type) on a socket of our own.
-cat > "$work/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$work/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-CONF
+sed "s|@DIR@|$work|" tests/fixtures/private-bus.conf > "$work/bus.conf"
 dbus-daemon --config-file="$work/bus.conf" --nofork --print-address > "$work/bus.addr" 2>/dev/null &
 pids+=($!)
 while [ ! -s "$work/bus.addr" ]; do sleep 0.05; done

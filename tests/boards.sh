@@ -20,20 +20,12 @@ cd "$(dirname "$0")/.."
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(aarch64 armv7 deb install)
 
-triple() {
-  case "$1" in
-    aarch64) echo aarch64-unknown-linux-gnu ;;
-    armv7) echo armv7-unknown-linux-gnueabihf ;;
-    amd64) echo x86_64-unknown-linux-gnu ;;
-  esac
-}
-debarch() {
-  case "$1" in
-    aarch64) echo arm64 ;;
-    armv7) echo armhf ;;
-    amd64) echo amd64 ;;
-  esac
-}
+# Per architecture: the Rust target, the Debian architecture, and what `file` says
+# of its binaries.
+declare -A triples=([amd64]=x86_64-unknown-linux-gnu [aarch64]=aarch64-unknown-linux-gnu
+                    [armv7]=armv7-unknown-linux-gnueabihf)
+declare -A debarchs=([amd64]=amd64 [aarch64]=arm64 [armv7]=armhf)
+declare -A machines=([amd64]="x86-64" [aarch64]="ARM aarch64" [armv7]="ARM, EABI5")
 say() { echo "== boards: $*"; }
 fail() { echo "boards.sh: FAILED: $*" >&2; exit 1; }
 
@@ -55,7 +47,7 @@ package_files=(
 # the vivid test program, all with the profile the packages ship.
 build() {
   local t
-  t=$(triple "$1")
+  t=${triples[$1]}
   say "$1: building (profile board, $t)"
   cargo build --locked --profile board --target "$t" --no-default-features \
     --bin facecaptured --bin facecapturectl --example vivid_check
@@ -67,7 +59,7 @@ build() {
 
 arm() {
   local a=$1 t log
-  t=$(triple "$a")
+  t=${triples[$a]}
   build "$a"
   say "$a: unit tests under qemu-user"
   cargo test --locked --profile board --target "$t" --no-default-features --lib
@@ -92,17 +84,15 @@ arm() {
 }
 
 deb_path() {
-  local d
-  d=$(debarch "$1")
-  ls -1t target/"$(triple "$1")"/debian/facecaptured_*_"$d".deb 2>/dev/null | head -1
+  ls -1t "target/${triples[$1]}/debian/facecaptured_"*"_${debarchs[$1]}.deb" 2>/dev/null | head -1
 }
 
 debs() {
   command -v cargo-deb >/dev/null || fail "cargo-deb missing (cargo install cargo-deb)"
   for a in amd64 aarch64 armv7; do
     local t deb d listing
-    t=$(triple "$a")
-    d=$(debarch "$a")
+    t=${triples[$a]}
+    d=${debarchs[$a]}
     build "$a" # nothing to do when the ARM steps ran
     say "$a: package ($d)"
     cargo deb --no-build --target "$t" --profile board
@@ -122,7 +112,7 @@ debs() {
     local tmp
     tmp=$(mktemp -d)
     dpkg-deb -x "$deb" "$tmp"
-    file "$tmp/usr/bin/facecaptured" | grep -q "$(case $a in amd64) echo x86-64 ;; aarch64) echo 'ARM aarch64' ;; armv7) echo 'ARM, EABI5' ;; esac)" \
+    file "$tmp/usr/bin/facecaptured" | grep -q "${machines[$a]}" \
       || fail "$deb: facecaptured is not an $a binary: $(file "$tmp/usr/bin/facecaptured")"
     rm -rf "$tmp"
     printf '   %s: %d bytes, depends: %s\n' "$deb" "$(stat -c %s "$deb")" "$(dpkg-deb -f "$deb" Depends)"

@@ -24,24 +24,10 @@ impl Drop for Bus {
 pub fn bus() -> Bus {
     let dir = tempfile::tempdir().expect("tmp");
     let conf = dir.path().join("bus.conf");
+    let template = include_str!("../fixtures/private-bus.conf");
     std::fs::write(
         &conf,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-            dir.path().display()
-        ),
+        template.replace("@DIR@", &dir.path().display().to_string()),
     )
     .expect("bus config");
     let (child, address) = spawn_bus(&conf);

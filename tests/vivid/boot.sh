@@ -25,7 +25,8 @@ command -v modinfo >/dev/null || missing "modinfo (kmod)"
 
 case "$arch" in
   x86_64)
-    qemu=(qemu-system-x86_64 -cpu max); console=ttyS0; sysroot=""; cross=""
+    qemu=(qemu-system-x86_64 -cpu max); console=ttyS0; cross=""
+    libdir=/lib/x86_64-linux-gnu
     busybox=$(command -v busybox || true)
     [ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q "statically linked" \
       || [ -x /bin/busybox ] || missing "busybox (busybox-static)"
@@ -47,9 +48,8 @@ case "$arch" in
       qemu=(qemu-system-arm -machine virt -cpu cortex-a15); debarch=armhf
       cross=arm-linux-gnueabihf
     fi
-    console=ttyAMA0; sysroot=/usr/$cross
-    [ -d "$sysroot/lib" ] || missing "$sysroot (the $cross cross toolchain's libc)"
-    command -v "$cross-readelf" >/dev/null || missing "$cross-readelf (binutils-$cross)"
+    console=ttyAMA0; libdir=/usr/$cross/lib
+    [ -d "$libdir" ] || missing "$libdir (the $cross cross toolchain's libc)"
     busybox=$arm_root/$debarch/bin/busybox
     kernel=$(ls -1 "$arm_root/$debarch"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
     moddir=$(ls -1d "$arm_root/$debarch"/lib/modules/* 2>/dev/null | sort -V | tail -1 || true)
@@ -66,31 +66,27 @@ root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,mods,tmp,lib}
 cp "$busybox" "$root/bin/busybox"
 
-# The test program (stripped: debug info is large) and the shared libraries it links.
+# The test program (stripped: debug info is large).
 "${cross:+$cross-}strip" -o "$root/test" "$prog" 2>/dev/null || cp "$prog" "$root/test"
 chmod +x "$root/test"
-if [ -z "$cross" ]; then
-  for lib in $(ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' || true); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
+
+# The loader at the path the program names, its libraries (and theirs) in /lib.
+readelf=${cross:+$cross-}readelf
+command -v "$readelf" >/dev/null || missing "$readelf (binutils)"
+interp=$("$readelf" -l "$prog" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+[ -n "$interp" ] || { echo "boot.sh: $prog names no program interpreter" >&2; exit 1; }
+mkdir -p "$root$(dirname "$interp")"
+cp -L "$libdir/$(basename "$interp")" "$root$interp"
+todo=("$prog")
+while [ ${#todo[@]} -gt 0 ]; do
+  f=${todo[0]}; todo=("${todo[@]:1}")
+  for need in $("$readelf" -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    [ -e "$root/lib/$need" ] && continue
+    [ -e "$libdir/$need" ] || { echo "boot.sh: $need not in $libdir" >&2; exit 1; }
+    cp -L "$libdir/$need" "$root/lib/$need"
+    todo+=("$root/lib/$need")
   done
-else
-  # The loader at the path the program names, its libraries (and theirs) in /lib.
-  interp=$("$cross-readelf" -l "$prog" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-  [ -n "$interp" ] || { echo "boot.sh: $prog names no program interpreter" >&2; exit 1; }
-  mkdir -p "$root$(dirname "$interp")"
-  cp -L "$sysroot/lib/$(basename "$interp")" "$root$interp"
-  todo=("$prog")
-  while [ ${#todo[@]} -gt 0 ]; do
-    f=${todo[0]}; todo=("${todo[@]:1}")
-    for need in $("$cross-readelf" -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-      [ -e "$root/lib/$need" ] && continue
-      [ -e "$sysroot/lib/$need" ] || { echo "boot.sh: $need not in $sysroot/lib" >&2; exit 1; }
-      cp -L "$sysroot/lib/$need" "$root/lib/$need"
-      todo+=("$root/lib/$need")
-    done
-  done
-fi
+done
 
 # vivid and the modules it depends on (from each module's own "depends"), in load
 # order. A dependency with no file is built into this kernel.
