@@ -118,6 +118,13 @@ struct CachedToken {
     renew_at: Instant,
 }
 
+/// How long after it was fetched a token of `expires_in` seconds is renewed: a
+/// little before it expires, 10% of its lifetime early and at most 30 s.
+fn renew_after(expires_in: u64) -> Duration {
+    let life = Duration::from_secs(expires_in);
+    life.saturating_sub((life / 10).min(Duration::from_secs(30)))
+}
+
 enum Auth {
     /// The terminal's own client credentials (client-initiated flows).
     ClientCredentials {
@@ -196,6 +203,19 @@ impl AwareIdClient {
     }
 
     /// Fetches the access token now if none is cached (the flows' "token" step).
+    /// Moves the cached token's clock on by `elapsed`, as if that much time had
+    /// passed since it was fetched: lets a test reach the renewal point without
+    /// waiting for it.
+    #[cfg(feature = "emulator")]
+    #[doc(hidden)]
+    pub fn pretend_elapsed(&self, elapsed: Duration) {
+        if let Auth::ClientCredentials { cache, .. } = &self.auth
+            && let Some(t) = lock(cache).as_mut()
+        {
+            t.renew_at = t.renew_at.checked_sub(elapsed).unwrap_or_else(Instant::now);
+        }
+    }
+
     pub fn ensure_token(&self) -> Result<(), AwareIdError> {
         self.bearer(&paths::TOKEN, false).map(|_| ())
     }
@@ -402,13 +422,10 @@ impl AwareIdClient {
                 if resp.access_token.is_empty() {
                     return Err(AwareIdError::malformed(&call, "access_token is empty"));
                 }
-                // Renew a little before expiry: 10% of the lifetime, at most 30 s early.
-                let life = Duration::from_secs(resp.expires_in);
-                let margin = (life / 10).min(Duration::from_secs(30));
                 let token = Secret::new(resp.access_token);
                 *cache = Some(CachedToken {
                     token: token.clone(),
-                    renew_at: fetched + life.saturating_sub(margin),
+                    renew_at: fetched + renew_after(resp.expires_in),
                 });
                 Ok(token)
             }
@@ -490,12 +507,22 @@ impl AwareIdClient {
             .with_config()
             .limit(MAX_BODY)
             .read_to_string();
-        tracing::debug!(
-            step = call.name,
-            http_status = status,
-            duration_ms,
-            "AwareID call"
-        );
+        // A failed call is a warning with its status, at the default filter too.
+        if (200..300).contains(&status) {
+            tracing::debug!(
+                step = call.name,
+                http_status = status,
+                duration_ms,
+                "AwareID call"
+            );
+        } else {
+            tracing::warn!(
+                step = call.name,
+                http_status = status,
+                duration_ms,
+                "AwareID call refused"
+            );
+        }
         let text = match text {
             Ok(t) => t,
             Err(e) => return Err(SendError::Failed(transport_error(call, e))),
@@ -603,4 +630,20 @@ pub fn parse_public_key(text: &str) -> Option<rsa::PublicKey> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_after;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_are_renewed_a_little_before_they_expire() {
+        // 10% of the lifetime early...
+        assert_eq!(renew_after(2), Duration::from_millis(1800));
+        assert_eq!(renew_after(100), Duration::from_secs(90));
+        // ...but never more than 30 s early, and a token without a lifetime at once.
+        assert_eq!(renew_after(3600), Duration::from_secs(3570));
+        assert_eq!(renew_after(0), Duration::ZERO);
+    }
 }

@@ -77,11 +77,17 @@ pub async fn run(config: Config) -> Result<(), String> {
         .object_server()
         .interface::<_, service::FaceCapture>(OBJECT_PATH)
         .await;
-    if let Ok(iface) = iface
-        && iface.get().await.cancel_current()
+    if let Ok(iface) = iface {
+        iface.get().await.cancel_current();
+    }
+    // The cancelled operation's reply goes out and its blocking work ends at its
+    // next cancel check; then the connection closes (bounded: systemd's stop
+    // timeout is longer).
+    if tokio::time::timeout(std::time::Duration::from_secs(5), conn.graceful_shutdown())
+        .await
+        .is_err()
     {
-        // Give the operation a moment to end at its next cancel check.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tracing::warn!("an operation did not end within 5 s of SIGTERM");
     }
     Ok(())
 }

@@ -740,6 +740,10 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
         body: body_json,
         status: 0,
     };
+    if let Some(call) = &record.call {
+        shared.lock().arrived.push(call.clone());
+        shared.changed.notify_all();
+    }
     let fault = record.call.as_deref().and_then(|c| take_fault(&shared, c));
     let response = match fault {
         Some(FaultKind::Status { code }) => {
@@ -775,6 +779,7 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
     };
     record.status = response.status().as_u16();
     shared.lock().requests.push(record);
+    shared.changed.notify_all();
     response
 }
 

@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     /// host:port QR codes point at.
     pub host: String,
     pub state: Mutex<state::State>,
+    /// Signalled when a request arrives or is answered.
+    pub changed: std::sync::Condvar,
     pub detector: Mutex<crate::detect::Detector>,
 }
 
@@ -199,7 +201,29 @@ impl Emulator {
     }
 
     pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
+        let mut state = self.shared.lock();
+        state.requests.clear();
+        state.arrived.clear();
+    }
+
+    /// Waits until `count` requests of `call` (e.g. "addFace") have arrived, answered
+    /// or not; false if that has not happened `within`.
+    pub fn wait_arrived(&self, call: &str, count: usize, within: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut state = self.shared.lock();
+        loop {
+            if state.arrived.iter().filter(|c| *c == call).count() >= count {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = match self.shared.changed.wait_timeout(state, left) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -270,6 +294,7 @@ impl Shared {
             host,
             cfg,
             state: Mutex::new(state::State::default()),
+            changed: std::sync::Condvar::new(),
             detector: Mutex::new(crate::detect::Detector::embedded()?),
         })
     }

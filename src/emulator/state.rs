@@ -89,6 +89,9 @@ pub struct State {
     pub auths: HashMap<String, AuthAttempt>,
     pub qr_sessions: HashMap<String, QrSession>,
     pub requests: Vec<RecordedRequest>,
+    /// The AwareID calls received, by name, in order of arrival (a request is in
+    /// `requests` only once it is answered).
+    pub arrived: Vec<String>,
     pub faults: Vec<Fault>,
 }
 

@@ -198,7 +198,7 @@ impl Daemon {
                 panic!("facecaptured exited ({status}):\n{text}");
             }
             assert!(
-                t.elapsed() < Duration::from_secs(20),
+                t.elapsed() < Duration::from_secs(60),
                 "daemon not ready:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -215,6 +215,20 @@ impl Daemon {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Waits until the daemon's log holds `needle` (the log is written by another
+    /// process: it is read again until it does, within a bound for a hung daemon).
+    pub fn wait_log(&self, needle: &str) {
+        let t = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "{needle:?} never reached the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log_text(&self) -> String {

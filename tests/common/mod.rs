@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod watch;
 
 use facecapture::awareid::wire::*;
 use facecapture::awareid::{AwareIdClient, HttpSettings};

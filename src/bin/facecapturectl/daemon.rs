@@ -2,8 +2,8 @@
 //! with the Progress and CaptureFeedback signals shown live on stderr and the
 //! result as one JSON line on stdout.
 
-use facecapture::daemon::proxy::FaceCapture1Proxy;
-use futures_util::StreamExt;
+use facecapture::daemon::proxy::{CaptureFeedback, FaceCapture1Proxy, Progress};
+use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
 
 /// The commands that talk to the daemon (SPEC 7); flattened into the CLI's own.
@@ -85,18 +85,34 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
     // Show what the daemon does while the call runs.
     let mut progress = proxy.receive_progress().await.map_err(dbus_error)?;
     let mut feedback = proxy.receive_capture_feedback().await.map_err(dbus_error)?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(async move {
+        let show_progress = |p: Progress| {
+            if let Ok(a) = p.args() {
+                eprintln!("progress: {} {}", a.operation(), a.step());
+            }
+        };
+        let show_feedback = |f: CaptureFeedback| {
+            if let Ok(a) = f.args() {
+                eprintln!("feedback: {}", a.code());
+            }
+        };
         loop {
             tokio::select! {
-                Some(p) = progress.next() => {
-                    if let Ok(a) = p.args() {
-                        eprintln!("progress: {} {}", a.operation(), a.step());
+                biased;
+                Some(p) = progress.next() => show_progress(p),
+                Some(f) = feedback.next() => show_feedback(f),
+                _ = &mut stopped => {
+                    // The daemon sends its signals before the reply, and the
+                    // connection queues them in order: what came before the reply
+                    // is already queued here.
+                    while let Some(Some(p)) = progress.next().now_or_never() {
+                        show_progress(p);
                     }
-                }
-                Some(f) = feedback.next() => {
-                    if let Ok(a) = f.args() {
-                        eprintln!("feedback: {}", a.code());
+                    while let Some(Some(f)) = feedback.next().now_or_never() {
+                        show_feedback(f);
                     }
+                    break;
                 }
                 else => break,
             }
@@ -143,9 +159,9 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
         Call::Status => status(&proxy).await,
         Call::Cancel => proxy.cancel().await.map(|()| serde_json::json!({"cancel": "requested"})),
     };
-    // Signals sent before the reply are delivered before it: let the watcher print them.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    watcher.abort();
+    // Signals sent before the reply are printed before the result.
+    let _ = stop.send(());
+    let _ = watcher.await;
     let value = result.map_err(dbus_error)?;
     println!("{value}");
     if value.get("granted") == Some(&serde_json::Value::Bool(false)) {
