@@ -1,0 +1,333 @@
+//! The D-Bus object in-process, over a zbus peer-to-peer connection on a
+//! `UnixStream::pair()` (as oo7's daemon tests do): no dbus-daemon, no child
+//! processes. The real engine (emulator over HTTPS, `files` camera with real
+//! photos, SQLite in a temporary directory) behind the real interface; the client
+//! is the crate's proxy. Busy, Cancel, the operation timeout, the order of signals
+//! and reply, and the mapping of failures onto SPEC 6 errors.
+#![cfg(feature = "emulator")]
+
+mod common;
+
+use facecapture::config::{Config, Environment, Need};
+use facecapture::daemon::errors::Error;
+use facecapture::daemon::proxy::FaceCapture1Proxy;
+use facecapture::daemon::{OBJECT_PATH, engine::Engine, service::FaceCapture};
+use facecapture::emulator::{Emulator, EmulatorConfig, Fault, FaultKind};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use zbus::message::Type;
+
+struct Peer {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    client: zbus::Connection,
+    _server: zbus::Connection,
+}
+
+impl Peer {
+    async fn proxy(&self) -> FaceCapture1Proxy<'static> {
+        FaceCapture1Proxy::builder(&self.client)
+            .destination(facecapture::daemon::BUS_NAME)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .expect("proxy")
+    }
+
+    fn show(&self, photo: &str) {
+        let frames = self.dir.path().join("frames");
+        for e in std::fs::read_dir(&frames).expect("frames").flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        std::fs::copy(common::fixture(photo), frames.join(photo)).expect("copy");
+    }
+}
+
+/// The engine on the emulator, served on one end of a socket pair; the client on
+/// the other. `extra` is TOML appended to the configuration.
+async fn peer(extra: &str) -> Peer {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = tempfile::tempdir().expect("tmp");
+    emulator.write_out(dir.path()).expect("emulator files");
+    std::fs::create_dir(dir.path().join("frames")).expect("frames");
+    let base = std::fs::read_to_string(dir.path().join("facecaptured.toml")).expect("config");
+    let path = dir.path().join("daemon.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{base}\n[camera]\nsource = \"files\"\npath = \"{}\"\n\n[storage]\nstate_dir = \"{}\"\n{extra}\n",
+            dir.path().join("frames").display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("write config");
+    let config = Config::load(Some(&path), &Environment::default(), Need::Daemon).expect("config");
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || Engine::new(config))
+            .await
+            .expect("join")
+            .expect("engine"),
+    );
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+    let guid = zbus::Guid::generate();
+    let server = zbus::connection::Builder::unix_stream(a)
+        .server(guid)
+        .p2p()
+        .serve_at(OBJECT_PATH, FaceCapture::new(engine))
+        .build();
+    let client = zbus::connection::Builder::unix_stream(b).p2p().build();
+    let (server, client) = tokio::join!(server, client);
+    let peer = Peer {
+        emulator,
+        dir,
+        client: client.expect("client"),
+        _server: server.expect("server"),
+    };
+    peer.show("astronaut.jpg");
+    peer
+}
+
+/// The typed SPEC 6 error of a failed call.
+fn error(e: zbus::Error) -> Error {
+    Error::from(e)
+}
+
+fn calls(p: &Peer) -> Vec<String> {
+    common::calls(&p.emulator)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_and_state_come_before_the_reply_in_order() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    let mut stream = zbus::MessageStream::from(&p.client);
+    let call = tokio::spawn({
+        let proxy = proxy.clone();
+        async move {
+            proxy
+                .enroll("alice", "alice@example.com", "", "Alice", "")
+                .await
+        }
+    });
+    // Everything the client receives, in order, up to the reply.
+    let mut seen = Vec::new();
+    while let Some(Ok(msg)) = stream.next().await {
+        let h = msg.header();
+        match msg.message_type() {
+            Type::Signal => {
+                let member = h.member().map(|m| m.to_string()).unwrap_or_default();
+                let what = match member.as_str() {
+                    "Progress" => {
+                        let (op, step): (String, String) = msg.body().deserialize().expect("body");
+                        format!("progress:{op}:{step}")
+                    }
+                    "CaptureFeedback" => {
+                        let code: String = msg.body().deserialize().expect("body");
+                        format!("feedback:{code}")
+                    }
+                    "PropertiesChanged" => {
+                        let (_, changed, _): (
+                            String,
+                            std::collections::HashMap<String, zbus::OwnedVariant>,
+                            Vec<String>,
+                        ) = msg.body().deserialize().expect("body");
+                        let mut keys: Vec<String> = changed
+                            .iter()
+                            .map(|(k, v)| match <&str>::try_from(&**v) {
+                                Ok(s) => format!("{k}={s}"),
+                                Err(_) => k.clone(),
+                            })
+                            .collect();
+                        keys.sort();
+                        format!("changed:{}", keys.join(","))
+                    }
+                    other => other.to_owned(),
+                };
+                seen.push(what);
+            }
+            Type::MethodReturn => {
+                seen.push("reply".into());
+                break;
+            }
+            Type::Error => panic!("enroll failed: {msg:?} after {seen:?}"),
+            _ => {}
+        }
+    }
+    let (code, status, liveness) = call.await.expect("join").expect("enroll");
+    assert_eq!((code.as_str(), status, liveness), ("", 2, true));
+    let at = |what: &str| {
+        seen.iter()
+            .position(|s| s == what)
+            .unwrap_or_else(|| panic!("{what} not seen: {seen:?}"))
+    };
+    // The server steps, then the capture with its feedback, then the face sent.
+    let order = [
+        "progress:enroll:token",
+        "progress:enroll:add-device",
+        "changed:State=capturing",
+        "feedback:face-compliant",
+        "progress:enroll:add-face",
+        "progress:enroll:done",
+        "changed:State=idle",
+        "reply",
+    ];
+    let positions: Vec<usize> = order.iter().map(|w| at(w)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {seen:?}"
+    );
+    assert_eq!(proxy.state().await.expect("State"), "idle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_at_once_then_cancel() {
+    let p = peer("[capture]\ntimeout_s = 60\n\n[daemon]\noperation_timeout_s = 24\n").await;
+    p.show("no-face.jpg");
+    let proxy = p.proxy().await;
+    let mut feedback = proxy.receive_capture_feedback().await.expect("subscribe");
+    let first = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { proxy.enroll("erin", "erin@example.com", "", "", "").await }
+    });
+    // The first operation holds the camera once its feedback flows.
+    let f = feedback.next().await.expect("feedback");
+    assert_eq!(f.args().expect("args").code, "no-face");
+    assert_eq!(proxy.state().await.expect("State"), "capturing");
+    let before = calls(&p).len();
+    match error(proxy.authenticate("erin").await.expect_err("busy")) {
+        Error::Busy(m) => assert_eq!(m, "enroll is in progress"),
+        other => panic!("{other:?}"),
+    }
+    match error(
+        proxy
+            .enroll("fay", "fay@example.com", "", "", "")
+            .await
+            .expect_err("busy"),
+    ) {
+        Error::Busy(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls(&p).len(), before, "a refused call reaches no server");
+    proxy.cancel().await.expect("cancel");
+    match error(first.await.expect("join").expect_err("cancelled")) {
+        Error::Cancelled(m) => assert_eq!(m, "enroll was cancelled"),
+        other => panic!("{other:?}"),
+    }
+    // Once the capture has ended (State goes back to idle) the slot is free again.
+    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
+        .destination(facecapture::daemon::BUS_NAME)
+        .path(OBJECT_PATH)
+        .build()
+        .await
+        .expect("properties proxy");
+    let mut changes = props.receive_properties_changed().await.expect("subscribe");
+    while proxy.state().await.expect("State") != "idle" {
+        changes.next().await.expect("a State change");
+    }
+    // Cancel with nothing in flight is not an error, and nothing was stored.
+    proxy.cancel().await.expect("idle cancel");
+    assert!(proxy.list_enrollments().await.expect("list").is_empty());
+    p.show("astronaut.jpg");
+    proxy
+        .enroll("erin", "erin@example.com", "", "", "")
+        .await
+        .expect("enroll after cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operation_timeout_answers_capture_timeout() {
+    let p = peer("[capture]\ntimeout_s = 60\n\n[daemon]\noperation_timeout_s = 3\n").await;
+    p.show("no-face.jpg");
+    let proxy = p.proxy().await;
+    match error(
+        proxy
+            .enroll("olga", "olga@example.com", "", "", "")
+            .await
+            .expect_err("timeout"),
+    ) {
+        Error::CaptureTimeout(m) => {
+            assert!(m.contains("daemon.operation_timeout_s"), "{m}")
+        }
+        // A loaded machine may still be talking to the server at 3 s.
+        Error::ServerUnavailable(m) => {
+            assert!(m.contains("daemon.operation_timeout_s"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(proxy.list_enrollments().await.expect("list").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_map_onto_named_errors() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    match error(proxy.authenticate("nobody").await.expect_err("unknown")) {
+        Error::NotEnrolled(m) => assert!(m.contains("nobody"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match error(proxy.authenticate("").await.expect_err("empty")) {
+        Error::InvalidArgument(m) => assert_eq!(m, "username is empty"),
+        other => panic!("{other:?}"),
+    }
+    match error(
+        proxy
+            .enroll("gus", "not-an-email", "", "", "")
+            .await
+            .expect_err("email"),
+    ) {
+        Error::InvalidArgument(m) => assert!(m.contains("email"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match error(proxy.enroll_with_qr("hello").await.expect_err("qr")) {
+        Error::QrInvalid(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match error(proxy.remove_enrollment("nobody").await.expect_err("remove")) {
+        Error::NotEnrolled(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(calls(&p).is_empty(), "{:?}", calls(&p));
+    // The server's own failures.
+    for (call, kind, want) in [
+        ("enroll", FaultKind::Status { code: 400 }, "ServerRejected"),
+        (
+            "addFace",
+            FaultKind::Status { code: 503 },
+            "ServerUnavailable",
+        ),
+        ("addDevice", FaultKind::MalformedJson, "ServerUnavailable"),
+    ] {
+        p.emulator.inject(Fault {
+            call: Some(call.into()),
+            kind,
+            times: 1,
+        });
+        let e = error(
+            proxy
+                .enroll("hal", "hal@example.com", "", "", "")
+                .await
+                .expect_err(call),
+        );
+        assert_eq!(e.kind(), want, "{call}: {e:?}");
+    }
+    assert!(proxy.list_enrollments().await.expect("list").is_empty());
+    // And the object still serves.
+    proxy
+        .enroll("hal", "hal@example.com", "", "", "")
+        .await
+        .expect("enroll");
+    assert!(proxy.authenticate("hal").await.expect("authenticate").0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_read_over_the_peer_connection() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    assert_eq!(proxy.state().await.expect("State"), "idle");
+    assert_eq!(proxy.device_id().await.expect("DeviceId").len(), 32);
+    assert!(proxy.camera_available().await.expect("CameraAvailable"));
+    assert_eq!(
+        proxy.version().await.expect("Version"),
+        env!("CARGO_PKG_VERSION")
+    );
+}
