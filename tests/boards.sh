@@ -105,7 +105,7 @@ debs() {
     done
     dpkg-deb -I "$deb" conffiles | grep -qx /etc/facecaptured/config.toml \
       || fail "$deb: /etc/facecaptured/config.toml is not a conffile"
-    for s in postinst prerm postrm; do
+    for s in preinst postinst prerm postrm; do
       dpkg-deb -I "$deb" "$s" > /dev/null || fail "$deb: no $s"
     done
     # The packaged programs are the target's.

@@ -18,8 +18,11 @@ trap 'umount "$root/proc" 2> /dev/null || true' EXIT
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 
-in_root dpkg -i /tmp/facecaptured.deb
-ok "dpkg -i: its dependencies are in a Debian 12 system with dbus"
+out=$(in_root dpkg -i /tmp/facecaptured.deb 2>&1) || { echo "$out"; fail "dpkg -i"; }
+if grep -i "unknown username\|unknown group" <<< "$out"; then
+  fail "dpkg -i: the D-Bus policy landed before its user existed"
+fi
+ok "dpkg -i: its dependencies are in a Debian 12 system with dbus; no unknown user"
 
 for f in /usr/bin/facecaptured /usr/bin/facecapturectl; do
   [ -x "$root$f" ] || fail "$f missing or not executable"

@@ -21,6 +21,9 @@ struct Args {
     check_config: bool,
 }
 
+/// sysexits(3) EX_CONFIG: the configuration is missing or wrong.
+const EX_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let target = facecapture::logging::init("facecaptured");
@@ -37,7 +40,9 @@ fn main() -> ExitCode {
                 facecapture::logging::Target::Journald => tracing::error!(key = %e.key, "{e}"),
                 facecapture::logging::Target::Stderr => eprintln!("facecaptured: {e}"),
             }
-            return ExitCode::FAILURE;
+            // EX_CONFIG: the unit's RestartPreventExitStatus= keeps systemd from
+            // retrying a configuration that cannot work until the operator fixes it.
+            return ExitCode::from(EX_CONFIG);
         }
     };
     if args.check_config {
