@@ -8,6 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# What the build and the private bus need beyond Rust and build-essential: libclang
+# (the v4l crate's bindgen) and dbus-daemon. Installed as root or through sudo;
+# otherwise the apt-get line to run is printed.
+bash scripts/need-debs.sh libclang-dev dbus
+
 cargo build --release --locked --bins
 bin=target/release
 work=$(mktemp -d)

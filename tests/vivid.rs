@@ -4,8 +4,10 @@
 //! loopback into a compliant package, and Disconnect mid-stream giving
 //! CameraUnavailable with the next operation working again.
 //!
-//! Without qemu, a kernel with vivid or busybox the test says so and passes,
-//! unless FACECAPTURE_CI=1 (as .ci/run sets), which makes it fail.
+//! It needs qemu, Debian's kernel with vivid and a static busybox, so it is
+//! `#[ignore]`d: a plain `cargo test` lists it as ignored, and tests/run.sh (which
+//! installs them) runs it with `--include-ignored`. Run that way without them, it
+//! fails naming what is missing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +23,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs qemu-system-x86, linux-image-amd64, busybox-static (tests/run.sh installs them)"]
 fn v4l_source_against_vivid_under_qemu() {
     let program = example("vivid_check");
     assert!(
@@ -36,12 +39,11 @@ fn v4l_source_against_vivid_under_qemu() {
         .expect("run boot.sh");
     let console = String::from_utf8_lossy(&out.stdout);
     let errors = String::from_utf8_lossy(&out.stderr);
-    let required = std::env::var("FACECAPTURE_CI").is_ok_and(|v| v == "1");
-    if out.status.code() == Some(77) {
-        assert!(!required, "vivid test required but cannot run: {errors}");
-        eprintln!("SKIPPED: the vivid test cannot run here: {errors}");
-        return;
-    }
+    assert_ne!(
+        out.status.code(),
+        Some(77),
+        "the vivid test cannot run: {errors}"
+    );
     let checks: Vec<&str> = console
         .lines()
         .filter(|l| l.starts_with("VIVID-"))
