@@ -202,7 +202,6 @@ impl AwareIdClient {
         matches!(self.auth, Auth::ClientCredentials { .. })
     }
 
-    /// Fetches the access token now if none is cached (the flows' "token" step).
     /// Moves the cached token's clock on by `elapsed`, as if that much time had
     /// passed since it was fetched: lets a test reach the renewal point without
     /// waiting for it.
@@ -216,6 +215,7 @@ impl AwareIdClient {
         }
     }
 
+    /// Fetches the access token now if none is cached (the flows' "token" step).
     pub fn ensure_token(&self) -> Result<(), AwareIdError> {
         self.bearer(&paths::TOKEN, false).map(|_| ())
     }

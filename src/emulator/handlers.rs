@@ -659,7 +659,7 @@ pub async fn list_requests(State(shared): S) -> Json<Vec<RecordedRequest>> {
 }
 
 pub async fn clear_requests(State(shared): S) -> StatusCode {
-    shared.lock().requests.clear();
+    shared.lock().clear_requests();
     StatusCode::NO_CONTENT
 }
 

@@ -201,9 +201,7 @@ impl Emulator {
     }
 
     pub fn clear_requests(&self) {
-        let mut state = self.shared.lock();
-        state.requests.clear();
-        state.arrived.clear();
+        self.shared.lock().clear_requests();
     }
 
     /// Waits until `count` requests of `call` (e.g. "addFace") have arrived, answered

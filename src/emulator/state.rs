@@ -140,6 +140,12 @@ impl State {
         token
     }
 
+    /// Forgets the requests recorded so far, answered or not.
+    pub fn clear_requests(&mut self) {
+        self.requests.clear();
+        self.arrived.clear();
+    }
+
     pub fn expire_tokens(&mut self) {
         let past = Instant::now();
         for g in self.grants.values_mut() {
