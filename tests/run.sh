@@ -69,4 +69,6 @@ fi
 
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
+stage "the installed system, booted (tests/system/run.sh)"
+bash tests/system/run.sh
 stage "all tests passed"

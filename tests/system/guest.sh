@@ -1,0 +1,265 @@
+#!/bin/bash
+# The booted-system test, run at boot inside the guest that tests/system/run.sh
+# makes (Debian 12, systemd as PID 1, no network device). It installs the package
+# as an operator would and checks what a site gets. Each check prints a
+# "SYSTEM-CHECK" line on the serial console; the last line is "SYSTEM-TEST
+# PASSED" or "SYSTEM-FAIL ...". The guest powers off at the end either way.
+set -uo pipefail
+T=/root/test
+EMU=/root/emu
+SECRETS=()
+
+finish() {
+  local rc=$?
+  if [ "$rc" = 0 ]; then
+    echo "SYSTEM-TEST PASSED"
+  else
+    echo "SYSTEM-TEST EXIT $rc"
+    echo "--- journal of facecaptured (last 60 lines)"
+    journalctl -u facecaptured --no-pager -n 60 -o short-precise
+    echo "--- emulator log (last 20 lines)"
+    tail -20 /root/emulator.log 2> /dev/null
+  fi
+  sync
+  systemctl poweroff --no-block
+}
+trap finish EXIT
+
+ok() { echo "SYSTEM-CHECK ok: $*"; }
+fail() { echo "SYSTEM-FAIL $*"; exit 1; }
+# Waits for a condition another process brings about; the bound is for a hung
+# system (TCG is slow), not a synchronisation.
+wait_until() {
+  local what=$1 i
+  shift
+  for i in $(seq 1 600); do
+    "$@" > /dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  fail "waited 120 s for $what"
+}
+prop() { systemctl show -p "$1" --value facecaptured.service; }
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups env HOME=/ "$@"; }
+ctl() { as door facecapturectl "$@"; }
+bus_call() {
+  local u=$1 method=$2
+  shift 2
+  as "$u" busctl --system call org.facecapture.FaceCapture1 /org/facecapture/FaceCapture1 \
+    org.facecapture.FaceCapture1 "$method" "$@"
+}
+journal_sync() { journalctl --sync; }
+exposure() {
+  systemd-analyze security --no-pager facecaptured.service 2>&1 | tee /root/security.txt \
+    | sed -n 's/.*Overall exposure level for facecaptured.service: \([0-9.]*\).*/\1/p'
+}
+
+echo "SYSTEM-BOOT $(uname -r) systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
+
+# --- The camera: vivid's HDMI output looped into its HDMI capture, a face photo
+# streamed into the output.
+modprobe vivid n_devs=2 node_types=0x1,0x101 num_inputs=1,1 input_types=0x0,0x3 \
+  num_outputs=1,1 output_types=0x0,0x1 || fail "modprobe vivid"
+udevadm settle
+node() { grep -l "^$1\$" /sys/class/video4linux/*/name | head -1 | xargs dirname | xargs basename; }
+cap=/dev/$(node vivid-001-vid-cap)
+out=/dev/$(node vivid-001-vid-out)
+[ -c "$cap" ] && [ -c "$out" ] || fail "vivid nodes: cap=$cap out=$out"
+timing_640x480() {
+  v4l2-ctl -d "$1" --list-dv-timings | awk '
+    /Index:/ { i = $2 } /Active width: 640$/ { w = 1 } /Active height: 480$/ && w { print i; exit }
+    /^$/ { w = 0 }'
+}
+for d in "$cap" "$out"; do
+  idx=$(timing_640x480 "$d")
+  [ -n "$idx" ] || fail "no 640x480 DV timing on $d"
+  v4l2-ctl -d "$d" --set-dv-bt-timings "index=$idx" > /dev/null || fail "set DV timings on $d"
+done
+v4l2-ctl -d "$cap" -c loop_video=1 > /dev/null || fail "loop_video on $cap"
+v4l2-ctl -d "$cap" -c osd_text_mode=2 > /dev/null 2>&1 || true
+v4l2-ctl -d "$out" --set-fmt-video-out=width=640,height=480,pixelformat=YUYV,field=none \
+  || fail "output format"
+v4l2-ctl -d "$out" --stream-out-mmap --stream-from "$T/face.yuyv" --stream-loop \
+  > /root/stream.log 2>&1 &
+ok "camera: $cap (vivid HDMI capture) looped from $out, streaming a face photo"
+
+# --- The AwareID emulator on the guest's loopback, with secrets of this run.
+cs=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+ak=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+# Faces from 100 px: the astronaut is 124 px wide, and detection under TCG is slow.
+"$T/awareid-emulator" --listen 127.0.0.1:8443 --out-dir "$EMU" --min-face-px 100 --client-secret "cs-$cs" \
+  --apikey "ak-$ak" > /root/emulator.log 2>&1 &
+wait_until "the emulator" test -s "$EMU/facecaptured.toml"
+SECRETS+=("cs-$cs" "ak-$ak" "$(cat "$EMU/qr-aes-key")")
+emu() { curl -sSk "https://127.0.0.1:8443/__emulator/$1" "${@:2}"; }
+ok "emulator on 127.0.0.1:8443"
+
+# The callers: door (group facecapture) and guest (not in it).
+useradd_once() { id "$1" > /dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$@"; }
+
+# --- 1. A fresh install: the user exists before the D-Bus policy naming it lands.
+out=$(dpkg -i "$T/current.deb" 2>&1) || { echo "$out"; fail "dpkg -i current.deb"; }
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+journal_sync
+if journalctl -u dbus --no-pager -o cat | grep -i "unknown user\|unknown group"; then
+  fail "dbus-daemon read the policy before its user existed"
+fi
+getent passwd facecaptured > /dev/null || fail "no user facecaptured"
+ok "install $(dpkg-query -W -f='${Version}' facecaptured): user and group made before the policy"
+useradd_once door -G facecapture
+useradd_once guest
+[ "$(prop ActiveState)" = inactive ] || fail "running right after install: $(prop ActiveState)"
+[ "$(systemctl is-enabled facecaptured)" = enabled ] || fail "not enabled"
+ok "enabled, not started"
+
+# --- 2. Unconfigured: one line naming the missing key, and no restart loop.
+if systemctl start facecaptured 2> /dev/null; then fail "an unconfigured start succeeded"; fi
+journal_sync
+lines=$(journalctl -u facecaptured --no-pager -o cat | grep -c 'config:')
+line=$(journalctl -u facecaptured --no-pager -o cat | grep 'config:' | head -1)
+[ "$lines" = 1 ] || fail "$lines config: lines in the journal"
+grep -q 'config: server.client_secret: missing secret' <<< "$line" || fail "config line: $line"
+[ "$(prop ActiveState)/$(prop SubState)" = failed/failed ] \
+  || fail "unconfigured unit is $(prop ActiveState)/$(prop SubState) (a restart loop?)"
+[ "$(prop ExecMainStatus)" = 78 ] || fail "exit status $(prop ExecMainStatus), not 78"
+[ "$(prop NRestarts)" = 0 ] || fail "restarted $(prop NRestarts) times"
+ok "unconfigured: one journal line ($line), exit 78, failed, not restarted"
+
+# --- 3. Configured without QR codes (no aes_key anywhere): D-Bus activation.
+# configure [qr]: the tenant's server (the emulator), its CA, client_secret and
+# apikey as credentials; with "qr" also its QR signing key and the AES key.
+configure() {
+  local qr=""
+  install -m 644 "$EMU/emulator-cert.pem" /etc/facecaptured/emulator-cert.pem
+  install -d -m 700 /etc/facecaptured/credentials
+  install -m 600 "$EMU/client_secret" /etc/facecaptured/credentials/client_secret
+  install -m 600 "$EMU/apikey" /etc/facecaptured/credentials/apikey
+  if [ "${1:-}" = qr ]; then
+    install -m 644 "$EMU/qr-signing-public.pem" /etc/facecaptured/qr-signing-public.pem
+    install -m 600 "$EMU/qr-aes-key" /etc/facecaptured/credentials/aes_key
+    qr='[qr]
+signing_public_key = "/etc/facecaptured/qr-signing-public.pem"'
+  fi
+  cat > /etc/facecaptured/config.toml << CONF
+[server]
+base_url = "https://127.0.0.1:8443"
+customer_name = "emulated"
+client_id = "door-terminal"
+ca_file = "/etc/facecaptured/emulator-cert.pem"
+timeout_s = 30
+
+[camera]
+source = "v4l"
+device = "$cap"
+formats = ["YUYV"]
+
+[capture]
+timeout_s = 30
+
+[daemon]
+operation_timeout_s = 24
+$qr
+CONF
+}
+configure
+systemctl reset-failed facecaptured
+[ "$(prop ActiveState)" = inactive ] || fail "not inactive before the first call"
+status=$(ctl status) || fail "status through D-Bus activation: $status"
+[ "$(prop ActiveState)" = active ] || fail "the call did not start the unit"
+ok "D-Bus activation: door's call started the unit: $status"
+r=$(ctl enroll alice --email alice@example.com --first Alice 2>&1) || fail "enroll alice: $r"
+r=$(ctl authenticate alice 2>&1) || fail "authenticate alice: $r"
+grep -q '"granted":true' <<< "$r" || fail "alice not granted: $r"
+ok "client-initiated enroll and authenticate (no QR configured)"
+
+# --- 4. QR codes: the tenant's signing key and the AES key as a credential.
+configure qr
+systemctl restart facecaptured || fail "restart with QR"
+url=$(facecapturectl --config "$EMU/facecaptured.toml" trigger-enroll bob bob@example.com | tail -1)
+r=$(ctl enroll-qr "$url" 2>&1) || fail "enroll-qr: $r"
+grep -q '"username":"bob"' <<< "$r" || fail "enroll-qr: $r"
+url=$(facecapturectl --config "$EMU/facecaptured.toml" trigger-authenticate bob | tail -1)
+r=$(ctl authenticate-qr "$url" 2>&1) || fail "authenticate-qr: $r"
+grep -q '"granted":true' <<< "$r" || fail "bob not granted: $r"
+ok "enroll and authenticate from QR codes"
+
+# --- 5. Who may call: outsiders get AccessDenied, and may still look.
+r=$(bus_call guest Authenticate s alice 2>&1) && fail "guest could call Authenticate: $r"
+grep -qi "access denied\|AccessDenied" <<< "$r" || fail "guest's error: $r"
+r=$(bus_call guest Enroll sssss eve eve@example.com "" "" "" 2>&1) && fail "guest could Enroll: $r"
+state=$(as guest busctl --system get-property org.facecapture.FaceCapture1 \
+  /org/facecapture/FaceCapture1 org.facecapture.FaceCapture1 State) \
+  || fail "guest cannot read State"
+ok "guest: AccessDenied on Authenticate and Enroll, reads State ($state)"
+
+# --- 6. SIGKILL: systemd brings it back, with the enrollments.
+pid=$(prop MainPID)
+systemctl kill -s KILL facecaptured
+wait_until "the restart after SIGKILL" \
+  sh -c '[ "$(systemctl show -p NRestarts --value facecaptured)" = 1 ] && systemctl is-active -q facecaptured'
+[ "$(prop MainPID)" != "$pid" ] || fail "same pid after SIGKILL"
+list=$(ctl list) || fail "list after SIGKILL"
+grep -q '"alice"' <<< "$list" && grep -q '"bob"' <<< "$list" || fail "enrollments lost: $list"
+r=$(ctl authenticate alice 2>&1) || fail "authenticate after SIGKILL: $r"
+ok "SIGKILL: restarted (pid $pid -> $(prop MainPID)), alice and bob still enrolled"
+
+# --- 7. A failed server call is in the journal with its HTTP status.
+emu faults -H 'content-type: application/json' \
+  -d '{"call": "verifyFace", "kind": {"type": "status", "code": 500}, "times": 1}' > /dev/null
+r=$(ctl authenticate alice 2>&1) && fail "authenticate with a failing server: $r"
+grep -q ServerUnavailable <<< "$r" || fail "failing server gave: $r"
+ok "a failing server: ServerUnavailable"
+
+# --- 8. The journal: structured fields, and no secret anywhere in it.
+journal_sync
+fields=$(journalctl -u facecaptured --no-pager -o verbose)
+for f in OPERATION STEP USERNAME DURATION_MS; do
+  grep -q "^ *$f=" <<< "$fields" || fail "no $f field in the journal"
+done
+grep -q "^ *HTTP_STATUS=500" <<< "$fields" || fail "no HTTP_STATUS=500 for the failed call"
+mapfile -t codes < <(sqlite3 /var/lib/facecaptured/facecaptured.db \
+  'SELECT registration_code FROM enrollments')
+[ "${#codes[@]}" = 2 ] || fail "${#codes[@]} registration codes stored"
+mapfile -t tokens < <(emu requests | grep -o '"bearer":"[^"]*"' | cut -d'"' -f4 | sort -u)
+[ "${#tokens[@]}" -ge 1 ] || fail "no bearer tokens recorded by the emulator"
+all=$(journalctl --no-pager -o export)
+for s in "${SECRETS[@]}" "${codes[@]}" "${tokens[@]}"; do
+  [ "${#s}" -ge 6 ] || fail "a secret shorter than 6 characters"
+  if grep -qF -- "$s" <<< "$all"; then fail "a secret is in the journal"; fi
+done
+if grep -q "data=" <<< "$all"; then fail "a QR URL is in the journal"; fi
+ok "journal: OPERATION STEP USERNAME DURATION_MS HTTP_STATUS; none of ${#SECRETS[@]} secrets, ${#codes[@]} codes, ${#tokens[@]} tokens"
+
+# --- 9. Exposure.
+level=$(exposure)
+echo "SYSTEM-EXPOSURE facecaptured.service $level"
+[ -n "$level" ] || { cat /root/security.txt; fail "no exposure level"; }
+awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || { cat /root/security.txt; fail "exposure $level > 2.0"; }
+ok "systemd-analyze security: $level (at most 2.0)"
+
+# --- 10. Purge takes the configuration, credentials and enrollments.
+dpkg -P facecaptured > /dev/null 2>&1 || fail "purge"
+[ ! -e /var/lib/facecaptured ] && [ ! -e /etc/facecaptured ] \
+  || fail "purge left $(ls -d /var/lib/facecaptured /etc/facecaptured 2> /dev/null)"
+ok "purge: state, configuration and credentials gone"
+
+# --- 11. An upgrade from the previous release keeps the enrollments and the device id.
+out=$(dpkg -i "$T/previous.deb" 2>&1) || { echo "$out"; fail "dpkg -i previous.deb"; }
+old=$(dpkg-query -W -f='${Version}' facecaptured)
+# (The previous release cannot start without an aes_key credential.)
+configure qr
+r=$(ctl enroll carol --email carol@example.com 2>&1) || fail "enroll carol on $old: $r"
+id_before=$(ctl status | grep -o '"device_id":"[^"]*"')
+out=$(dpkg -i "$T/current.deb" 2>&1) || { echo "$out"; fail "upgrade to current.deb"; }
+new=$(dpkg-query -W -f='${Version}' facecaptured)
+version=$(as door busctl --system get-property org.facecapture.FaceCapture1 \
+  /org/facecapture/FaceCapture1 org.facecapture.FaceCapture1 Version)
+grep -qF "\"${new%-*}\"" <<< "$version" || fail "after the upgrade the daemon is $version, not $new"
+id_after=$(ctl status | grep -o '"device_id":"[^"]*"')
+[ "$id_before" = "$id_after" ] || fail "device id changed: $id_before -> $id_after"
+list=$(ctl list) || fail "list after the upgrade"
+grep -q '"carol"' <<< "$list" || fail "the upgrade lost carol: $list"
+r=$(ctl authenticate carol 2>&1) || fail "authenticate carol after the upgrade: $r"
+ok "upgrade $old -> $new: the new daemon runs, carol and the device id ($id_after) kept"
+dpkg -P facecaptured > /dev/null 2>&1 || fail "purge after the upgrade"
+[ ! -e /var/lib/facecaptured ] || fail "purge left the enrollments"
+ok "purge after the upgrade"
