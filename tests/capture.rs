@@ -355,6 +355,32 @@ fn corrupt_frames_are_skipped_not_fatal() {
     check_package(&p, 1, "frank");
 }
 
+/// A frame that takes longer than the stall limit to judge (a loaded or slow board)
+/// is not a camera stall: the camera kept sending meanwhile.
+#[test]
+fn slow_processing_is_not_a_camera_stall() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(common::fixture("no-face.jpg"), dir.path().join("a.jpg")).expect("copy");
+    let mut s = settings();
+    s.timeout = capture::STALL + Duration::from_secs(2);
+    let mut feedback = Vec::new();
+    let e = capture::capture_face(
+        &mut files(dir.path(), 30),
+        &mut Detector::embedded().expect("model"),
+        &s,
+        "sam",
+        // The first frame's processing outlasts STALL (simulated work, not a wait).
+        &mut |f| {
+            feedback.push(f);
+            std::thread::sleep(capture::STALL + Duration::from_millis(200));
+        },
+        &AtomicBool::new(false),
+    )
+    .expect_err("no face");
+    assert!(matches!(e, CaptureError::Timeout { .. }), "{e}");
+    assert_eq!(feedback.len(), 1);
+}
+
 /// A source that delivers one frame and then nothing: a camera that stops.
 struct Stops(Option<RawFrame>);
 

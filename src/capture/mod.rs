@@ -142,10 +142,12 @@ pub fn judge(
 }
 
 /// Waits for frames until `until`, watching `cancel`, the overall deadline and stalls.
+/// A stall is STALL without a frame from the moment one is asked for: the time the
+/// caller spent on the previous frame (detection on a slow or loaded board) is not
+/// the camera's.
 struct Pacer<'a> {
     cancel: &'a AtomicBool,
     deadline: Instant,
-    last_frame: Instant,
     stats: Stats,
 }
 
@@ -156,16 +158,15 @@ enum Tick {
 
 impl<'a> Pacer<'a> {
     fn new(cancel: &'a AtomicBool, timeout: Duration) -> Self {
-        let now = Instant::now();
         Self {
             cancel,
-            deadline: now + timeout,
-            last_frame: now,
+            deadline: Instant::now() + timeout,
             stats: Stats::default(),
         }
     }
 
     fn next(&mut self, source: &mut dyn FrameSource) -> Result<Tick, CaptureError> {
+        let mut waiting_since = Instant::now();
         loop {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(CaptureError::Cancelled);
@@ -174,25 +175,24 @@ impl<'a> Pacer<'a> {
             if now >= self.deadline {
                 return Ok(Tick::Timeout);
             }
-            if now.duration_since(self.last_frame) >= STALL {
+            if now.duration_since(waiting_since) >= STALL {
                 return Err(CameraError::Stalled {
                     device: source.name().to_owned(),
-                    waited_ms: now.duration_since(self.last_frame).as_millis() as u64,
+                    waited_ms: now.duration_since(waiting_since).as_millis() as u64,
                 }
                 .into());
             }
             let until = self
                 .deadline
-                .min(self.last_frame + STALL)
+                .min(waiting_since + STALL)
                 .min(now + CANCEL_POLL);
             match source.next_frame(until)? {
                 Next::Frame(f) => {
-                    self.last_frame = Instant::now();
                     self.stats.frames += 1;
                     return Ok(Tick::Frame(f));
                 }
                 Next::Bad(e) => {
-                    self.last_frame = Instant::now();
+                    waiting_since = Instant::now();
                     self.stats.frames += 1;
                     self.stats.bad_frames += 1;
                     tracing::debug!(device = source.name(), error = %e, "frame skipped");
