@@ -67,8 +67,13 @@ if grep -E '^test result: .* [1-9][0-9]* ignored' "$log" > /dev/null \
   exit 1
 fi
 
+# The totals, for the closing line.
+read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
 stage "the installed system, booted (tests/system/run.sh)"
 bash tests/system/run.sh
 stage "all tests passed"
+# The closing line: cargo test's totals (the boards and the booted system passed too).
+echo "cargo-test: $passed passed, $failed failed"
