@@ -14,12 +14,11 @@
 # (the upgrade test), built once from the commit in tests/system/previous.
 #
 # The architecture is a parameter of the steps below (the root, the package,
-# the emulator, qemu, the console), so that an emulated arm64 board can follow;
-# guest.sh already has a short "board" mode for it. It is not wired up: an arm64
-# root made by debootstrap through qemu-user took over 50 minutes here.
+# qemu, the console), so that an emulated arm64 board can follow. It is not wired
+# up: an arm64 root made by debootstrap through qemu-user took over 50 minutes here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-arch=amd64 triple=x86_64-unknown-linux-gnu kernel_pkg=linux-image-amd64 mode=full tty=ttyS0
+arch=amd64 triple=x86_64-unknown-linux-gnu kernel_pkg=linux-image-amd64 tty=ttyS0
 qemu=(qemu-system-x86_64 -accel tcg -cpu max)
 say() { echo "== system $arch: $*"; }
 fail() { echo "system/run.sh: $arch: FAILED: $*" >&2; exit 1; }
@@ -57,28 +56,26 @@ cargo build --locked --profile board --target "$triple" --no-default-features \
 cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
 debs=("$work/current.deb")
 
-if [ "$mode" = full ]; then
-  prev_commit=$(grep -v '^#' tests/system/previous | head -1)
-  prev_deb=$cache/facecaptured-$prev_commit-$arch.deb
-  if [ ! -f "$prev_deb" ]; then
-    say "building the previous release's package (commit $prev_commit, once)"
-    src=$work/previous-src
-    rm -rf "$src" && mkdir -p "$src"
-    git archive "$prev_commit" | tar -x -C "$src"
-    # Built into this tree's target directory: the dependencies are the same
-    # builds. (It overwrites this tree's binaries; their next build links them again.)
-    top=$(pwd)
-    (cd "$src" && CARGO_TARGET_DIR=$top/target cargo build --locked --profile board \
-        --target "$triple" --no-default-features --bin facecaptured --bin facecapturectl \
-      && CARGO_TARGET_DIR=$top/target cargo deb --no-build --target "$triple" \
-        --profile board --output "$top/$src/previous.deb" > /dev/null)
-    cp "$src/previous.deb" "$prev_deb.part" && mv "$prev_deb.part" "$prev_deb"
-    rm -rf "$src"
-  fi
-  cp "$prev_deb" "$work/previous.deb"
-  debs+=("$work/previous.deb")
-  say "packages: previous $(dpkg-deb -f "$work/previous.deb" Version), current $(dpkg-deb -f "$work/current.deb" Version)"
+prev_commit=$(grep -v '^#' tests/system/previous | head -1)
+prev_deb=$cache/facecaptured-$prev_commit-$arch.deb
+if [ ! -f "$prev_deb" ]; then
+  say "building the previous release's package (commit $prev_commit, once)"
+  src=$work/previous-src
+  rm -rf "$src" && mkdir -p "$src"
+  git archive "$prev_commit" | tar -x -C "$src"
+  # Built into this tree's target directory: the dependencies are the same
+  # builds. (It overwrites this tree's binaries; their next build links them again.)
+  top=$(pwd)
+  (cd "$src" && CARGO_TARGET_DIR=$top/target cargo build --locked --profile board \
+      --target "$triple" --no-default-features --bin facecaptured --bin facecapturectl \
+    && CARGO_TARGET_DIR=$top/target cargo deb --no-build --target "$triple" \
+      --profile board --output "$top/$src/previous.deb" > /dev/null)
+  cp "$src/previous.deb" "$prev_deb.part" && mv "$prev_deb.part" "$prev_deb"
+  rm -rf "$src"
 fi
+cp "$prev_deb" "$work/previous.deb"
+debs+=("$work/previous.deb")
+say "packages: previous $(dpkg-deb -f "$work/previous.deb" Version), current $(dpkg-deb -f "$work/current.deb" Version)"
 
 # 3. The emulator for the guest's architecture, and the camera's picture.
 cargo build --locked --bin awareid-emulator --example yuyv_frame
@@ -92,7 +89,6 @@ rm -rf "$root" && mkdir -p "$root"
 tar -C "$root" -xf "$rootfs"
 mkdir -p "$root/root/test"
 cp "${debs[@]}" "$work/face.yuyv" tests/system/guest.sh "$emulator" "$root/root/test/"
-echo "$mode" > "$root/root/test/mode"
 od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$root/etc/machine-id"
 echo terminal > "$root/etc/hostname"
 cat > "$root/etc/systemd/system/facecapture-test.service" << UNIT
