@@ -26,7 +26,7 @@ declare -A triples=([amd64]=x86_64-unknown-linux-gnu [aarch64]=aarch64-unknown-l
                     [armv7]=armv7-unknown-linux-gnueabihf)
 declare -A debarchs=([amd64]=amd64 [aarch64]=arm64 [armv7]=armhf)
 declare -A machines=([amd64]="x86-64" [aarch64]="ARM aarch64" [armv7]="ARM, EABI5")
-say() { echo "== boards: $*"; }
+say() { echo "== boards $(date +%T): $*"; }
 fail() { echo "boards.sh: FAILED: $*" >&2; exit 1; }
 
 # What the packages hold: the binaries, the unit and its sysusers and tmpfiles

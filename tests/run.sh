@@ -72,8 +72,10 @@ read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print 
 
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
-stage "the installed system, booted (tests/system/run.sh)"
-bash tests/system/run.sh
+stage "the installed system, booted (tests/system/run.sh amd64)"
+bash tests/system/run.sh amd64
+stage "the installed system on an emulated arm64 board (tests/system/run.sh arm64)"
+bash tests/system/run.sh arm64
 stage "all tests passed"
 # The closing line: cargo test's totals (the boards and the booted system passed too).
 echo "cargo-test: $passed passed, $failed failed"

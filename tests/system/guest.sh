@@ -4,8 +4,12 @@
 # as an operator would and checks what a site gets. Each check prints a
 # "SYSTEM-CHECK" line on the serial console; the last line is "SYSTEM-TEST
 # PASSED" or "SYSTEM-FAIL ...". The guest powers off at the end either way.
+# $T/mode is "full" (every check, amd64) or "board" (an emulated arm64 board:
+# the install, the unconfigured start, D-Bus activation, one enroll and one
+# authentication; checks 1-3).
 set -uo pipefail
 T=/root/test
+MODE=$(cat "$T/mode" 2> /dev/null || echo full)
 EMU=/root/emu
 SECRETS=()
 
@@ -53,7 +57,7 @@ exposure() {
     | sed -n 's/.*Overall exposure level for facecaptured.service: \([0-9.]*\).*/\1/p'
 }
 
-echo "SYSTEM-BOOT $(uname -r) systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
+echo "SYSTEM-BOOT $MODE $(uname -m) $(uname -r) systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
 
 # --- The camera: vivid's HDMI output looped into its HDMI capture, a face photo
 # streamed into the output.
@@ -174,6 +178,7 @@ r=$(ctl authenticate alice 2>&1) || fail "authenticate alice: $r"
 t2=$(ms)
 grep -q '"granted":true' <<< "$r" || fail "alice not granted: $r"
 ok "client-initiated enroll ($((t1 - t0)) ms) and authenticate ($((t2 - t1)) ms), no QR configured"
+[ "$MODE" = board ] && exit 0
 
 # --- 4. QR codes: the tenant's signing key and the AES key as a credential.
 configure qr
