@@ -84,6 +84,44 @@ fn a_second_401_is_not_retried_again() {
 }
 
 #[test]
+fn a_refused_token_is_dropped_even_when_its_refetch_fails() {
+    let s = start();
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    // A token is cached; then it is refused at enroll, and every attempt to fetch
+    // a new one fails.
+    s.client.ensure_token().expect("token");
+    s.emulator.inject(fault("enroll", FaultKind::ExpireToken));
+    s.emulator.inject(Fault {
+        call: Some("token".into()),
+        kind: FaultKind::Status { code: 503 },
+        times: 3,
+    });
+    let err = server_error(
+        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+            .expect_err("no token"),
+    );
+    assert!(
+        matches!(err, AwareIdError::Unavailable { call: "token", .. }),
+        "{err}"
+    );
+    s.emulator.clear_requests();
+    // The next operation fetches a token first: the refused one is not sent again
+    // to pay for one more 401.
+    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
+        .expect("the server is back");
+    let trail = calls(&s.emulator);
+    assert_eq!(
+        trail.first().map(String::as_str),
+        Some("token"),
+        "{trail:?}"
+    );
+    assert!(
+        s.emulator.requests().iter().all(|r| r.status != 401),
+        "a 401 after the failed refetch: {trail:?}"
+    );
+}
+
+#[test]
 fn http_500_on_a_post_is_not_retried_and_says_unavailable() {
     let s = start();
     s.emulator

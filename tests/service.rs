@@ -73,7 +73,7 @@ async fn peer(extra: &str) -> Peer {
     let server = zbus::connection::Builder::unix_stream(a)
         .server(guid)
         .p2p()
-        .serve_at(OBJECT_PATH, FaceCapture::new(engine))
+        .serve_at(OBJECT_PATH, FaceCapture::served(engine))
         .build();
     let client = zbus::connection::Builder::unix_stream(b).p2p().build();
     let (server, client) = tokio::join!(server, client);
@@ -330,4 +330,127 @@ async fn properties_read_over_the_peer_connection() {
         proxy.version().await.expect("Version"),
         env!("CARGO_PKG_VERSION")
     );
+}
+
+/// A raw method call on the object, with any body: what a careless or hostile
+/// caller can send, which the typed proxy cannot.
+async fn raw_call<B>(
+    p: &Peer,
+    interface: &str,
+    method: &str,
+    body: &B,
+) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    p.client
+        .call_method(
+            Some(facecapture::daemon::BUS_NAME),
+            OBJECT_PATH,
+            Some(interface),
+            method,
+            body,
+        )
+        .await
+}
+
+/// The standard D-Bus error of a failed call (zbus maps the error name).
+fn fdo_error(r: zbus::Result<zbus::Message>) -> zbus::fdo::Error {
+    match r {
+        Err(e) => e.into(),
+        Ok(m) => panic!("expected an error reply, got {m:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_without_arguments_refuse_arguments() {
+    let p = peer("").await;
+    const IFACE: &str = "org.facecapture.FaceCapture1";
+    for (method, got) in [
+        (
+            "Cancel",
+            fdo_error(raw_call(&p, IFACE, "Cancel", &("x",)).await),
+        ),
+        (
+            "ListEnrollments",
+            fdo_error(raw_call(&p, IFACE, "ListEnrollments", &(1i32,)).await),
+        ),
+    ] {
+        match got {
+            zbus::fdo::Error::InvalidArgs(m) => assert!(m.contains("got `"), "{method}: {m}"),
+            other => panic!("{method}: {other:?}"),
+        }
+    }
+    // Without arguments they answer as before.
+    raw_call(&p, IFACE, "Cancel", &()).await.expect("Cancel()");
+    let reply = raw_call(&p, IFACE, "ListEnrollments", &())
+        .await
+        .expect("ListEnrollments()");
+    let list: Vec<(String, String, i64)> = reply.body().deserialize().expect("a(ssx)");
+    assert!(list.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_a_read_only_property_says_read_only() {
+    let p = peer("").await;
+    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
+        .destination(facecapture::daemon::BUS_NAME)
+        .path(OBJECT_PATH)
+        .build()
+        .await
+        .expect("properties proxy");
+    let iface = zbus::names::InterfaceName::try_from("org.facecapture.FaceCapture1").expect("name");
+    for (name, value) in [
+        ("State", zbus::Variant::from("idle")),
+        ("DeviceId", zbus::Variant::from("0".repeat(32))),
+        ("CameraAvailable", zbus::Variant::from(false)),
+        ("Version", zbus::Variant::from("9.9.9")),
+    ] {
+        match props.set(iface.clone(), name, &value).await {
+            Err(zbus::fdo::Error::PropertyReadOnly(m)) => assert!(m.contains(name), "{m}"),
+            other => panic!("Set {name}: {other:?}"),
+        }
+    }
+    match props
+        .set(iface.clone(), "NoSuchProperty", &zbus::Variant::from(1u32))
+        .await
+    {
+        Err(zbus::fdo::Error::UnknownProperty(_)) => {}
+        other => panic!("Set NoSuchProperty: {other:?}"),
+    }
+    // Nothing changed, and reading still works.
+    let proxy = p.proxy().await;
+    assert_eq!(proxy.state().await.expect("State"), "idle");
+    assert_eq!(
+        proxy.version().await.expect("Version"),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_username_that_displays_as_another_is_refused_before_any_server_call() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    match error(
+        proxy
+            .enroll("eve\u{202E}gnp.exe", "eve@example.com", "", "", "")
+            .await
+            .expect_err("a bidi override"),
+    ) {
+        Error::InvalidArgument(m) => assert!(m.contains("username") && m.contains("U+202E"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match error(
+        proxy
+            .enroll("eve", "eve@example.com", "", "Eve\u{200B}", "")
+            .await
+            .expect_err("a zero-width space"),
+    ) {
+        Error::InvalidArgument(m) => {
+            assert!(m.contains("first_name") && m.contains("U+200B"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(calls(&p).is_empty(), "no call reached the server");
+    assert!(proxy.list_enrollments().await.expect("list").is_empty());
 }

@@ -400,8 +400,12 @@ impl AwareIdClient {
                 cache,
             } => {
                 let mut cache = lock(cache);
-                if !force
-                    && let Some(t) = cache.as_ref()
+                if force {
+                    // The server refused this token: it is never sent again, even
+                    // when fetching the next one fails.
+                    *cache = None;
+                }
+                if let Some(t) = cache.as_ref()
                     && Instant::now() < t.renew_at
                 {
                     return Ok(t.token.clone());

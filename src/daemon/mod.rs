@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod errors;
 pub mod proxy;
+pub mod readonly;
 pub mod service;
 
 use crate::config::{Bus, Config};
@@ -39,7 +40,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         Bus::Session => zbus::connection::Builder::session(),
     };
     let conn = builder
-        .serve_at(OBJECT_PATH, service::FaceCapture::new(engine))
+        .serve_at(OBJECT_PATH, service::FaceCapture::served(engine))
         .name(BUS_NAME)
         .build()
         .await
@@ -75,7 +76,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let iface = conn
         .object_server()
-        .interface::<_, service::FaceCapture>(OBJECT_PATH)
+        .interface::<_, service::Served>(OBJECT_PATH)
         .await;
     if let Ok(iface) = iface {
         iface.get().await.cancel_current();

@@ -6,14 +6,18 @@
 
 use super::engine::{Engine, Event, Op, State};
 use super::errors::Error;
+use super::readonly::ReadOnly;
 use crate::workflow::Person;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-const MAX_NAME: usize = 128;
+/// The longest username, first or last name, in characters (the interface XML
+/// says the same; a test holds them together).
+pub const MAX_NAME: usize = 128;
 const MAX_EMAIL: usize = 254;
 const MAX_PHONE: usize = 32;
 const MAX_URL: usize = 4096;
@@ -49,14 +53,52 @@ fn check_text(what: &str, value: &str, max: usize, required: bool) -> Result<(),
             "{what} is {chars} characters; at most {max}"
         )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!("{what} contains control characters")));
+    if let Some(c) = value.chars().find(|&c| hidden(c)) {
+        return Err(invalid(format!(
+            "{what} contains U+{:04X}, a control or format character (it hides or reorders \
+             text: \"eve\\u{{202E}}gnp.exe\" shows as \"eveexe.png\")",
+            c as u32
+        )));
     }
     Ok(())
 }
 
+/// Characters that change how the text around them shows, or do not show at all:
+/// controls (Cc), format characters (Cf: the bidi overrides and isolates U+202A-E
+/// and U+2066-9, the marks U+200E/F, zero-width spaces, U+FEFF), line and
+/// paragraph separators, private-use and unassigned code points. The zero-width
+/// non-joiner and joiner (U+200C/D) stay allowed: Persian and Indic names need
+/// them, and they change shaping, not order.
+fn hidden(c: char) -> bool {
+    if matches!(c, '\u{200C}' | '\u{200D}') {
+        return false;
+    }
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    )
+}
+
 pub fn check_username(username: &str) -> Result<(), Error> {
-    check_text("username", username, MAX_NAME, true)
+    check_text("username", username, MAX_NAME, true)?;
+    // A name may need the joiners to show right; a username is an identifier, and
+    // with them "eve" and "e\u{200D}ve" would be two users who look the same.
+    if let Some(c) = username
+        .chars()
+        .find(|c| matches!(c, '\u{200C}' | '\u{200D}'))
+    {
+        return Err(invalid(format!(
+            "username contains U+{:04X}, a zero-width joiner (it does not show)",
+            c as u32
+        )));
+    }
+    Ok(())
 }
 
 fn check_email(email: &str) -> Result<(), Error> {
@@ -103,7 +145,16 @@ fn check_url(url: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The object as it is served: Set on its read-only properties answers
+/// PropertyReadOnly (see [`ReadOnly`]).
+pub type Served = ReadOnly<FaceCapture>;
+
 impl FaceCapture {
+    /// The object to serve at [`super::OBJECT_PATH`].
+    pub fn served(engine: Arc<Engine>) -> Served {
+        ReadOnly(Self::new(engine))
+    }
+
     pub fn new(engine: Arc<Engine>) -> Self {
         let camera = engine.camera_present();
         Self {
@@ -269,7 +320,7 @@ impl FaceCapture {
                 *guard(&slot) = None;
                 let iface = conn
                     .object_server()
-                    .interface::<_, FaceCapture>(super::OBJECT_PATH)
+                    .interface::<_, Served>(super::OBJECT_PATH)
                     .await;
                 if let Ok(iface) = iface {
                     let emitter = iface.signal_emitter().clone();
@@ -412,14 +463,22 @@ impl FaceCapture {
     }
 
     /// Ends the operation in flight with Cancelled; nothing in flight is not an error.
-    async fn cancel(&self) -> Result<(), Error> {
+    ///
+    /// (The unused header parameter is what makes zbus 6 check the call's body:
+    /// for a method with no parameters at all it checks none, and `Cancel("x")`
+    /// would be answered as `Cancel()`. tests/service.rs holds it to that.)
+    async fn cancel(&self, #[zbus(header)] _hdr: Header<'_>) -> Result<(), Error> {
         if self.cancel_current() {
             tracing::info!("cancel requested");
         }
         Ok(())
     }
 
-    async fn list_enrollments(&self) -> Result<Vec<(String, String, i64)>, Error> {
+    /// (The header parameter: see `cancel`.)
+    async fn list_enrollments(
+        &self,
+        #[zbus(header)] _hdr: Header<'_>,
+    ) -> Result<Vec<(String, String, i64)>, Error> {
         let engine = self.engine.clone();
         let list = tokio::task::spawn_blocking(move || engine.list())
             .await
@@ -495,5 +554,50 @@ mod tests {
         assert!(check_phone("+1 (555) 010-0").is_ok());
         assert!(name(check_phone("call me")).contains("phone_number"));
         assert!(check_url(&"x".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn text_that_shows_as_other_text_is_refused() {
+        let name = |r: Result<(), Error>| match r {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // Bidi controls, marks, zero-width and other format characters.
+        for bad in [
+            "eve\u{202E}gnp.exe",
+            "a\u{202A}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{200E}b",
+            "a\u{200F}b",
+            "a\u{200B}b",
+            "a\u{2060}b",
+            "\u{FEFF}alice",
+            "a\u{2028}b",
+            "a\u{E000}b",
+        ] {
+            let m = name(check_username(bad));
+            assert!(m.contains("format character"), "{bad:?}: {m}");
+        }
+        assert!(name(check_username("eve\u{202E}gnp.exe")).contains("U+202E"));
+        assert!(check_text("first_name", "eve\u{202E}x", MAX_NAME, false).is_err());
+        // Letters of every script pass.
+        for good in ["José", "Zoë", "Дмитрий", "李小龍", "O'Brien-Smith"] {
+            assert!(check_username(good).is_ok(), "{good:?}");
+        }
+        // A Persian name with its non-joiner is a name, not a username.
+        let persian = "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}";
+        assert!(check_text("first_name", persian, MAX_NAME, false).is_ok());
+        assert!(name(check_username(persian)).contains("U+200C"));
+    }
+
+    #[test]
+    fn the_interface_xml_gives_the_same_length_limit() {
+        let xml = include_str!("../../dbus/org.facecapture.FaceCapture1.xml");
+        assert!(
+            xml.contains(&format!("1 to {MAX_NAME} characters")),
+            "the XML's username length is not {MAX_NAME}"
+        );
+        assert!(xml.contains(&format!("at most {MAX_NAME} characters")));
     }
 }
