@@ -7,7 +7,8 @@
 #   deb             the Debian packages for amd64, arm64 and armhf (cargo-deb), their
 #                   contents checked with dpkg-deb.
 #   install         the amd64 package installed into a Debian root made with
-#                   debootstrap: files, users, enable links, conffile, removal.
+#                   debootstrap (tests/system/root.sh's, kept in its cache):
+#                   files, users, enable links, conffile, removal.
 # Usage: tests/boards.sh [STEP...]   (default: all four, in that order; each step
 # builds what it needs, and nothing twice.)
 #
@@ -120,26 +121,17 @@ debs() {
 }
 
 install_test() {
-  command -v debootstrap >/dev/null || fail "debootstrap missing"
-  local deb root
+  local deb rootfs
   deb=$(deb_path amd64)
   [ -n "$deb" ] || fail "no amd64 package (run: tests/boards.sh deb)"
-  root=${BOARDS_DEBOOTSTRAP_DIR:-target/debootstrap}
-  # A Debian 12 root with systemd and dbus, as a door terminal has; made once and
-  # kept (a fresh copy of it is used for the test).
-  if [ ! -f "$root/.complete" ]; then
-    say "install: debootstrap bookworm into $root"
-    rm -rf "$root"
-    debootstrap --variant=minbase --include=systemd,dbus bookworm "$root" \
-      "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" > "$root.log" 2>&1 \
-      || { tail -20 "$root.log"; fail "debootstrap"; }
-    touch "$root/.complete"
-  fi
+  # The booted-system test's Debian 12 root (systemd, dbus; made once with
+  # debootstrap and kept), unpacked afresh for the test.
+  rootfs=$(bash tests/system/root.sh amd64) || fail "the Debian root"
   local sys rc=0
   sys=$(mktemp -d)
-  cp -a "$root/." "$sys/"
+  tar -C "$sys" -xf "$rootfs"
   cp "$deb" "$sys/tmp/facecaptured.deb"
-  say "install: $(basename "$deb") into a copy of $root"
+  say "install: $(basename "$deb") into a fresh copy of $rootfs"
   bash tests/deb-install.sh "$sys" || rc=$?
   mountpoint -q "$sys/proc" || rm -rf "$sys"
   [ "$rc" = 0 ] || fail "the install test"

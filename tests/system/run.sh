@@ -23,23 +23,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 arch=${1:-amd64}
-# What a test boot does not need: no kernel package in the arm64 root (its
-# postinst would build an initramfs under qemu-user, twice; that alone took most
-# of an hour here). Its files are unpacked into the root instead, and the disk is
-# mounted by a busybox initramfs made below.
-base_pkgs=systemd-sysv,dbus,udev,kmod,v4l-utils,procps
 case "$arch" in
   amd64)
     triple=x86_64-unknown-linux-gnu tty=ttyS0 mode=full
-    # curl: the emulator's fault injection; sqlite3: the registration codes
-    # (the secrets test); the kernel's own initramfs mounts the disk.
-    pkgs=$base_pkgs,linux-image-amd64,curl,sqlite3,ca-certificates
     qemu=(qemu-system-x86_64 -accel tcg -cpu max)
     disk=(-drive "file=DISK,format=raw,if=virtio")
     ;;
   arm64)
     triple=aarch64-unknown-linux-gnu tty=ttyAMA0 mode=board
-    pkgs=$base_pkgs,busybox-static
     qemu=(qemu-system-aarch64 -machine virt -cpu cortex-a53 -accel tcg)
     disk=(-drive "file=DISK,format=raw,if=none,id=hd" -device virtio-blk-device,drive=hd)
     ;;
@@ -48,64 +39,17 @@ esac
 say() { echo "== system $arch $(date +%T): $*"; }
 fail() { echo "system/run.sh: $arch: FAILED: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "run as root (debootstrap, mkfs.ext4)"
-for tool in debootstrap "${qemu[0]}" mkfs.ext4 cargo-deb cpio; do
+for tool in "${qemu[0]}" mkfs.ext4 cargo-deb cpio; do
   command -v "$tool" > /dev/null || fail "$tool missing (tests/run.sh installs it)"
 done
-
-# binfmt_misc, for a foreign root's maintainer scripts: mounted and the qemu
-# handler registered if they are not, and put back as they were on exit.
-binfmt_undo=()
-binfmt_cleanup() {
-  local i
-  for ((i = ${#binfmt_undo[@]} - 1; i >= 0; i--)); do eval "${binfmt_undo[$i]}" || true; done
-}
-trap binfmt_cleanup EXIT
-binfmt_on() {
-  local name=$1 dir=/proc/sys/fs/binfmt_misc
-  if [ ! -e "$dir/register" ]; then
-    mount -t binfmt_misc binfmt_misc "$dir" || fail "cannot mount binfmt_misc"
-    binfmt_undo+=("umount $dir")
-  fi
-  if [ ! -e "$dir/$name" ]; then
-    sed -n '/^:/p' "/usr/lib/binfmt.d/$name.conf" > "$dir/register" \
-      || fail "cannot register $name with binfmt_misc (qemu-user-static)"
-    binfmt_undo+=("echo -1 > $dir/$name")
-  fi
-}
 
 cache=${FACECAPTURE_CACHE:-/var/cache/facecaptured-tests}
 mkdir -p "$cache"
 work=target/system/$arch
 mkdir -p "$work"
 
-# 1. The Debian 12 root: systemd, dbus, udev, kmod, v4l-utils for vivid, and
-# the kernel.
-rootfs=$cache/bookworm-system-$arch-v1.tar
-if [ ! -f "$rootfs" ]; then
-  say "debootstrap bookworm (once; kept in $rootfs)"
-  [ "$arch" = amd64 ] || binfmt_on qemu-aarch64
-  tmp=$(mktemp -d "$cache/root.XXXXXX")
-  started=$(date +%s)
-  debootstrap --arch="$arch" --variant=minbase --include="$pkgs" \
-    bookworm "$tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" > "$cache/debootstrap-$arch.log" 2>&1 \
-    || { tail -20 "$cache/debootstrap-$arch.log"; rm -rf "$tmp"; fail "debootstrap"; }
-  say "debootstrap took $(($(date +%s) - started)) s"
-  if [ "$arch" = arm64 ]; then
-    # Debian's arm64 kernel, unpacked (not configured) into the root, its module
-    # index made here.
-    kpkg=$(apt-cache depends linux-image-arm64:arm64 \
-      | sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*\).*/\1/p' | head -1)
-    [ -n "$kpkg" ] || fail "no kernel package behind linux-image-arm64:arm64 (dpkg --add-architecture arm64)"
-    dl=$(mktemp -d)
-    (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root "$kpkg:arm64") || fail "apt-get download $kpkg"
-    # (--keep-directory-symlink: the root's /lib is a link to usr/lib.)
-    dpkg-deb --fsys-tarfile "$dl"/linux-image-*.deb | tar -x --keep-directory-symlink -C "$tmp"
-    rm -rf "$dl"
-    depmod -b "$tmp" "${kpkg#linux-image-}" || fail "depmod for $kpkg"
-  fi
-  tar -C "$tmp" -cf "$rootfs.part" . && mv "$rootfs.part" "$rootfs"
-  rm -rf "$tmp"
-fi
+# 1. The Debian 12 root (made once, kept in the cache).
+rootfs=$(bash tests/system/root.sh "$arch")
 
 # 2. The packages: this tree's (as tests/boards.sh builds it: nothing to do then)
 # and, for the upgrade test, the previous release's.
