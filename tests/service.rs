@@ -8,10 +8,12 @@
 
 mod common;
 
+use facecapture::camera::{Camera, CameraError, FrameSource, Next};
 use facecapture::config::{Config, Environment, Need};
 use facecapture::daemon::errors::Error;
 use facecapture::daemon::proxy::FaceCapture1Proxy;
-use facecapture::daemon::{OBJECT_PATH, engine::Engine, service::FaceCapture};
+use facecapture::daemon::service::{FaceCapture, Served};
+use facecapture::daemon::{OBJECT_PATH, engine::Engine};
 use facecapture::emulator::{Emulator, EmulatorConfig, Fault, FaultKind};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -20,8 +22,9 @@ use zbus::message::Type;
 struct Peer {
     emulator: Emulator,
     dir: tempfile::TempDir,
+    engine: Arc<Engine>,
     client: zbus::Connection,
-    _server: zbus::Connection,
+    server: zbus::Connection,
 }
 
 impl Peer {
@@ -73,15 +76,16 @@ async fn peer(extra: &str) -> Peer {
     let server = zbus::connection::Builder::unix_stream(a)
         .server(guid)
         .p2p()
-        .serve_at(OBJECT_PATH, FaceCapture::served(engine))
+        .serve_at(OBJECT_PATH, FaceCapture::served(engine.clone()))
         .build();
     let client = zbus::connection::Builder::unix_stream(b).p2p().build();
     let (server, client) = tokio::join!(server, client);
     let peer = Peer {
         emulator,
         dir,
+        engine,
         client: client.expect("client"),
-        _server: server.expect("server"),
+        server: server.expect("server"),
     };
     peer.show("astronaut.jpg");
     peer
@@ -453,4 +457,85 @@ async fn a_username_that_displays_as_another_is_refused_before_any_server_call()
     }
     assert!(calls(&p).is_empty(), "no call reached the server");
     assert!(proxy.list_enrollments().await.expect("list").is_empty());
+}
+
+/// A camera whose next frame never comes, whatever the deadline or the cancel
+/// flag: a driver stuck in an ioctl. Dropping the sender lets it fail.
+struct Stuck(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl FrameSource for Stuck {
+    fn name(&self) -> &str {
+        "stuck"
+    }
+    fn next_frame(&mut self, _deadline: std::time::Instant) -> Result<Next, CameraError> {
+        let _ = self.0.lock().map(|rx| rx.recv());
+        Err(CameraError::Unavailable {
+            device: "stuck".into(),
+            reason: "released by the test".into(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_camera_stops_the_watchdog_once_past_timeout_and_grace() {
+    let p = peer("[daemon]\noperation_timeout_s = 1\n").await;
+    let (release, rx) = std::sync::mpsc::channel::<()>();
+    let config = facecapture::config::CameraConfig::default();
+    p.engine.replace_camera(Camera::with_source(
+        config,
+        Box::new(Stuck(std::sync::Mutex::new(rx))),
+    ));
+    let served = p
+        .server
+        .object_server()
+        .interface::<_, Served>(OBJECT_PATH)
+        .await
+        .expect("served");
+    let proxy = p.proxy().await;
+    // The operation timeout answers the caller; the work itself is still stuck.
+    match error(
+        proxy
+            .enroll("alice", "alice@example.com", "", "", "")
+            .await
+            .expect_err("stuck"),
+    ) {
+        Error::CaptureTimeout(m) => assert!(m.contains("operation_timeout_s"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let now = std::time::Instant::now();
+    let grace = p.engine.operation_timeout() + p.engine.stuck_grace();
+    // Within the grace the watchdog is fed: slow work is not stuck work...
+    assert_eq!(served.get().await.overrun(now), None);
+    // ...past it, it is not, and the operation and its age are named.
+    let (operation, age) = served
+        .get()
+        .await
+        .overrun(now + grace)
+        .expect("stuck past timeout and grace");
+    assert_eq!(operation, "enroll");
+    assert!(age > grace, "{age:?}");
+    // Meanwhile the camera is not shared: the next caller gets Busy.
+    match error(proxy.authenticate("alice").await.expect_err("busy")) {
+        Error::Busy(m) => assert!(m.contains("enroll"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Once the driver returns, the slot is free and nothing is overrun.
+    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
+        .destination(facecapture::daemon::BUS_NAME)
+        .path(OBJECT_PATH)
+        .build()
+        .await
+        .expect("properties proxy");
+    let mut changes = props.receive_properties_changed().await.expect("subscribe");
+    drop(release);
+    while proxy.state().await.expect("State") != "idle" {
+        changes.next().await.expect("a State change");
+    }
+    assert_eq!(
+        served
+            .get()
+            .await
+            .overrun(std::time::Instant::now() + std::time::Duration::from_secs(3600)),
+        None
+    );
 }

@@ -62,6 +62,15 @@ impl Camera {
         Self { config, open: None }
     }
 
+    /// A camera already open on `source` (tests: sources no driver gives).
+    #[doc(hidden)]
+    pub fn with_source(config: CameraConfig, source: Box<dyn FrameSource>) -> Self {
+        Self {
+            config,
+            open: Some(source),
+        }
+    }
+
     /// The stream for one operation.
     pub fn acquire(&mut self) -> Result<&mut dyn FrameSource, CameraError> {
         if self.open.is_none() {

@@ -138,6 +138,19 @@ impl Engine {
     }
 
     /// Whether the configured camera is there to be opened.
+    /// How long an operation's blocking work may go on after the operation
+    /// timeout cancelled it: one HTTP exchange with its retries (3 attempts of
+    /// `server.timeout_s`) and 10 s more. Past that it is stuck, not slow.
+    pub fn stuck_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(3 * self.config.server.timeout_s + 10)
+    }
+
+    /// Puts `camera` in place of the configured one (tests: a source that blocks).
+    #[doc(hidden)]
+    pub fn replace_camera(&self, camera: Camera) {
+        lock(&self.kit).camera = camera;
+    }
+
     pub fn camera_present(&self) -> bool {
         let c = &self.config.camera;
         match c.source {

@@ -54,8 +54,16 @@ pub async fn run(config: Config) -> Result<(), String> {
         "ready"
     );
 
-    // The watchdog is fed from this loop: if it stalls, systemd restarts us.
+    // The watchdog is fed from this loop: if it stalls, systemd restarts us. So
+    // does an operation stuck past its timeout and grace (see
+    // FaceCapture::overrun): the loop stops feeding it.
     let mut watchdog = watchdog_period().map(|period| tokio::time::interval(period / 2));
+    let served = conn
+        .object_server()
+        .interface::<_, service::Served>(OBJECT_PATH)
+        .await
+        .map_err(|e| format!("D-Bus: the object is not served: {e}"))?;
+    let mut stuck_logged = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     loop {
@@ -68,19 +76,29 @@ pub async fn run(config: Config) -> Result<(), String> {
                     None => std::future::pending::<()>().await,
                 }
             } => {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                match served.get().await.overrun(std::time::Instant::now()) {
+                    None => {
+                        stuck_logged = false;
+                        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                    }
+                    Some((operation, age)) => {
+                        if !stuck_logged {
+                            tracing::error!(
+                                operation,
+                                age_s = age.as_secs(),
+                                "the operation is stuck past daemon.operation_timeout_s and its grace; \
+                                 the watchdog is no longer fed, so systemd restarts the daemon"
+                            );
+                            stuck_logged = true;
+                        }
+                    }
+                }
             }
         }
     }
     tracing::info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    let iface = conn
-        .object_server()
-        .interface::<_, service::Served>(OBJECT_PATH)
-        .await;
-    if let Ok(iface) = iface {
-        iface.get().await.cancel_current();
-    }
+    served.get().await.cancel_current();
     // The cancelled operation's reply goes out and its blocking work ends at its
     // next cancel check; then the connection closes (bounded: systemd's stop
     // timeout is longer).

@@ -24,6 +24,7 @@ const MAX_URL: usize = 4096;
 
 struct Current {
     operation: &'static str,
+    started: std::time::Instant,
     cancel: Arc<AtomicBool>,
     cancelled: Arc<tokio::sync::Notify>,
 }
@@ -177,6 +178,18 @@ impl FaceCapture {
         }
     }
 
+    /// The operation that holds the slot past `daemon.operation_timeout_s` plus
+    /// the grace its blocking work has to notice the cancel (as of `now`): its
+    /// name and age. Such work is stuck (a V4L2 ioctl that never returns): the
+    /// daemon stops feeding systemd's watchdog, and systemd restarts it.
+    pub fn overrun(&self, now: std::time::Instant) -> Option<(&'static str, std::time::Duration)> {
+        let slot = guard(&self.slot);
+        let cur = slot.as_ref()?;
+        let age = now.saturating_duration_since(cur.started);
+        (age > self.engine.operation_timeout() + self.engine.stuck_grace())
+            .then_some((cur.operation, age))
+    }
+
     async fn set_state(&self, emitter: &SignalEmitter<'_>, state: State) {
         let changed = {
             let mut s = guard(&self.state);
@@ -223,6 +236,7 @@ impl FaceCapture {
             }
             *slot = Some(Current {
                 operation,
+                started: std::time::Instant::now(),
                 cancel: cancel.clone(),
                 cancelled: cancelled.clone(),
             });
