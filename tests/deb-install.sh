@@ -37,14 +37,16 @@ for f in /usr/lib/systemd/system/facecaptured.service \
 done
 ok "binaries, unit, sysusers, tmpfiles, D-Bus policy, activation, interface, config"
 
-# Users: the daemon's own (no login, home the state directory) and the callers' group.
+# Users: the daemon's own (no login, home the state directory) and the callers' groups.
 pw=$(in_root getent passwd facecaptured) || fail "no user facecaptured"
 IFS=: read -r _ _ uid _ _ home shell <<< "$pw"
 [ "$uid" -lt 1000 ] || fail "facecaptured is not a system user (uid $uid)"
 [ "$home" = /var/lib/facecaptured ] || fail "facecaptured's home is $home"
 case "$shell" in */nologin | */false) ;; *) fail "facecaptured's shell is $shell" ;; esac
-in_root getent group facecapture > /dev/null || fail "no group facecapture"
-ok "users: facecaptured (uid $uid, $shell), group facecapture"
+for g in facecapture facecapture-admin; do
+  in_root getent group "$g" > /dev/null || fail "no group $g"
+done
+ok "users: facecaptured (uid $uid, $shell), groups facecapture and facecapture-admin"
 
 # Directories from the tmpfiles entry.
 # (Owners by number: the names are the root's, not this machine's.)

@@ -1,7 +1,8 @@
 //! The files that install facecaptured into a system: the unit passes
 //! `systemd-analyze verify`; the bus policy lets root own and call the service,
-//! lets anyone introspect and read properties, and refuses method calls from
-//! others (checked on a system-type dbus-daemon with the policy included); the
+//! group facecapture authenticate and cancel, group facecapture-admin call
+//! everything, anyone introspect and read properties, and refuses the rest
+//! (checked on a system-type dbus-daemon with the policy included); the
 //! introspection XML in dbus/ matches what the daemon serves.
 //!
 //! The policy test needs root and setpriv: it is `#[ignore]`d, so a plain
@@ -86,7 +87,57 @@ fn preinst_creates_the_sysusers_entries() {
     assert!(preinst.contains("--replace=/usr/lib/sysusers.d/facecaptured.conf"));
 }
 
-/// A system-type bus with the distribution's default deny policy plus ours.
+/// The policy test's callers: a door controller in group facecapture and an
+/// administrator in facecapture-admin. They exist only in the bus's own view of
+/// the user database (see [`system_bus`]), not on the machine.
+const DOOR: (u32, u32) = (61001, 61001);
+const ADMIN: (u32, u32) = (61002, 61002);
+
+/// /etc/passwd and /etc/group as the bus sees them: the machine's, with the two
+/// callers and the package's groups added.
+fn user_db(dir: &Path) -> (PathBuf, PathBuf) {
+    let ours = |line: &str| {
+        ["facecapture:", "facecapture-admin:", "fcdoor:", "fcadmin:"]
+            .iter()
+            .any(|p| line.starts_with(p))
+    };
+    let keep = |path: &str| -> String {
+        std::fs::read_to_string(path)
+            .expect(path)
+            .lines()
+            .filter(|l| !ours(l))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let passwd = dir.join("passwd");
+    let group = dir.join("group");
+    std::fs::write(
+        &passwd,
+        format!(
+            "{}fcdoor:x:{}:65534::/:/usr/sbin/nologin\nfcadmin:x:{}:65534::/:/usr/sbin/nologin\n",
+            keep("/etc/passwd"),
+            DOOR.0,
+            ADMIN.0
+        ),
+    )
+    .expect("passwd");
+    std::fs::write(
+        &group,
+        format!(
+            "{}facecapture:x:{}:fcdoor\nfacecapture-admin:x:{}:fcadmin\n",
+            keep("/etc/group"),
+            DOOR.1,
+            ADMIN.1
+        ),
+    )
+    .expect("group");
+    (passwd, group)
+}
+
+/// A system-type bus with the distribution's default deny policy plus ours. It
+/// runs in a mount namespace of its own where [`user_db`]'s files are bound over
+/// /etc/passwd and /etc/group: the bus resolves the policy's groups and the
+/// callers' memberships from them, and the machine's own users are untouched.
 fn system_bus(dir: &Path) -> (std::process::Child, String) {
     let conf = dir.join("system.conf");
     std::fs::write(
@@ -120,17 +171,27 @@ fn system_bus(dir: &Path) -> (std::process::Child, String) {
         ),
     )
     .expect("conf");
-    daemon::spawn_bus(&conf)
+    let (passwd, group) = user_db(dir);
+    let mut bus = Command::new("unshare");
+    bus.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group &&
+               exec dbus-daemon --config-file="$3" --nofork --print-address"#,
+        )
+        .arg("sh")
+        .args([&passwd, &group, &conf]);
+    daemon::spawn_bus_command(bus)
 }
 
-fn gdbus_as(uid: Option<u32>, address: &str, args: &[&str]) -> std::process::Output {
-    let mut c = match uid {
-        Some(uid) => {
+/// gdbus as `who` (uid, gid; in that group and no other), or as root.
+fn gdbus_as(who: Option<(u32, u32)>, address: &str, args: &[&str]) -> std::process::Output {
+    let mut c = match who {
+        Some((uid, gid)) => {
             let mut c = Command::new("setpriv");
             c.args([
                 &format!("--reuid={uid}"),
-                &format!("--regid={uid}"),
-                "--clear-groups",
+                "--regid=65534",
+                &format!("--groups={gid}"),
                 "gdbus",
             ]);
             c
@@ -146,7 +207,7 @@ fn gdbus_as(uid: Option<u32>, address: &str, args: &[&str]) -> std::process::Out
 
 #[test]
 #[ignore = "needs root and setpriv (tests/run.sh runs it)"]
-fn the_bus_policy_lets_callers_in_and_others_only_look() {
+fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
     // SAFETY: getuid has no preconditions.
     assert_eq!(unsafe { libc::getuid() }, 0, "the policy test runs as root");
     require("setpriv", "util-linux");
@@ -163,17 +224,19 @@ fn the_bus_policy_lets_callers_in_and_others_only_look() {
         "--object-path",
         "/org/facecapture/FaceCapture1",
     ];
-    let call = |uid: Option<u32>, method: &str| {
+    let call_with = |who: Option<(u32, u32)>, method: &str, params: &[&str]| {
         let mut args = vec!["call"];
         args.extend(dest);
         args.extend(["--method", method]);
-        gdbus_as(uid, &address, &args)
+        args.extend(params);
+        gdbus_as(who, &address, &args)
     };
+    let call = |who: Option<(u32, u32)>, method: &str| call_with(who, method, &[]);
     // Root may call methods.
     let o = call(None, "org.facecapture.FaceCapture1.ListEnrollments");
     assert!(o.status.success(), "root: {}", stderr(&o));
     // Anyone else may introspect and read properties...
-    let nobody = Some(65534);
+    let nobody = Some((65534, 65534));
     let o = call(nobody, "org.freedesktop.DBus.Properties.Get");
     assert!(
         !stderr(&o).contains("AccessDenied"),
@@ -224,6 +287,49 @@ fn the_bus_policy_lets_callers_in_and_others_only_look() {
         "{}",
         stdout(&o)
     );
+
+    // The door controller authenticates and cancels; enrolling, listing and
+    // removing people is the administrators'.
+    let iface = |m: &str| format!("org.facecapture.FaceCapture1.{m}");
+    let denied = |o: &std::process::Output| stderr(o).contains("AccessDenied");
+    let enroll = ["carol", "carol@example.com", "", "", ""];
+    for (who, name) in [(DOOR, "door"), (ADMIN, "admin")] {
+        let o = call_with(Some(who), &iface("Authenticate"), &["nobody-enrolled"]);
+        assert!(
+            stderr(&o).contains("NotEnrolled"),
+            "{name}: Authenticate reaches the daemon: {}",
+            stderr(&o)
+        );
+        let o = call(Some(who), &iface("Cancel"));
+        assert!(o.status.success(), "{name}: Cancel: {}", stderr(&o));
+        let o = call_with(Some(who), &iface("AuthenticateWithQr"), &["not-a-url"]);
+        assert!(
+            !denied(&o) && !o.status.success(),
+            "{name}: AuthenticateWithQr: {}",
+            stderr(&o)
+        );
+    }
+    for (method, params) in [
+        ("Enroll", &enroll[..]),
+        ("EnrollWithQr", &["not-a-url"][..]),
+        ("ListEnrollments", &[][..]),
+        ("RemoveEnrollment", &["carol"][..]),
+    ] {
+        let o = call_with(Some(DOOR), &iface(method), params);
+        assert!(
+            denied(&o),
+            "door may call {method}: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let o = call_with(Some(ADMIN), &iface(method), params);
+        assert!(!denied(&o), "admin may not call {method}: {}", stderr(&o));
+    }
+    let o = call(Some(ADMIN), &iface("ListEnrollments"));
+    assert!(o.status.success(), "admin lists: {}", stderr(&o));
+    // The door controller may still look.
+    let o = gdbus_as(Some(DOOR), &address, &args);
+    assert!(o.status.success(), "door introspects: {}", stderr(&o));
     s.daemon.stop(libc::SIGTERM);
     let _ = bus.kill();
     let _ = bus.wait();

@@ -40,9 +40,16 @@ pub fn bus() -> Bus {
 
 /// Starts dbus-daemon with `conf` and returns it with the address it listens on.
 pub fn spawn_bus(conf: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new("dbus-daemon")
-        .arg(format!("--config-file={}", conf.display()))
-        .args(["--nofork", "--print-address"])
+    let mut c = Command::new("dbus-daemon");
+    c.arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address"]);
+    spawn_bus_command(c)
+}
+
+/// Starts a bus with `command` (a dbus-daemon that prints its address), and reads
+/// the address.
+pub fn spawn_bus_command(mut command: Command) -> (Child, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         // It warns that it cannot raise its fd limit when not root: noise.
         .stderr(Stdio::null())
