@@ -31,6 +31,9 @@ const MIGRATIONS: &[&str] = &[
          device_id TEXT NOT NULL,
          enrolled_at INTEGER NOT NULL
      );",
+    // 2: a re-enrollment in flight: set before addFace is sent, cleared when the
+    // new code is stored or the server's answer leaves the old one in force.
+    "ALTER TABLE enrollments ADD COLUMN reenroll_started_at INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,9 @@ pub struct Enrollment {
     pub server_host: String,
     pub device_id: String,
     pub enrolled_at: i64,
+    /// When a re-enrollment began (its addFace was about to be sent) and has not
+    /// been settled since: AwareID may have retired this code.
+    pub reenroll_started_at: Option<i64>,
 }
 
 /// What `ListEnrollments` shows: no registration code.
@@ -73,6 +79,8 @@ pub struct EnrollmentInfo {
     pub username: String,
     pub server_host: String,
     pub enrolled_at: i64,
+    /// See [`Enrollment::reenroll_started_at`].
+    pub reenroll_started_at: Option<i64>,
 }
 
 pub struct Storage {
@@ -193,7 +201,8 @@ impl Storage {
                  registration_code = excluded.registration_code,
                  server_host = excluded.server_host,
                  device_id = excluded.device_id,
-                 enrolled_at = excluded.enrolled_at",
+                 enrolled_at = excluded.enrolled_at,
+                 reenroll_started_at = NULL",
             params![
                 e.username,
                 e.registration_code.expose(),
@@ -209,7 +218,8 @@ impl Storage {
     pub fn enrollment(&self, username: &str) -> Result<Option<Enrollment>, StorageError> {
         self.db
             .query_row(
-                "SELECT username, registration_code, server_host, device_id, enrolled_at
+                "SELECT username, registration_code, server_host, device_id, enrolled_at,
+                        reenroll_started_at
                  FROM enrollments WHERE username = ?1",
                 [username],
                 |r| {
@@ -219,6 +229,7 @@ impl Storage {
                         server_host: r.get(2)?,
                         device_id: r.get(3)?,
                         enrolled_at: r.get(4)?,
+                        reenroll_started_at: r.get(5)?,
                     })
                 },
             )
@@ -229,7 +240,10 @@ impl Storage {
     pub fn list(&self) -> Result<Vec<EnrollmentInfo>, StorageError> {
         let mut stmt = self
             .db
-            .prepare("SELECT username, server_host, enrolled_at FROM enrollments ORDER BY username")
+            .prepare(
+                "SELECT username, server_host, enrolled_at, reenroll_started_at
+                 FROM enrollments ORDER BY username",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -237,10 +251,35 @@ impl Storage {
                     username: r.get(0)?,
                     server_host: r.get(1)?,
                     enrolled_at: r.get(2)?,
+                    reenroll_started_at: r.get(3)?,
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records that a re-enrollment of `username` is about to send addFace (at
+    /// `at`, unix seconds), committed when this returns; false when the user has
+    /// no enrollment here (a first enrollment has no old code to lose).
+    pub fn mark_reenrollment(&mut self, username: &str, at: i64) -> Result<bool, StorageError> {
+        self.db
+            .execute(
+                "UPDATE enrollments SET reenroll_started_at = ?2 WHERE username = ?1",
+                params![username, at],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Settles a re-enrollment: the stored code is known to be in force.
+    pub fn clear_reenrollment(&mut self, username: &str) -> Result<(), StorageError> {
+        self.db
+            .execute(
+                "UPDATE enrollments SET reenroll_started_at = NULL WHERE username = ?1",
+                [username],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// Removes an enrollment; false when there was none.
@@ -289,6 +328,7 @@ mod tests {
             server_host: "awareid.example.com".into(),
             device_id: "5c1e2f8a93474d0ba61f33e27d90c458".into(),
             enrolled_at: 1_764_000_000,
+            reenroll_started_at: None,
         }
     }
 
@@ -304,6 +344,72 @@ mod tests {
             s.db.pragma_query_value(None, "journal_mode", |r| r.get(0))
                 .expect("pragma");
         assert_eq!(wal, "wal");
+    }
+
+    #[test]
+    fn a_reenrollment_mark_survives_reopening_until_a_new_code_or_a_clear() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        {
+            let mut s = Storage::open(tmp.path()).expect("open");
+            s.put_enrollment(&enrollment("alice", "123456"))
+                .expect("put");
+            assert!(s.mark_reenrollment("alice", 1_764_000_100).expect("mark"));
+            // A first enrollment has no old code to lose: nothing to mark.
+            assert!(!s.mark_reenrollment("nobody", 1).expect("mark"));
+        }
+        let mut s = Storage::open(tmp.path()).expect("reopen");
+        let a = s.enrollment("alice").expect("get").expect("alice");
+        assert_eq!(a.reenroll_started_at, Some(1_764_000_100));
+        assert_eq!(
+            a.registration_code.expose(),
+            "123456",
+            "the old code is kept"
+        );
+        assert_eq!(
+            s.list().expect("list")[0].reenroll_started_at,
+            Some(1_764_000_100)
+        );
+        s.put_enrollment(&enrollment("alice", "654321"))
+            .expect("new code");
+        assert_eq!(
+            s.enrollment("alice")
+                .expect("get")
+                .expect("a")
+                .reenroll_started_at,
+            None
+        );
+        s.mark_reenrollment("alice", 5).expect("mark");
+        s.clear_reenrollment("alice").expect("clear");
+        assert_eq!(
+            s.enrollment("alice")
+                .expect("get")
+                .expect("a")
+                .reenroll_started_at,
+            None
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_enrollments() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        {
+            let db = Connection::open(tmp.path().join(DB_FILE)).expect("v1");
+            db.execute_batch(MIGRATIONS[0]).expect("schema 1");
+            db.execute(
+                "INSERT INTO enrollments VALUES ('carol', '424242', 'h', 'd', 1)",
+                [],
+            )
+            .expect("row");
+            db.pragma_update(None, "user_version", 1).expect("version");
+        }
+        let s = Storage::open(tmp.path()).expect("migrates");
+        let version: i64 =
+            s.db.pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("pragma");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let c = s.enrollment("carol").expect("get").expect("carol");
+        assert_eq!(c.registration_code.expose(), "424242");
+        assert_eq!(c.reenroll_started_at, None);
     }
 
     #[test]

@@ -403,6 +403,81 @@ fn sigkill_during_an_enrollment_leaves_only_complete_rows() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// A re-enrollment cut off after AwareID completed it: the daemon is killed while
+/// the server, having retired kate's old code, holds back addFace's answer. After
+/// the restart kate is listed as interrupted, Authenticate says to enroll again
+/// (not a bare ServerRejected), and enrolling again settles it.
+#[test]
+fn an_interrupted_reenrollment_is_marked_and_authenticate_says_enroll_again() {
+    let mut s = daemon::start();
+    let o = s
+        .daemon
+        .ctl(&["enroll", "kate", "--email", "kate@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&s.daemon.ctl(&["list"]))[0]["standing"], "enrolled");
+    s.emulator.inject(Fault {
+        call: Some("addFace".into()),
+        kind: FaultKind::AnswerLate { ms: 60_000 },
+        times: 1,
+    });
+    let caller = s
+        .daemon
+        .ctl_command(&["enroll", "kate", "--email", "kate@example.com"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // The server has handled the second addFace (a new code issued, the old one
+    // retired); its answer is on hold when the daemon dies.
+    assert!(
+        s.emulator
+            .wait_handled("addFace", 2, Duration::from_secs(60)),
+        "kate's second addFace was never handled"
+    );
+    s.daemon.stop(libc::SIGKILL);
+    let _ = caller.wait_with_output();
+    s.daemon.start();
+    let list = json(&s.daemon.ctl(&["list"]));
+    assert_eq!(list[0]["username"], "kate");
+    assert_eq!(list[0]["standing"], "reenrollment-interrupted", "{list}");
+    let o = s.daemon.ctl(&["authenticate", "kate"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("NotEnrolled")
+            && err.contains("the last re-enrollment was interrupted; enroll again"),
+        "{err}"
+    );
+    // Enrolling again stores the new code and clears the mark.
+    let o = s
+        .daemon
+        .ctl(&["enroll", "kate", "--email", "kate@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&s.daemon.ctl(&["list"]))[0]["standing"], "enrolled");
+    let o = s.daemon.ctl(&["authenticate", "kate"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A re-enrollment that the server answers with a refusal (a 400 at addFace)
+/// leaves the old code in force and the user enrolled.
+#[test]
+fn a_reenrollment_refused_by_the_server_keeps_the_old_code() {
+    let s = daemon::start();
+    let d = &s.daemon;
+    let o = d.ctl(&["enroll", "lena", "--email", "lena@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    s.emulator.inject(Fault {
+        call: Some("addFace".into()),
+        kind: FaultKind::Status { code: 400 },
+        times: 1,
+    });
+    let o = d.ctl(&["enroll", "lena", "--email", "lena@example.com"]);
+    assert!(stderr(&o).contains("ServerRejected"), "{}", stderr(&o));
+    assert_eq!(json(&d.ctl(&["list"]))[0]["standing"], "enrolled");
+    let o = d.ctl(&["authenticate", "lena"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// examples/door_controller.py (Python, jeepney) against the daemon: feedback shown,
 /// the relay stand-in opened for the enrolled person and kept shut for a stranger.
 #[test]

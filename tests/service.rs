@@ -390,7 +390,7 @@ async fn methods_without_arguments_refuse_arguments() {
     let reply = raw_call(&p, IFACE, "ListEnrollments", &())
         .await
         .expect("ListEnrollments()");
-    let list: Vec<(String, String, i64)> = reply.body().deserialize().expect("a(ssx)");
+    let list: Vec<(String, String, i64, String)> = reply.body().deserialize().expect("a(ssxs)");
     assert!(list.is_empty());
 }
 

@@ -4,7 +4,7 @@
 //! feedback and state through `Events`, and watches its cancel flag.
 
 use super::errors::Error;
-use crate::awareid::{AwareIdClient, HttpSettings};
+use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
 use crate::camera::Camera;
 use crate::capture::{self, CaptureError, Feedback, Settings};
 use crate::config::{CameraSource, Config, Secret};
@@ -68,6 +68,31 @@ pub struct Engine {
     server_host: String,
     storage: Mutex<Storage>,
     kit: Mutex<CaptureKit>,
+    /// The user whose re-enrollment this process is running (one operation at a
+    /// time); a stored mark for anyone else was left by an interrupted one.
+    reenrolling: Mutex<Option<String>>,
+}
+
+/// An enrollment's standing, as ListEnrollments shows it.
+pub const ENROLLED: &str = "enrolled";
+pub const REENROLLING: &str = "reenrolling";
+pub const REENROLL_INTERRUPTED: &str = "reenrollment-interrupted";
+
+/// Whether AwareID may have acted on an addFace whose answer the terminal never
+/// read (it timed out, the connection dropped, the answer was garbled).
+fn add_face_unsettled(e: &FlowError) -> bool {
+    matches!(
+        e,
+        FlowError::Server(
+            AwareIdError::Unavailable {
+                call: "addFace",
+                ..
+            } | AwareIdError::Malformed {
+                call: "addFace",
+                ..
+            }
+        )
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +150,7 @@ impl Engine {
             terminal: Terminal { device_id, key },
             server_host,
             storage: Mutex::new(storage),
+            reenrolling: Mutex::new(None),
             config,
         })
     }
@@ -159,8 +185,66 @@ impl Engine {
         }
     }
 
-    pub fn list(&self) -> Result<Vec<EnrollmentInfo>, Error> {
-        Ok(lock(&self.storage).list()?)
+    /// The enrollments, each with its standing ([`ENROLLED`], [`REENROLLING`],
+    /// [`REENROLL_INTERRUPTED`]).
+    pub fn list(&self) -> Result<Vec<(EnrollmentInfo, &'static str)>, Error> {
+        let running = lock(&self.reenrolling).clone();
+        Ok(lock(&self.storage)
+            .list()?
+            .into_iter()
+            .map(|e| {
+                let standing = match e.reenroll_started_at {
+                    None => ENROLLED,
+                    Some(_) if running.as_deref() == Some(e.username.as_str()) => REENROLLING,
+                    Some(_) => REENROLL_INTERRUPTED,
+                };
+                (e, standing)
+            })
+            .collect())
+    }
+
+    /// Runs an enrollment flow for `username`. An enrolled user's re-enrollment
+    /// is recorded before it starts (so before its addFace is sent): if the
+    /// daemon dies meanwhile, AwareID may complete it and retire the stored
+    /// code, and the mark says so after a restart. The outcome settles the mark:
+    /// a new code replaces the old one; an answered failure leaves the old code
+    /// in force; an addFace never answered leaves the mark.
+    fn enrolling(
+        &self,
+        username: &str,
+        flow: impl FnOnce() -> Result<EnrollOutcome, FlowError>,
+        host: &str,
+    ) -> Result<EnrollOutcome, Error> {
+        let marked = lock(&self.storage).mark_reenrollment(username, unix_now())?;
+        if marked {
+            *lock(&self.reenrolling) = Some(username.to_owned());
+            tracing::info!(
+                username,
+                "re-enrollment started; the stored code stays until it completes"
+            );
+        }
+        let result = flow();
+        *lock(&self.reenrolling) = None;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if marked && !add_face_unsettled(&e) {
+                    lock(&self.storage).clear_reenrollment(username)?;
+                } else if marked {
+                    tracing::warn!(
+                        username,
+                        "the re-enrollment's addFace was never answered: AwareID may have \
+                         retired the stored code"
+                    );
+                }
+                return Err(e.into());
+            }
+        };
+        self.store(&outcome, host)?;
+        if marked && outcome.enrollment_status != 2 {
+            lock(&self.storage).clear_reenrollment(username)?;
+        }
+        Ok(outcome)
     }
 
     pub fn remove(&self, username: &str) -> Result<(), Error> {
@@ -259,6 +343,7 @@ impl Engine {
             server_host: host.to_owned(),
             device_id: self.terminal.device_id.clone(),
             enrolled_at: unix_now(),
+            reenroll_started_at: None,
         })?;
         tracing::info!(
             username = outcome.username.as_str(),
@@ -273,9 +358,11 @@ impl Engine {
         let progress = |s: Step| (op.events)(Event::Progress(s));
         let ctx = self.context(&progress);
         let mut face = |user: &str| self.capture(op, user);
-        let outcome = workflow::enroll(&self.client, &ctx, person, &mut face)?;
-        self.store(&outcome, &self.server_host)?;
-        Ok(outcome)
+        self.enrolling(
+            &person.username,
+            || workflow::enroll(&self.client, &ctx, person, &mut face),
+            &self.server_host,
+        )
     }
 
     pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<EnrollOutcome, Error> {
@@ -290,43 +377,71 @@ impl Engine {
         let progress = |s: Step| (op.events)(Event::Progress(s));
         let ctx = self.context(&progress);
         let mut face = |user: &str| self.capture(op, user);
-        let outcome = workflow::enroll(&qr.client, &ctx, &person, &mut face)?;
-        self.store(&outcome, &qr.callback.host)?;
-        Ok(outcome)
+        self.enrolling(
+            &person.username,
+            || workflow::enroll(&qr.client, &ctx, &person, &mut face),
+            &qr.callback.host,
+        )
     }
 
-    fn registration_code(&self, username: &str) -> Result<Secret, Error> {
-        lock(&self.storage)
-            .enrollment(username)?
-            .map(|e| e.registration_code)
-            .ok_or_else(|| {
-                Error::NotEnrolled(format!("{username:?} is not enrolled on this terminal"))
-            })
+    /// Runs an authentication flow with `username`'s stored code. After an
+    /// interrupted re-enrollment AwareID may have retired that code: if it is
+    /// refused the answer is NotEnrolled (enroll again); if it is accepted, it
+    /// is in force and the mark is settled.
+    fn authenticating(
+        &self,
+        username: &str,
+        flow: impl FnOnce(&Secret) -> Result<AuthOutcome, FlowError>,
+    ) -> Result<AuthOutcome, Error> {
+        let stored = lock(&self.storage).enrollment(username)?.ok_or_else(|| {
+            Error::NotEnrolled(format!("{username:?} is not enrolled on this terminal"))
+        })?;
+        let interrupted = stored.reenroll_started_at.is_some();
+        match flow(&stored.registration_code) {
+            Ok(outcome) => {
+                if interrupted {
+                    lock(&self.storage).clear_reenrollment(username)?;
+                    tracing::info!(
+                        username,
+                        "the stored code is still in force after the interrupted re-enrollment"
+                    );
+                }
+                Ok(outcome)
+            }
+            Err(FlowError::Server(e @ AwareIdError::Rejected { .. })) if interrupted => {
+                tracing::warn!(
+                    username,
+                    error = %e,
+                    "the stored code was refused after an interrupted re-enrollment"
+                );
+                Err(Error::NotEnrolled(format!(
+                    "{username:?}: the last re-enrollment was interrupted; enroll again \
+                     (AwareID refused the stored registration code)"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
-        let code = self.registration_code(username)?;
-        (op.events)(Event::State(State::ContactingServer));
-        let progress = |s: Step| (op.events)(Event::Progress(s));
-        let ctx = self.context(&progress);
-        let mut face = |user: &str| self.capture(op, user);
-        Ok(workflow::authenticate(
-            &self.client,
-            &ctx,
-            username,
-            &code,
-            &mut face,
-        )?)
+        self.authenticating(username, |code| {
+            (op.events)(Event::State(State::ContactingServer));
+            let progress = |s: Step| (op.events)(Event::Progress(s));
+            let ctx = self.context(&progress);
+            let mut face = |user: &str| self.capture(op, user);
+            workflow::authenticate(&self.client, &ctx, username, code, &mut face)
+        })
     }
 
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
         let qr = self.qr(op, url, "authenticate")?;
         let username = qr.session.user_name.clone();
-        let code = self.registration_code(&username)?;
-        let progress = |s: Step| (op.events)(Event::Progress(s));
-        let ctx = self.context(&progress);
-        let mut face = |user: &str| self.capture(op, user);
-        let outcome = workflow::authenticate(&qr.client, &ctx, &username, &code, &mut face)?;
+        let outcome = self.authenticating(&username, |code| {
+            let progress = |s: Step| (op.events)(Event::Progress(s));
+            let ctx = self.context(&progress);
+            let mut face = |user: &str| self.capture(op, user);
+            workflow::authenticate(&qr.client, &ctx, &username, code, &mut face)
+        })?;
         Ok((username, outcome))
     }
 }

@@ -30,7 +30,7 @@ pub trait FaceCapture1 {
 
     fn cancel(&self) -> zbus::Result<()>;
 
-    fn list_enrollments(&self) -> zbus::Result<Vec<(String, String, i64)>>;
+    fn list_enrollments(&self) -> zbus::Result<Vec<(String, String, i64, String)>>;
 
     fn remove_enrollment(&self, username: &str) -> zbus::Result<()>;
 

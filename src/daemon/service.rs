@@ -489,17 +489,25 @@ impl FaceCapture {
     }
 
     /// (The header parameter: see `cancel`.)
+    #[zbus(out_args("enrollments"))]
     async fn list_enrollments(
         &self,
         #[zbus(header)] _hdr: Header<'_>,
-    ) -> Result<Vec<(String, String, i64)>, Error> {
+    ) -> Result<Vec<(String, String, i64, String)>, Error> {
         let engine = self.engine.clone();
         let list = tokio::task::spawn_blocking(move || engine.list())
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         Ok(list
             .into_iter()
-            .map(|e| (e.username, e.server_host, e.enrolled_at))
+            .map(|(e, standing)| {
+                (
+                    e.username,
+                    e.server_host,
+                    e.enrolled_at,
+                    standing.to_owned(),
+                )
+            })
             .collect())
     }
 

@@ -765,6 +765,16 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
                 .body(Body::from_stream(stream))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
+        Some(FaultKind::AnswerLate { ms }) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            record.status = response.status().as_u16();
+            shared.lock().requests.push(record);
+            shared.changed.notify_all();
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            return response;
+        }
         other => {
             match other {
                 Some(FaultKind::Delay { ms }) => {

@@ -80,6 +80,9 @@ fn one() -> u32 {
 pub enum FaultKind {
     /// Answer normally, after a delay.
     Delay { ms: u64 },
+    /// Handle the request at once (an addFace completes the enrollment), then
+    /// hold the answer back: the server has done what the client may never hear.
+    AnswerLate { ms: u64 },
     /// Answer with this HTTP status and an AwareID error body.
     Status { code: u16 },
     /// Answer 200 with a body that is not JSON.
@@ -207,10 +210,34 @@ impl Emulator {
     /// Waits until `count` requests of `call` (e.g. "addFace") have arrived, answered
     /// or not; false if that has not happened `within`.
     pub fn wait_arrived(&self, call: &str, count: usize, within: std::time::Duration) -> bool {
+        self.wait_state(within, |state| {
+            state.arrived.iter().filter(|c| *c == call).count() >= count
+        })
+    }
+
+    /// Waits until `count` requests of `call` have been handled (recorded with
+    /// their status; with [`FaultKind::AnswerLate`], before the answer is sent);
+    /// false if that has not happened `within`.
+    pub fn wait_handled(&self, call: &str, count: usize, within: std::time::Duration) -> bool {
+        self.wait_state(within, |state| {
+            state
+                .requests
+                .iter()
+                .filter(|r| r.call.as_deref() == Some(call))
+                .count()
+                >= count
+        })
+    }
+
+    fn wait_state(
+        &self,
+        within: std::time::Duration,
+        done: impl Fn(&state::State) -> bool,
+    ) -> bool {
         let deadline = std::time::Instant::now() + within;
         let mut state = self.shared.lock();
         loop {
-            if state.arrived.iter().filter(|c| *c == call).count() >= count {
+            if done(&state) {
                 return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -148,7 +148,7 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
         Call::List => proxy.list_enrollments().await.map(|list| {
             serde_json::Value::Array(
                 list.into_iter()
-                    .map(|(user, host, at)| serde_json::json!({"username": user, "server_host": host, "enrolled_at": at}))
+                    .map(|(user, host, at, standing)| serde_json::json!({"username": user, "server_host": host, "enrolled_at": at, "standing": standing}))
                     .collect(),
             )
         }),
