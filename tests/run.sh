@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # All the tests, on a fresh Debian 12 machine of ours (Rust, build-essential, git,
 # python3, dbus, systemd): installs what they need when it is missing, then runs
-# formatting, lints, `cargo test` with every ignored test included, the boards and
-# packages (tests/boards.sh) and the installed system booted under qemu
+# formatting, lints, `cargo test` with every ignored test included, a short run of
+# every fuzz target (tests/fuzz.sh), the boards and packages (tests/boards.sh) and
+# the installed system booted under qemu, amd64 and an arm64 board
 # (tests/system/run.sh). Any test left ignored or skipped is a failure.
 #
 #   bash tests/run.sh        (as root, or as a user who may sudo apt-get)
@@ -50,6 +51,7 @@ stage "packages and toolchains ready"
 
 stage "cargo fmt --check"
 cargo fmt --check
+cargo fmt --check --manifest-path fuzz/Cargo.toml
 stage "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 # The boards' build: without the emulator.
@@ -69,6 +71,9 @@ fi
 
 # The totals, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+
+stage "the fuzz targets, 30 s each (tests/fuzz.sh)"
+bash tests/fuzz.sh 30
 
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh

@@ -206,7 +206,10 @@ impl RawFrame {
     /// The grayscale frame detection and the quality gate work on.
     pub fn to_gray(&self) -> Result<Gray, FrameError> {
         let (w, h) = (self.width, self.height);
-        let mut out = Vec::with_capacity(w as usize * h as usize);
+        // Sized only once the data is known to hold the frame: the width and
+        // height are the driver's word, and may be anything.
+        let mut out = Vec::new();
+        let reserve = |out: &mut Vec<u8>| out.reserve(w as usize * h as usize);
         match self.format {
             PixelFormat::Mjpg => {
                 let pixels = self.decode_jpeg(ColorSpace::Luma)?;
@@ -217,18 +220,21 @@ impl RawFrame {
                 if self.format == PixelFormat::Nv12 {
                     self.check(h as usize + (h as usize).div_ceil(2))?;
                 }
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h as usize) {
                     out.extend_from_slice(&row[..w as usize]);
                 }
             }
             PixelFormat::Yuyv => {
                 let stride = self.check(h as usize)?;
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h as usize) {
                     out.extend(row[..w as usize * 2].iter().step_by(2));
                 }
             }
             PixelFormat::Rgb24 => {
                 let stride = self.check(h as usize)?;
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h as usize) {
                     out.extend(
                         row[..w as usize * 3]
@@ -248,37 +254,45 @@ impl RawFrame {
     /// The colour image packaging encodes (GREY frames give gray pixels in RGB).
     pub fn to_rgb(&self) -> Result<Rgb8, FrameError> {
         let (w, h) = (self.width as usize, self.height as usize);
-        let mut out = Vec::with_capacity(w * h * 3);
+        // As in to_gray: sized once the data is known to hold the frame.
+        let mut out = Vec::new();
+        let reserve = |out: &mut Vec<u8>| out.reserve(w * h * 3);
         match self.format {
             PixelFormat::Mjpg => out = self.decode_jpeg(ColorSpace::RGB)?,
             PixelFormat::Rgb24 => {
                 let stride = self.check(h)?;
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h) {
                     out.extend_from_slice(&row[..w * 3]);
                 }
             }
             PixelFormat::Grey => {
                 let stride = self.check(h)?;
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h) {
                     out.extend(row[..w].iter().flat_map(|&y| [y, y, y]));
                 }
             }
             PixelFormat::Yuyv => {
                 let stride = self.check(h)?;
+                reserve(&mut out);
                 for row in self.data.chunks(stride).take(h) {
-                    for q in row[..w * 2].chunks_exact(4) {
+                    let pairs = row[..w * 2].chunks_exact(4);
+                    // An odd width ends with half a macropixel (Y and U, no V):
+                    // its pixel takes neutral red-difference chroma.
+                    let half = pairs.remainder();
+                    for q in pairs {
                         out.extend(yuv_to_rgb(q[0], q[1], q[3]));
                         out.extend(yuv_to_rgb(q[2], q[1], q[3]));
                     }
-                    if w % 2 == 1 {
-                        // An odd width ends with half a macropixel: repeat the last pixel.
-                        let last = out.len() - 3;
-                        out.extend_from_within(last..);
+                    if let [y, u] = *half {
+                        out.extend(yuv_to_rgb(y, u, 128));
                     }
                 }
             }
             PixelFormat::Nv12 => {
                 let stride = self.check(h + h.div_ceil(2))?;
+                reserve(&mut out);
                 let (y_plane, uv_plane) = self.data.split_at(stride * h);
                 for (y, row) in y_plane.chunks(stride).take(h).enumerate() {
                     let uv = &uv_plane[(y / 2) * stride..];
@@ -482,6 +496,42 @@ mod tests {
         assert_eq!(f.to_rgb().expect("rgb").dimensions(), (3, 2));
         let f = frame(PixelFormat::Yuyv, 3, 1, vec![100; 6]);
         assert_eq!(f.to_rgb().expect("rgb").dimensions(), (3, 1));
+    }
+
+    /// Found by the `frames` fuzz target (fuzz/regressions/frames/yuyv-width-1):
+    /// a 1-pixel-wide YUYV frame has only half a macropixel per row, and the
+    /// odd-width code subtracted from an empty row (a panic; in the board build,
+    /// a wrapped index and a panic further on).
+    #[test]
+    fn a_one_pixel_wide_yuyv_frame_converts() {
+        let f = frame(PixelFormat::Yuyv, 1, 2, vec![235, 128, 16, 128]);
+        let rgb = f.to_rgb().expect("rgb");
+        assert_eq!(rgb.dimensions(), (1, 2));
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(0, 1).0, [0, 0, 0]);
+        assert_eq!(f.to_gray().expect("gray").as_raw(), &vec![235, 16]);
+    }
+
+    /// A driver's word for the size is not trusted before the data backs it: a
+    /// 65535x65535 frame of 20 bytes is Short, with nothing reserved for it.
+    #[test]
+    fn a_huge_claimed_size_is_short_not_an_allocation() {
+        for format in [
+            PixelFormat::Yuyv,
+            PixelFormat::Grey,
+            PixelFormat::Nv12,
+            PixelFormat::Rgb24,
+        ] {
+            let f = frame(format, 65_535, 65_535, vec![0; 20]);
+            assert!(
+                matches!(f.to_rgb(), Err(FrameError::Short { .. })),
+                "{format:?}"
+            );
+            assert!(
+                matches!(f.to_gray(), Err(FrameError::Short { .. })),
+                "{format:?}"
+            );
+        }
     }
 
     #[test]
