@@ -351,6 +351,35 @@ fn enrollments_survive_a_restart_and_sigterm_exits_cleanly() {
     assert_eq!(mode(&s.daemon.state_dir().join("facecaptured.db")), 0o600);
 }
 
+/// Enrolls `user` with `fault` on addFace and SIGKILLs the daemon once the
+/// emulator has the enrollment's addFace (`arrived`: on the wire; otherwise
+/// handled, its answer held back), the caller's process reaped.
+fn kill_during_add_face(s: &mut daemon::Setup, user: &str, kind: FaultKind, arrived: bool) {
+    s.emulator.inject(Fault {
+        call: Some("addFace".into()),
+        kind,
+        times: 1,
+    });
+    let before = calls(s).iter().filter(|c| *c == "addFace").count();
+    let email = format!("{user}@example.com");
+    let caller = s
+        .daemon
+        .ctl_command(&["enroll", user, "--email", &email])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let within = Duration::from_secs(60);
+    let reached = if arrived {
+        s.emulator.wait_arrived("addFace", before + 1, within)
+    } else {
+        s.emulator.wait_handled("addFace", before + 1, within)
+    };
+    assert!(reached, "{user}'s addFace never reached the server");
+    s.daemon.stop(libc::SIGKILL);
+    let _ = caller.wait_with_output();
+}
+
 #[test]
 fn sigkill_during_an_enrollment_leaves_only_complete_rows() {
     let mut s = daemon::start();
@@ -358,27 +387,9 @@ fn sigkill_during_an_enrollment_leaves_only_complete_rows() {
         .daemon
         .ctl(&["enroll", "kate", "--email", "kate@example.com"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // The next enrollment hangs in addFace; the daemon is killed meanwhile.
-    s.emulator.inject(Fault {
-        call: Some("addFace".into()),
-        kind: FaultKind::Delay { ms: 60_000 },
-        times: 1,
-    });
-    let caller = s
-        .daemon
-        .ctl_command(&["enroll", "liam", "--email", "liam@example.com"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    // Killed while liam's addFace is on the wire (the emulator holds it).
-    assert!(
-        s.emulator
-            .wait_arrived("addFace", 2, Duration::from_secs(60)),
-        "liam's addFace never reached the server"
-    );
-    s.daemon.stop(libc::SIGKILL);
-    let _ = caller.wait_with_output();
+    // The next enrollment hangs in addFace; the daemon is killed while liam's
+    // addFace is on the wire (the emulator holds it).
+    kill_during_add_face(&mut s, "liam", FaultKind::Delay { ms: 60_000 }, true);
     // The database opens cleanly and holds only complete rows.
     let db =
         rusqlite::Connection::open(s.daemon.state_dir().join("facecaptured.db")).expect("open");
@@ -415,27 +426,9 @@ fn an_interrupted_reenrollment_is_marked_and_authenticate_says_enroll_again() {
         .ctl(&["enroll", "kate", "--email", "kate@example.com"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&s.daemon.ctl(&["list"]))[0]["standing"], "enrolled");
-    s.emulator.inject(Fault {
-        call: Some("addFace".into()),
-        kind: FaultKind::AnswerLate { ms: 60_000 },
-        times: 1,
-    });
-    let caller = s
-        .daemon
-        .ctl_command(&["enroll", "kate", "--email", "kate@example.com"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
     // The server has handled the second addFace (a new code issued, the old one
     // retired); its answer is on hold when the daemon dies.
-    assert!(
-        s.emulator
-            .wait_handled("addFace", 2, Duration::from_secs(60)),
-        "kate's second addFace was never handled"
-    );
-    s.daemon.stop(libc::SIGKILL);
-    let _ = caller.wait_with_output();
+    kill_during_add_face(&mut s, "kate", FaultKind::AnswerLate { ms: 60_000 }, false);
     s.daemon.start();
     let list = json(&s.daemon.ctl(&["list"]));
     assert_eq!(list[0]["username"], "kate");

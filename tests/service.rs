@@ -28,6 +28,15 @@ struct Peer {
 }
 
 impl Peer {
+    async fn properties(&self) -> zbus::fdo::PropertiesProxy<'static> {
+        zbus::fdo::PropertiesProxy::builder(&self.client)
+            .destination(facecapture::daemon::BUS_NAME)
+            .path(OBJECT_PATH)
+            .build()
+            .await
+            .expect("properties proxy")
+    }
+
     async fn proxy(&self) -> FaceCapture1Proxy<'static> {
         FaceCapture1Proxy::builder(&self.client)
             .destination(facecapture::daemon::BUS_NAME)
@@ -218,12 +227,7 @@ async fn busy_at_once_then_cancel() {
         other => panic!("{other:?}"),
     }
     // Once the capture has ended (State goes back to idle) the slot is free again.
-    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
-        .destination(facecapture::daemon::BUS_NAME)
-        .path(OBJECT_PATH)
-        .build()
-        .await
-        .expect("properties proxy");
+    let props = p.properties().await;
     let mut changes = props.receive_properties_changed().await.expect("subscribe");
     while proxy.state().await.expect("State") != "idle" {
         changes.next().await.expect("a State change");
@@ -397,12 +401,7 @@ async fn methods_without_arguments_refuse_arguments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setting_a_read_only_property_says_read_only() {
     let p = peer("").await;
-    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
-        .destination(facecapture::daemon::BUS_NAME)
-        .path(OBJECT_PATH)
-        .build()
-        .await
-        .expect("properties proxy");
+    let props = p.properties().await;
     let iface = zbus::names::InterfaceName::try_from("org.facecapture.FaceCapture1").expect("name");
     for (name, value) in [
         ("State", zbus::Variant::from("idle")),
@@ -520,12 +519,7 @@ async fn a_stuck_camera_stops_the_watchdog_once_past_timeout_and_grace() {
         other => panic!("{other:?}"),
     }
     // Once the driver returns, the slot is free and nothing is overrun.
-    let props = zbus::fdo::PropertiesProxy::builder(&p.client)
-        .destination(facecapture::daemon::BUS_NAME)
-        .path(OBJECT_PATH)
-        .build()
-        .await
-        .expect("properties proxy");
+    let props = p.properties().await;
     let mut changes = props.receive_properties_changed().await.expect("subscribe");
     drop(release);
     while proxy.state().await.expect("State") != "idle" {

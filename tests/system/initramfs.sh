@@ -18,26 +18,10 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"/{bin,dev,proc,sys,newroot,mods}
 cp "$root/bin/busybox" "$work/bin/busybox"
 
-# Each module after the modules it depends on (their own "depends" field); one
-# with no file is built into this kernel.
-modfile() { find "$moddir/kernel" -name "$1.ko" -o -name "$1.ko.xz" | head -1; }
-declare -A seen=()
-: > "$work/mods/order"
-add() {
-  local m=$1 f dep
-  [ -n "${seen[$m]:-}" ] && return 0
-  seen[$m]=1
-  f=$(modfile "$m")
-  [ -n "$f" ] || return 0
-  for dep in $(modinfo -F depends "$f" | tr ',' ' '); do add "$dep"; done
-  case "$f" in
-    *.ko) cp "$f" "$work/mods/$m.ko" ;;
-    *.ko.xz) xz -dc "$f" > "$work/mods/$m.ko" ;;
-  esac
-  echo "$m" >> "$work/mods/order"
-}
-# ext4 checks its metadata with crc32c, which it asks the crypto API for.
-for m in virtio_mmio virtio_blk crc32c_generic ext4; do add "$m"; done
+# Each module after the modules it depends on. ext4 checks its metadata with
+# crc32c, which it asks the crypto API for.
+. "$(dirname "$0")/../vivid/modules.sh"
+modules_into "$moddir" "$work/mods" virtio_mmio virtio_blk crc32c_generic ext4
 grep -qx virtio_blk "$work/mods/order" && grep -qx ext4 "$work/mods/order" \
   || fail "virtio_blk or ext4 missing under $moddir"
 

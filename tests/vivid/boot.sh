@@ -88,26 +88,9 @@ while [ ${#todo[@]} -gt 0 ]; do
   done
 done
 
-# vivid and the modules it depends on (from each module's own "depends"), in load
-# order. A dependency with no file is built into this kernel.
-modfile() { find "$moddir/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -1; }
-: > "$root/mods/order"
-declare -A seen=()
-load() {
-  local m=$1 f dep
-  [ -n "${seen[$m]:-}" ] && return 0
-  seen[$m]=1
-  f=$(modfile "$m")
-  [ -n "$f" ] || return 0
-  for dep in $(modinfo -F depends "$f" | tr ',' ' '); do load "$dep"; done
-  case "$f" in
-    *.ko) cp "$f" "$root/mods/$m.ko" ;;
-    *.ko.xz) xz -dc "$f" > "$root/mods/$m.ko" ;;
-    *.ko.zst) zstd -qdc "$f" > "$root/mods/$m.ko" ;;
-  esac
-  echo "$m" >> "$root/mods/order"
-}
-load vivid
+# vivid and the modules it depends on, in load order.
+. "$here/modules.sh"
+modules_into "$moddir" "$root/mods" vivid
 grep -qx vivid "$root/mods/order" || missing "vivid.ko under $moddir"
 
 cat > "$root/init" <<'INIT'
