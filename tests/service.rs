@@ -491,13 +491,10 @@ async fn a_stuck_camera_stops_the_watchdog_once_past_timeout_and_grace() {
         .await
         .expect("served");
     let proxy = p.proxy().await;
-    // The operation timeout answers the caller; the work itself is still stuck.
-    match error(
-        proxy
-            .enroll("alice", "alice@example.com", "", "", "")
-            .await
-            .expect_err("stuck"),
-    ) {
+    // A QR scan by the camera is the first thing EnrollWithQr("") does (no server
+    // call before it, so the timeout finds it scanning however loaded the
+    // machine). The operation timeout answers the caller; the work is still stuck.
+    match error(proxy.enroll_with_qr("").await.expect_err("stuck")) {
         Error::CaptureTimeout(m) => assert!(m.contains("operation_timeout_s"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -511,11 +508,11 @@ async fn a_stuck_camera_stops_the_watchdog_once_past_timeout_and_grace() {
         .await
         .overrun(now + grace)
         .expect("stuck past timeout and grace");
-    assert_eq!(operation, "enroll");
+    assert_eq!(operation, "enroll-qr");
     assert!(age > grace, "{age:?}");
     // Meanwhile the camera is not shared: the next caller gets Busy.
     match error(proxy.authenticate("alice").await.expect_err("busy")) {
-        Error::Busy(m) => assert!(m.contains("enroll"), "{m}"),
+        Error::Busy(m) => assert!(m.contains("enroll-qr"), "{m}"),
         other => panic!("{other:?}"),
     }
     // Once the driver returns, the slot is free and nothing is overrun.
