@@ -55,8 +55,10 @@ rootfs=$(bash tests/system/root.sh "$arch")
 # and, for the upgrade test, the previous release's.
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 say "the $arch package ($version)"
+# (The very build tests/boards.sh makes, example included: without it cargo
+# resolves the dev-dependencies' features apart and builds ~50 crates again.)
 cargo build --locked --profile board --target "$triple" --no-default-features \
-  --bin facecaptured --bin facecapturectl
+  --bin facecaptured --bin facecapturectl --example vivid_check
 cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
 debs=("$work/current.deb")
 
