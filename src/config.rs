@@ -208,12 +208,18 @@ impl Default for DbusConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub state_dir: PathBuf,
+    /// The sealed device identity, as systemd decrypted it into the credential
+    /// `device_key` (see [`crate::crypto::sealed`]); empty when the key lives in
+    /// the database (protection `plain`).
+    #[serde(skip)]
+    pub device_key: Secret,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             state_dir: PathBuf::from("/var/lib/facecaptured"),
+            device_key: Secret::default(),
         }
     }
 }
@@ -349,10 +355,29 @@ impl Config {
             self.qr.aes_key_file.as_deref(),
             creds,
             "aes_key",
+        )?;
+        // Not a config key: only systemd puts it there (LoadCredentialEncrypted=).
+        resolve(
+            "device_key",
+            &mut self.storage.device_key,
+            None,
+            creds,
+            crate::crypto::sealed::CREDENTIAL,
         )
     }
 
     fn validate(&self, need: Need) -> Result<(), ConfigError> {
+        if !self.storage.device_key.is_empty() {
+            crate::crypto::sealed::SealedIdentity::parse(
+                self.storage.device_key.expose().as_bytes(),
+            )
+            .map_err(|e| {
+                bad(
+                    "device_key",
+                    format!("the credential device_key {e}; run facecaptured provision again"),
+                )
+            })?;
+        }
         let s = &self.server;
         if need == Need::Daemon || !s.base_url.is_empty() {
             check_base_url(&s.base_url)?;
@@ -369,13 +394,13 @@ impl Config {
             if s.client_secret.is_empty() {
                 return Err(bad(
                     "server.client_secret",
-                    "missing secret (set it, client_secret_file, or the systemd credential client_secret)",
+                    "missing secret (set it, client_secret_file, or the systemd credential client_secret: on a terminal, put it in /etc/facecaptured/credentials/client_secret and restart the service, which seals it)",
                 ));
             }
             if s.apikey.is_empty() {
                 return Err(bad(
                     "server.apikey",
-                    "missing secret (set it, apikey_file, or the systemd credential apikey)",
+                    "missing secret (set it, apikey_file, or the systemd credential apikey: on a terminal, put it in /etc/facecaptured/credentials/apikey and restart the service, which seals it)",
                 ));
             }
         }

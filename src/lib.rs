@@ -12,6 +12,7 @@ pub mod detect;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod logging;
+pub mod provision;
 pub mod qrimage;
 pub mod storage;
 pub mod workflow;

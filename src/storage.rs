@@ -4,9 +4,16 @@
 //! synchronous=FULL: a change returns only once committed to disk, so a SIGKILL or
 //! a power cut never loses a committed enrollment nor leaves half of one. The
 //! schema is versioned (`PRAGMA user_version`) and migrated in order on open.
+//! `secure_delete` is on, so a removed enrollment's code or a scrubbed key is
+//! overwritten with zeros, not left in a free page.
+//!
+//! The device key lives here only on a terminal that was never provisioned
+//! (protection `plain`). Once `facecaptured provision` has sealed it into the
+//! credential `device_key`, the row keeps the device id and an empty key.
 
 use crate::config::Secret;
 use crate::crypto::device::DeviceKey;
+use crate::crypto::sealed::SealedIdentity;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -58,6 +65,39 @@ pub enum StorageError {
     Identity(String),
     #[error("database {path}: the stored device key is unreadable")]
     BadKey { path: PathBuf },
+    #[error(
+        "the device key was sealed into the credential device_key, and this start did not \
+         receive it: the credential file is missing or could not be opened here (another \
+         board or TPM, or a cleared TPM). Nothing will be signed. On the terminal that was \
+         provisioned, run facecaptured provision; on a replacement board, provision a new key \
+         (facecaptured provision --new-key) and enroll everyone again"
+    )]
+    KeySealedElsewhere,
+    #[error(
+        "the sealed device key is for device {sealed}, but {path} belongs to device {stored}: \
+         the credential and the database come from different terminals"
+    )]
+    OtherDevice {
+        path: PathBuf,
+        sealed: String,
+        stored: String,
+    },
+    #[error(
+        "database {path} holds a different device key from the sealed one: run \
+         facecaptured provision, which moves the database's key into the credential"
+    )]
+    OtherKey { path: PathBuf },
+}
+
+/// What [`Storage::adopt_sealed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// No identity was stored: the sealed one is recorded (its id, no key).
+    Recorded,
+    /// The row already names the sealed identity and holds no key.
+    Known,
+    /// The row held the same key in plain form; it is scrubbed now.
+    Scrubbed,
 }
 
 /// One enrollment as stored. The registration code is a secret.
@@ -137,6 +177,8 @@ impl Storage {
             .map_err(db_err)?;
         db.pragma_update(None, "foreign_keys", "ON")
             .map_err(db_err)?;
+        db.pragma_update(None, "secure_delete", "ON")
+            .map_err(db_err)?;
         migrate(&mut db, &path)?;
         Ok(Self { path, db })
     }
@@ -152,12 +194,9 @@ impl Storage {
         }
     }
 
-    /// The terminal's identity: the stored one, or a new one made by `create` and
-    /// stored before it is returned.
-    pub fn device_identity(
-        &mut self,
-        create: impl FnOnce() -> Result<(String, DeviceKey), StorageError>,
-    ) -> Result<(String, DeviceKey), StorageError> {
+    /// The stored identity row: the device id and the key, `None` for the key once
+    /// it has been sealed elsewhere.
+    pub fn stored_identity(&self) -> Result<Option<(String, Option<DeviceKey>)>, StorageError> {
         let row: Option<(String, Zeroizing<Vec<u8>>)> = self
             .db
             .query_row(
@@ -167,11 +206,30 @@ impl Storage {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        if let Some((id, der)) = row {
-            let key = DeviceKey::from_pkcs8_der(&der).map_err(|_| StorageError::BadKey {
-                path: self.path.clone(),
-            })?;
-            return Ok((id, key));
+        let Some((id, der)) = row else {
+            return Ok(None);
+        };
+        if der.is_empty() {
+            return Ok(Some((id, None)));
+        }
+        let key = DeviceKey::from_pkcs8_der(&der).map_err(|_| StorageError::BadKey {
+            path: self.path.clone(),
+        })?;
+        Ok(Some((id, Some(key))))
+    }
+
+    /// The terminal's identity in plain form (protection `plain`): the stored one,
+    /// or a new one made by `create` and stored before it is returned. A row whose
+    /// key was sealed away is [`StorageError::KeySealedElsewhere`]: a new key is
+    /// never made behind the operator's back.
+    pub fn device_identity(
+        &mut self,
+        create: impl FnOnce() -> Result<(String, DeviceKey), StorageError>,
+    ) -> Result<(String, DeviceKey), StorageError> {
+        match self.stored_identity()? {
+            Some((id, Some(key))) => return Ok((id, key)),
+            Some((_, None)) => return Err(StorageError::KeySealedElsewhere),
+            None => {}
         }
         let (id, key) = create()?;
         let der = key.to_pkcs8_der().map_err(|_| StorageError::BadKey {
@@ -184,6 +242,56 @@ impl Storage {
             )
             .map_err(|e| self.err(e))?;
         Ok((id, key))
+    }
+
+    /// Takes the sealed identity as the terminal's: records its device id if none
+    /// is stored, and scrubs a plain copy of the same key (the migration of a
+    /// terminal provisioned after it ran plain). A different device id or key is
+    /// refused: the credential belongs to another terminal.
+    pub fn adopt_sealed(&mut self, sealed: &SealedIdentity) -> Result<Adopted, StorageError> {
+        match self.stored_identity()? {
+            None => {
+                self.db
+                    .execute(
+                        "INSERT INTO device (id, device_id, key_pkcs8, created_at)
+                         VALUES (1, ?1, X'', ?2)",
+                        params![sealed.device_id, unix_now()],
+                    )
+                    .map_err(|e| self.err(e))?;
+                Ok(Adopted::Recorded)
+            }
+            Some((stored, _)) if stored != sealed.device_id => Err(StorageError::OtherDevice {
+                path: self.path.clone(),
+                sealed: sealed.device_id.clone(),
+                stored,
+            }),
+            Some((_, None)) => Ok(Adopted::Known),
+            Some((_, Some(plain))) => {
+                let same = plain.public_key_b64().ok().is_some()
+                    && plain.public_key_b64().ok() == sealed.key.public_key_b64().ok();
+                if !same {
+                    return Err(StorageError::OtherKey {
+                        path: self.path.clone(),
+                    });
+                }
+                self.scrub_key()?;
+                Ok(Adopted::Scrubbed)
+            }
+        }
+    }
+
+    /// Overwrites the plain key in the database: the row keeps the device id, the
+    /// key's page is zeroed (secure_delete), the WAL is checkpointed and emptied,
+    /// and VACUUM rewrites the file so no free page holds a copy.
+    pub fn scrub_key(&mut self) -> Result<(), StorageError> {
+        self.db
+            .execute("UPDATE device SET key_pkcs8 = X'' WHERE id = 1", [])
+            .map_err(|e| self.err(e))?;
+        self.db
+            .execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Stores (or replaces) an enrollment, committed when this returns.
@@ -456,6 +564,115 @@ mod tests {
             .expect("load");
         assert_eq!(id, "id-1");
         assert_eq!(key.public_key_b64().expect("pub"), first);
+    }
+
+    /// Every file of the database, as bytes on disk.
+    fn on_disk(dir: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("dir") {
+            all.extend(std::fs::read(entry.expect("entry").path()).expect("read"));
+        }
+        all
+    }
+
+    fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_plain_key_is_scrubbed_when_the_sealed_one_is_adopted() {
+        use crate::crypto::sealed::Protection;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let id = "5c1e2f8a93474d0ba61f33e27d90c458";
+        let mut s = Storage::open(tmp.path()).expect("open");
+        let (_, key) = s
+            .device_identity(|| Ok((id.into(), DeviceKey::generate().expect("key"))))
+            .expect("create");
+        s.put_enrollment(&enrollment("alice", "code-a"))
+            .expect("put");
+        let der = key.to_pkcs8_der().expect("der");
+        // The private scalar: the OCTET STRING after ECPrivateKey's version 1.
+        let at = der
+            .windows(5)
+            .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+            .expect("scalar")
+            + 5;
+        let scalar = der[at..at + 32].to_vec();
+        assert!(
+            holds(&on_disk(tmp.path()), &scalar),
+            "the plain key is on disk"
+        );
+
+        let sealed = SealedIdentity {
+            device_id: id.into(),
+            key: DeviceKey::from_pkcs8_der(&der).expect("same key"),
+            protection: Protection::HostKey,
+        };
+        assert_eq!(s.adopt_sealed(&sealed).expect("adopt"), Adopted::Scrubbed);
+        drop(s);
+        let disk = on_disk(tmp.path());
+        assert!(!holds(&disk, &scalar), "a copy of the key is left on disk");
+        assert!(!holds(&disk, &der), "a DER copy of the key is left on disk");
+
+        // The row keeps the id and the enrollments are intact.
+        let mut s = Storage::open(tmp.path()).expect("reopen");
+        assert_eq!(
+            s.stored_identity().expect("row").map(|r| r.0),
+            Some(id.into())
+        );
+        assert_eq!(
+            s.enrollment("alice")
+                .expect("get")
+                .expect("kept")
+                .registration_code
+                .expose(),
+            "code-a"
+        );
+        assert_eq!(s.adopt_sealed(&sealed).expect("again"), Adopted::Known);
+        // Without the credential the daemon refuses; it never makes a new key.
+        assert!(matches!(
+            s.device_identity(|| panic!("must not create")),
+            Err(StorageError::KeySealedElsewhere)
+        ));
+        // Another terminal's credential is refused.
+        let other = SealedIdentity {
+            device_id: "0".repeat(32),
+            key: DeviceKey::generate().expect("key"),
+            protection: Protection::Tpm2,
+        };
+        assert!(matches!(
+            s.adopt_sealed(&other),
+            Err(StorageError::OtherDevice { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sealed_identity_is_recorded_without_its_key_and_another_key_is_refused() {
+        use crate::crypto::sealed::Protection;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let id = "5c1e2f8a93474d0ba61f33e27d90c458";
+        let sealed = SealedIdentity {
+            device_id: id.into(),
+            key: DeviceKey::generate().expect("key"),
+            protection: Protection::Tpm2,
+        };
+        let der = sealed.key.to_pkcs8_der().expect("der");
+        let mut s = Storage::open(tmp.path()).expect("open");
+        assert_eq!(s.adopt_sealed(&sealed).expect("adopt"), Adopted::Recorded);
+        assert!(matches!(s.stored_identity(), Ok(Some((_, None)))));
+        drop(s);
+        assert!(!holds(&on_disk(tmp.path()), &der));
+
+        // A plain row with a different key than the credential's is not scrubbed.
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut s = Storage::open(tmp.path()).expect("open");
+        s.device_identity(|| Ok((id.into(), DeviceKey::generate().expect("key"))))
+            .expect("create");
+        assert!(matches!(
+            s.adopt_sealed(&sealed),
+            Err(StorageError::OtherKey { .. })
+        ));
+        assert!(matches!(s.stored_identity(), Ok(Some((_, Some(_))))));
     }
 
     #[test]

@@ -27,7 +27,7 @@ ok "dpkg -i: its dependencies are in a Debian 12 system with dbus; no unknown us
 for f in /usr/bin/facecaptured /usr/bin/facecapturectl; do
   [ -x "$root$f" ] || fail "$f missing or not executable"
 done
-for f in /usr/lib/systemd/system/facecaptured.service \
+for f in /usr/lib/systemd/system/facecaptured.service /usr/lib/systemd/system/facecaptured-provision.service \
          /usr/lib/sysusers.d/facecaptured.conf /usr/lib/tmpfiles.d/facecaptured.conf \
          /usr/share/dbus-1/system.d/org.facecapture.FaceCapture1.conf \
          /usr/share/dbus-1/system-services/org.facecapture.FaceCapture1.service \

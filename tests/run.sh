@@ -23,13 +23,14 @@ stage "tests/run.sh"
 # with vivid, a static busybox, cpio and modinfo; for the daemon tests a private
 # dbus-daemon and gdbus; systemd-analyze for the unit. For the boards
 # (tests/boards.sh): the cross toolchains, qemu-user, qemu-system-arm, debootstrap.
-# For the booted system (tests/system/run.sh): mkfs.ext4 -d and debugfs.
+# For the booted system (tests/system/run.sh): mkfs.ext4 -d and debugfs, and
+# swtpm, the software TPM2 the amd64 guest seals its device key with.
 packages=(build-essential pkg-config util-linux ca-certificates libclang-dev
           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod file
           dbus libglib2.0-bin systemd python3-pip
           gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
           libc6-dev-armhf-cross qemu-user-static qemu-system-arm debootstrap dpkg-dev
-          e2fsprogs)
+          e2fsprogs swtpm)
 bash scripts/need-debs.sh "${packages[@]}"
 
 python3 -c "import jeepney" 2> /dev/null \

@@ -58,6 +58,11 @@ impl Peer {
 /// The engine on the emulator, served on one end of a socket pair; the client on
 /// the other. `extra` is TOML appended to the configuration.
 async fn peer(extra: &str) -> Peer {
+    peer_in(extra, &Environment::default()).await
+}
+
+/// [`peer`] with the daemon's environment (its credentials directory).
+async fn peer_in(extra: &str, env: &Environment) -> Peer {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let dir = tempfile::tempdir().expect("tmp");
     emulator.write_out(dir.path()).expect("emulator files");
@@ -73,7 +78,7 @@ async fn peer(extra: &str) -> Peer {
         ),
     )
     .expect("write config");
-    let config = Config::load(Some(&path), &Environment::default(), Need::Daemon).expect("config");
+    let config = Config::load(Some(&path), env, Need::Daemon).expect("config");
     let engine = Arc::new(
         tokio::task::spawn_blocking(move || Engine::new(config))
             .await
@@ -333,6 +338,13 @@ async fn properties_read_over_the_peer_connection() {
     let proxy = p.proxy().await;
     assert_eq!(proxy.state().await.expect("State"), "idle");
     assert_eq!(proxy.device_id().await.expect("DeviceId").len(), 32);
+    assert_eq!(
+        proxy
+            .device_key_protection()
+            .await
+            .expect("DeviceKeyProtection"),
+        "plain"
+    );
     assert!(proxy.camera_available().await.expect("CameraAvailable"));
     assert_eq!(
         proxy.version().await.expect("Version"),
@@ -398,6 +410,48 @@ async fn methods_without_arguments_refuse_arguments() {
     assert!(list.is_empty());
 }
 
+/// The identity systemd decrypts into `$CREDENTIALS_DIRECTORY/device_key` is the
+/// terminal's: its device id, its key signing verifyDevice, its protection shown;
+/// the database keeps no key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_identity_from_the_credential_signs_and_is_shown() {
+    use facecapture::crypto::device::DeviceKey;
+    use facecapture::crypto::sealed::{Protection, SealedIdentity};
+    let creds = tempfile::tempdir().expect("creds");
+    let sealed = SealedIdentity {
+        device_id: "0123456789abcdef0123456789abcdef".into(),
+        key: DeviceKey::generate().expect("key"),
+        protection: Protection::Tpm2,
+    };
+    std::fs::write(
+        creds.path().join("device_key"),
+        &sealed.to_payload().expect("payload")[..],
+    )
+    .expect("credential");
+    let env = Environment {
+        credentials_dir: Some(creds.path().into()),
+        ..Environment::default()
+    };
+    let p = peer_in("", &env).await;
+    let proxy = p.proxy().await;
+    assert_eq!(proxy.device_id().await.expect("DeviceId"), sealed.device_id);
+    assert_eq!(
+        proxy.device_key_protection().await.expect("protection"),
+        "tpm2"
+    );
+    proxy
+        .enroll("hal", "hal@example.com", "", "", "")
+        .await
+        .expect("enroll");
+    // verifyDevice succeeds only with a signature by the key addDevice sent.
+    assert!(proxy.authenticate("hal").await.expect("authenticate").0);
+    let storage = facecapture::storage::Storage::open(&p.dir.path().join("state")).expect("db");
+    assert!(matches!(
+        storage.stored_identity(),
+        Ok(Some((ref id, None))) if *id == sealed.device_id
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setting_a_read_only_property_says_read_only() {
     let p = peer("").await;
@@ -406,6 +460,7 @@ async fn setting_a_read_only_property_says_read_only() {
     for (name, value) in [
         ("State", zbus::Variant::from("idle")),
         ("DeviceId", zbus::Variant::from("0".repeat(32))),
+        ("DeviceKeyProtection", zbus::Variant::from("plain")),
         ("CameraAvailable", zbus::Variant::from(false)),
         ("Version", zbus::Variant::from("9.9.9")),
     ] {

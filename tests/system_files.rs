@@ -46,7 +46,8 @@ fn the_unit_verifies() {
         "User=facecaptured",
         "SupplementaryGroups=video",
         "StateDirectory=facecaptured",
-        "LoadCredential=",
+        "LoadCredentialEncrypted=device_key:",
+        "Requires=facecaptured-provision.service",
         "DeviceAllow=char-video4linux rw",
         "ProtectSystem=strict",
         "SystemCallFilter=@system-service",
@@ -56,16 +57,24 @@ fn the_unit_verifies() {
     }
     let path = dir.path().join("facecaptured.service");
     std::fs::write(&path, unit).expect("write");
+    // The sealing step it requires, verified beside it.
+    let provision = std::fs::read_to_string(root().join("systemd/facecaptured-provision.service"))
+        .expect("provision unit")
+        .replace("/usr/bin/facecaptured", env!("CARGO_BIN_EXE_facecaptured"));
+    assert!(provision.contains("ExecStart=/") && provision.contains(" provision"));
+    let provision_path = dir.path().join("facecaptured-provision.service");
+    std::fs::write(&provision_path, provision).expect("write");
     let o = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&path)
+        .arg(&provision_path)
         .output()
         .expect("systemd-analyze");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !err.contains("facecaptured.service"),
-        "warnings about the unit:\n{err}"
+        !err.contains("facecaptured.service") && !err.contains("facecaptured-provision.service"),
+        "warnings about the units:\n{err}"
     );
 }
 

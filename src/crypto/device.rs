@@ -59,6 +59,21 @@ pub fn derive_device_id(machine_id: &str) -> Result<String, DeviceError> {
     Ok(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// This terminal's deviceId: [`derive_device_id`] of /etc/machine-id, or a
+/// random one when the machine has none (a warning says so; the caller stores
+/// it, so it never changes).
+pub fn this_machine_device_id() -> Result<String, DeviceError> {
+    if let Some(id) = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|m| derive_device_id(&m).ok())
+    {
+        return Ok(id);
+    }
+    tracing::warn!("no usable /etc/machine-id: the device id is random");
+    let bytes = super::random_bytes::<16>().map_err(|_| DeviceError::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The device's ECDSA P-256 key.
 pub struct DeviceKey(SigningKey);
 

@@ -8,10 +8,11 @@ use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
 use crate::camera::Camera;
 use crate::capture::{self, CaptureError, Feedback, Settings};
 use crate::config::{CameraSource, Config, Secret};
-use crate::crypto::device::{DeviceKey, derive_device_id};
+use crate::crypto::device::{DeviceKey, this_machine_device_id};
 use crate::crypto::qr::{QrKeys, SessionCallback};
+use crate::crypto::sealed::{Protection, SealedIdentity};
 use crate::detect::Detector;
-use crate::storage::{Enrollment, EnrollmentInfo, Storage, StorageError, unix_now};
+use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError, unix_now};
 use crate::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
 };
@@ -65,6 +66,7 @@ pub struct Engine {
     client: AwareIdClient,
     qr_keys: Option<QrKeys>,
     terminal: Terminal,
+    protection: Protection,
     server_host: String,
     storage: Mutex<Storage>,
     kit: Mutex<CaptureKit>,
@@ -100,37 +102,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The terminal's device id: systemd's app-specific id from /etc/machine-id, or
-/// random when the machine has none (stored either way, so it never changes).
 fn new_identity() -> Result<(String, DeviceKey), StorageError> {
-    let id = match std::fs::read_to_string("/etc/machine-id")
-        .ok()
-        .and_then(|m| derive_device_id(&m).ok())
-    {
-        Some(id) => id,
-        None => {
-            tracing::warn!("no usable /etc/machine-id: the device id is random");
-            let bytes = crate::crypto::random_bytes::<16>()
-                .map_err(|e| StorageError::Identity(e.to_string()))?;
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
+    let id = this_machine_device_id().map_err(|e| StorageError::Identity(e.to_string()))?;
     let key = DeviceKey::generate().map_err(|e| StorageError::Identity(e.to_string()))?;
     tracing::info!(device_id = id.as_str(), "new device identity");
     Ok((id, key))
 }
 
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The device identity cannot be used on this start (a sealed key that did
+    /// not load, or a credential from another terminal): retrying cannot help.
+    #[error("device identity: {0}")]
+    Identity(StorageError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(e: impl std::fmt::Display) -> StartError {
+    StartError::Other(e.to_string())
+}
+
 impl Engine {
     /// Everything the daemon needs before it takes its bus name.
-    pub fn new(config: Config) -> Result<Self, String> {
-        let mut storage = Storage::open(&config.storage.state_dir).map_err(|e| e.to_string())?;
-        let (device_id, key) = storage
-            .device_identity(new_identity)
-            .map_err(|e| e.to_string())?;
-        let detector = Detector::from_config(&config.capture).map_err(|e| e.to_string())?;
-        let http = HttpSettings::from_config(&config.server).map_err(|e| e.to_string())?;
-        let client = AwareIdClient::new(&config.server, &http).map_err(|e| e.to_string())?;
-        let qr_keys = config.qr_keys().map_err(|e| e.to_string())?;
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let mut storage = Storage::open(&config.storage.state_dir).map_err(other)?;
+        let identity = |e| match e {
+            StorageError::Db { .. } | StorageError::Dir { .. } => other(e),
+            e => StartError::Identity(e),
+        };
+        let (device_id, key, protection) = if config.storage.device_key.is_empty() {
+            let (id, key) = storage.device_identity(new_identity).map_err(identity)?;
+            (id, key, Protection::Plain)
+        } else {
+            let sealed = SealedIdentity::parse(config.storage.device_key.expose().as_bytes())
+                .map_err(|e| {
+                    StartError::Identity(StorageError::Identity(format!("device_key {e}")))
+                })?;
+            if storage.adopt_sealed(&sealed).map_err(identity)? == Adopted::Scrubbed {
+                tracing::info!(
+                    path = %storage.path().display(),
+                    "the database's plain copy of the device key is scrubbed: the sealed credential holds it now"
+                );
+            }
+            (sealed.device_id, sealed.key, sealed.protection)
+        };
+        let detector = Detector::from_config(&config.capture).map_err(other)?;
+        let http = HttpSettings::from_config(&config.server).map_err(other)?;
+        let client = AwareIdClient::new(&config.server, &http).map_err(other)?;
+        let qr_keys = config.qr_keys().map_err(other)?;
         let server_host = url::Url::parse(&config.server.base_url)
             .ok()
             .and_then(|u| {
@@ -148,6 +169,7 @@ impl Engine {
             client,
             qr_keys,
             terminal: Terminal { device_id, key },
+            protection,
             server_host,
             storage: Mutex::new(storage),
             reenrolling: Mutex::new(None),
@@ -157,6 +179,11 @@ impl Engine {
 
     pub fn device_id(&self) -> &str {
         &self.terminal.device_id
+    }
+
+    /// How the device key is kept at rest (the `DeviceKeyProtection` property).
+    pub fn protection(&self) -> Protection {
+        self.protection
     }
 
     pub fn operation_timeout(&self) -> std::time::Duration {

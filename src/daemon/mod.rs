@@ -26,15 +26,23 @@ fn watchdog_period() -> Option<std::time::Duration> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config) -> Result<(), engine::StartError> {
     let started = std::time::Instant::now();
     let bus = config.dbus.bus;
     let engine = Arc::new(
         tokio::task::spawn_blocking(move || engine::Engine::new(config))
             .await
-            .map_err(|e| e.to_string())??,
+            .map_err(|e| engine::StartError::Other(e.to_string()))??,
     );
     let device_id = engine.device_id().to_owned();
+    let protection = engine.protection();
+    if protection == crate::crypto::sealed::Protection::Plain {
+        tracing::warn!(
+            device_key_protection = protection.as_str(),
+            "the device key is stored in plain form in the database: for development only; \
+             run facecaptured provision (as root) to seal it"
+        );
+    }
     let builder = match bus {
         Bus::System => zbus::connection::Builder::system(),
         Bus::Session => zbus::connection::Builder::session(),
@@ -44,12 +52,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         .name(BUS_NAME)
         .build()
         .await
-        .map_err(|e| format!("D-Bus: cannot take {BUS_NAME}: {e}"))?;
+        .map_err(|e| engine::StartError::Other(format!("D-Bus: cannot take {BUS_NAME}: {e}")))?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(
         bus = ?bus,
         name = BUS_NAME,
         device_id = device_id.as_str(),
+        device_key_protection = protection.as_str(),
         startup_ms = started.elapsed().as_millis() as u64,
         "ready"
     );
@@ -62,10 +71,10 @@ pub async fn run(config: Config) -> Result<(), String> {
         .object_server()
         .interface::<_, service::Served>(OBJECT_PATH)
         .await
-        .map_err(|e| format!("D-Bus: the object is not served: {e}"))?;
+        .map_err(|e| engine::StartError::Other(format!("D-Bus: the object is not served: {e}")))?;
     let mut stuck_logged = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| engine::StartError::Other(e.to_string()))?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

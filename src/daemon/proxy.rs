@@ -41,6 +41,9 @@ pub trait FaceCapture1 {
     fn device_id(&self) -> zbus::Result<String>;
 
     #[zbus(property)]
+    fn device_key_protection(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
     fn camera_available(&self) -> zbus::Result<bool>;
 
     #[zbus(property)]

@@ -529,6 +529,11 @@ impl FaceCapture {
         self.engine.device_id().to_owned()
     }
 
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn device_key_protection(&self) -> String {
+        self.engine.protection().as_str().to_owned()
+    }
+
     #[zbus(property)]
     fn camera_available(&self) -> bool {
         self.camera_available.load(Ordering::Relaxed)

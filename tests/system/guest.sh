@@ -4,13 +4,19 @@
 # as an operator would and checks what a site gets. Each check prints a
 # "SYSTEM-CHECK" line on the serial console; the last line is "SYSTEM-TEST
 # PASSED" or "SYSTEM-FAIL ...". The guest powers off at the end either way.
-# $T/mode is "full" (every check, amd64) or "board" (an emulated arm64 board:
-# the install, the unconfigured start, D-Bus activation, one enroll and one
-# authentication; checks 1-3).
+# The mode (facecapture.mode= on the kernel command line, else $T/mode) is
+# "full" (every check, amd64, with a TPM2), "board" (an emulated arm64 board
+# without a TPM: the install, the unconfigured start, D-Bus activation, one
+# enroll and one authentication; checks 1-3), or "clone": the disk a full run
+# left, booted with another TPM (the daemon must not start).
+# Every device key and secret the run uses is printed as a SYSTEM-NEEDLE line:
+# run.sh scans the disk image for their plain forms.
 set -uo pipefail
 T=/root/test
-MODE=$(cat "$T/mode" 2> /dev/null || echo full)
-EMU=/root/emu
+MODE=$(sed -n 's/.*facecapture\.mode=\([a-z]*\).*/\1/p' /proc/cmdline)
+[ -n "$MODE" ] || MODE=$(cat "$T/mode" 2> /dev/null || echo full)
+# The emulator's files (the tenant's secrets among them) stay off the disk.
+EMU=/run/emu
 SECRETS=()
 
 finish() {
@@ -61,6 +67,33 @@ exposure() {
 }
 
 echo "SYSTEM-BOOT $MODE $(uname -m) $(uname -r) systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
+
+# The sealed device key as this TPM opens it (base64 DER), or nothing.
+sealed_key() {
+  systemd-creds decrypt --name=device_key /etc/facecaptured/credentials/device_key.cred - \
+    2> /dev/null | sed -n 's/.*"key_pkcs8":"\([^"]*\)".*/\1/p'
+}
+protection() {
+  as door busctl --system get-property org.facecapture.FaceCapture1 \
+    /org/facecapture/FaceCapture1 org.facecapture.FaceCapture1 DeviceKeyProtection
+}
+
+# --- The clone: the disk of a provisioned terminal, another TPM.
+if [ "$MODE" = clone ]; then
+  [ -e /sys/class/tpmrm/tpmrm0 ] || fail "the clone has no TPM"
+  [ -s /etc/facecaptured/credentials/device_key.cred ] || fail "the disk has no sealed key"
+  [ -z "$(sealed_key)" ] || fail "the sealed device key opens with another TPM"
+  ok "the sealed device key does not open with this board's TPM"
+  r=$(as door facecapturectl authenticate alice 2>&1) && fail "the clone authenticated: $r"
+  journal_sync
+  unit_log=$(journalctl -b -u facecaptured --no-pager -o cat)
+  line=$(grep -i 'credential' <<< "$unit_log" | head -1)
+  [ -n "$line" ] || { echo "$unit_log"; fail "no journal line about the credentials"; }
+  if grep -qx 'ready' <<< "$unit_log"; then fail "the daemon started on the clone"; fi
+  [ "$(prop ExecMainStatus)" = 243 ] || fail "exit status $(prop ExecMainStatus), not 243/CREDENTIALS"
+  ok "the clone refuses: '$line', exit 243/CREDENTIALS before the daemon ran, so nothing was signed ($r)"
+  exit 0
+fi
 
 # --- The camera: vivid's HDMI output looped into its HDMI capture, a face photo
 # streamed into the output.
@@ -182,7 +215,35 @@ r=$(ctl authenticate alice 2>&1) || fail "authenticate alice: $r"
 t2=$(ms)
 grep -q '"granted":true' <<< "$r" || fail "alice not granted: $r"
 ok "client-initiated enroll by admin ($((t1 - t0)) ms) and authenticate by door ($((t2 - t1)) ms), no QR configured"
-[ "$MODE" = board ] && exit 0
+
+# --- 3b. Sealed at rest: the key and the secrets as sealed credentials, with the
+# TPM2 on the amd64 guest and systemd's host key on the board (no TPM).
+# check_sealed EXPECTED: the protection, the provisioning's journal, no plain file.
+check_sealed() {
+  local p plain
+  p=$(protection) || fail "DeviceKeyProtection: $p"
+  grep -qF "\"$1\"" <<< "$p" || fail "DeviceKeyProtection is $p, not $1"
+  journal_sync
+  journalctl -u facecaptured-provision --no-pager -o cat | grep -q "^protection: $1" \
+    || { journalctl -u facecaptured-provision --no-pager -o cat; fail "provisioning did not say $1"; }
+  plain=$(find /etc/facecaptured/credentials -type f ! -name '*.cred')
+  [ -z "$plain" ] || fail "plain credential files left: $plain"
+  [ -n "$(sealed_key)" ] || fail "the sealed device key does not open on its own board"
+}
+# needles: every plain form to look for on the disk image (run.sh scans it).
+needles() {
+  local s
+  echo "SYSTEM-NEEDLE key $(sealed_key)"
+  for s in "${SECRETS[@]}"; do echo "SYSTEM-NEEDLE secret $s"; done
+}
+if [ "$MODE" = board ]; then
+  check_sealed host-key
+  ok "sealed at rest with systemd's host key (no TPM on this board): DeviceKeyProtection host-key"
+  exit 0
+fi
+check_sealed tpm2
+needles
+ok "sealed at rest: DeviceKeyProtection tpm2, the secrets in *.cred files, no plain file left"
 
 # --- 4. QR codes: the tenant's signing key and the AES key as a credential.
 configure qr
@@ -282,6 +343,22 @@ list=$(actl list) || fail "list after the upgrade"
 grep -q '"carol"' <<< "$list" || fail "the upgrade lost carol: $list"
 r=$(ctl authenticate carol 2>&1) || fail "authenticate carol after the upgrade: $r"
 ok "upgrade $old -> $new: the new daemon runs, carol and the device id ($id_after) kept"
+# The upgrade moved the old release's plain key into the TPM-sealed credential.
+check_sealed tpm2
+[ "$(sqlite3 /var/lib/facecaptured/facecaptured.db 'SELECT length(key_pkcs8) FROM device')" = 0 ] \
+  || fail "the database still holds the key after the migration"
+echo "SYSTEM-NEEDLE migrated $(sealed_key)"
+ok "migration: the key moved into the TPM-sealed credential, the database row scrubbed"
 dpkg -P facecaptured > /dev/null 2>&1 || fail "purge after the upgrade"
 [ ! -e /var/lib/facecaptured ] || fail "purge left the enrollments"
 ok "purge after the upgrade"
+
+# --- 12. A provisioned terminal, left for the clone boot (run.sh boots this disk
+# again with another TPM).
+out=$(dpkg -i "$T/current.deb" 2>&1) || { echo "$out"; fail "dpkg -i current.deb again"; }
+configure qr
+r=$(actl enroll alice --email alice@example.com 2>&1) || fail "enroll alice again: $r"
+r=$(ctl authenticate alice 2>&1) || fail "authenticate alice again: $r"
+check_sealed tpm2
+needles
+ok "provisioned with the TPM2 again, alice enrolled and granted: the disk for the clone boot"

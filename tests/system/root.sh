@@ -6,7 +6,8 @@
 #
 # Both have systemd, dbus, udev, kmod, v4l-utils (vivid) and procps. amd64 adds
 # Debian's kernel (its own initramfs mounts the disk), curl (the emulator's fault
-# injection), sqlite3 (the registration codes, for the secrets test). arm64 is
+# injection), sqlite3 (the registration codes, for the secrets test) and the TPM2
+# libraries systemd-creds loads (tpm2-tss: the key is sealed to swtpm). arm64 is
 # made through qemu-user (binfmt_misc) and gets no kernel package: its postinst
 # would build an initramfs under emulation, twice (that alone took most of an
 # hour here). The kernel's files are unpacked into the root instead, and
@@ -15,14 +16,15 @@ set -euo pipefail
 arch=${1:?usage: root.sh amd64|arm64}
 base_pkgs=systemd-sysv,dbus,udev,kmod,v4l-utils,procps
 case "$arch" in
-  amd64) pkgs=$base_pkgs,linux-image-amd64,curl,sqlite3,ca-certificates ;;
-  arm64) pkgs=$base_pkgs,busybox-static ;;
+  amd64) pkgs=$base_pkgs,linux-image-amd64,curl,sqlite3,ca-certificates,libtss2-esys-3.0.2-0,libtss2-rc0
+         version=v2 ;;
+  arm64) pkgs=$base_pkgs,busybox-static version=v1 ;;
   *) echo "root.sh: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;;
 esac
 say() { echo "== system $arch $(date +%T): $*" >&2; }
 fail() { echo "root.sh: $arch: FAILED: $*" >&2; exit 1; }
 cache=${FACECAPTURE_CACHE:-/var/cache/facecaptured-tests}
-rootfs=$cache/bookworm-system-$arch-v1.tar
+rootfs=$cache/bookworm-system-$arch-$version.tar
 if [ -f "$rootfs" ]; then
   echo "$rootfs"
   exit 0

@@ -8,14 +8,18 @@
 #
 #   bash tests/system/run.sh [amd64|arm64]   (as root: debootstrap, mkfs; default amd64)
 #
-# amd64 runs every check (guest.sh "full"). arm64 is an emulated board:
+# amd64 runs every check (guest.sh "full") with a software TPM2 (swtpm, qemu's
+# tpm-tis): the device key and the secrets are sealed to it. Afterwards the disk
+# image is scanned for every plain form of the keys and secrets the guest used,
+# and the same disk boots again with another TPM (guest.sh "clone"): the daemon
+# must not start. arm64 is an emulated board:
 # qemu-system-aarch64 virt (cortex-a53) booting Debian's arm64 kernel, and the
 # arm64 package's install, D-Bus activation, one enroll and one authentication
 # (guest.sh "board"): what differs on the board is the binaries and the kernel,
 # not the unit, policy or maintainer scripts the amd64 run checks in full.
 #
 # Needs: debootstrap, qemu-system-x86 / qemu-system-arm, e2fsprogs (mkfs.ext4 -d),
-# cargo-deb; for arm64 also qemu-user-static (debootstrap runs the root's
+# cargo-deb, swtpm (amd64); for arm64 also qemu-user-static (debootstrap runs the root's
 # maintainer scripts through binfmt_misc), the aarch64 cross toolchain, cpio.
 # The Debian root is made once and kept as a tarball in $FACECAPTURE_CACHE
 # (default /var/cache/facecaptured-tests), as is the previous release's package
@@ -39,7 +43,9 @@ esac
 say() { echo "== system $arch $(date +%T): $*"; }
 fail() { echo "system/run.sh: $arch: FAILED: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "run as root (debootstrap, mkfs.ext4)"
-for tool in "${qemu[0]}" mkfs.ext4 cargo-deb cpio; do
+tools=("${qemu[0]}" mkfs.ext4 cargo-deb cpio)
+[ "$arch" = amd64 ] && tools+=(swtpm)
+for tool in "${tools[@]}"; do
   command -v "$tool" > /dev/null || fail "$tool missing (tests/run.sh installs it)"
 done
 
@@ -142,17 +148,85 @@ mkfs.ext4 -q -F -d "$root" "$work/disk.img" "${size}M"
 rm -rf "$root"
 
 # 5. Boot. The guest powers off when the test ends; the timeout is for a hung guest.
-say "booting (${qemu[0]}, TCG)"
-console=$work/console.log
-started=$(date +%s)
-timeout 2400 "${qemu[@]}" -m 2048 -smp 2 \
-  -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "root=/dev/vda rw console=$tty quiet panic=-1 systemd.show_status=false net.ifnames=0" \
-  "${disk[@]/DISK/$work/disk.img}" \
-  -nic none -nographic -no-reboot -serial "file:$console" -monitor none -display none \
-  || echo "system/run.sh: qemu ended with status $?" >&2
-say "guest ran $(($(date +%s) - started)) s"
-grep -a '^SYSTEM-' "$console" || true
-grep -aq '^SYSTEM-TEST PASSED' "$console" || { tail -80 "$console"; fail "the booted-system test"; }
+# boot NAME MODE: a boot of the disk in guest.sh's MODE, its console in NAME.log;
+# on amd64 with a software TPM2 whose state is in $work/NAME.tpm (a new TPM for
+# a new name).
+swtpm_pid=
+stop_swtpm() { [ -z "$swtpm_pid" ] || kill "$swtpm_pid" 2> /dev/null || true; swtpm_pid=; }
+trap stop_swtpm EXIT
+boot() {
+  local name=$1 guest_mode=$2 tpm=()
+  console=$work/$name.log
+  if [ "$arch" = amd64 ]; then
+    rm -rf "$work/$name.tpm" && mkdir -p "$work/$name.tpm"
+    # --daemon returns once the socket listens.
+    swtpm socket --tpm2 --tpmstate "dir=$work/$name.tpm" \
+      --ctrl "type=unixio,path=$work/$name.tpm/sock" --terminate --daemon \
+      --pid "file=$work/$name.tpm/pid" --log "file=$work/$name.tpm/log" \
+      || fail "swtpm did not start"
+    swtpm_pid=$(cat "$work/$name.tpm/pid")
+    tpm=(-chardev "socket,id=chrtpm,path=$work/$name.tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
+         -device tpm-tis,tpmdev=tpm0)
+  fi
+  say "booting $name (${qemu[0]}, TCG, guest mode $guest_mode)"
+  local started
+  started=$(date +%s)
+  rm -f "$console"
+  timeout 2400 "${qemu[@]}" -m 2048 -smp 2 \
+    -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
+    -append "root=/dev/vda rw console=$tty quiet panic=-1 systemd.show_status=false net.ifnames=0 facecapture.mode=$guest_mode" \
+    "${disk[@]/DISK/$work/disk.img}" "${tpm[@]}" \
+    -nic none -nographic -no-reboot -serial "file:$console" -monitor none -display none \
+    || echo "system/run.sh: qemu ended with status $?" >&2
+  stop_swtpm
+  say "guest $name ran $(($(date +%s) - started)) s"
+  grep -a '^SYSTEM-' "$console" | grep -av '^SYSTEM-NEEDLE' || true
+  grep -aq '^SYSTEM-TEST PASSED' "$console" || { tail -80 "$console"; fail "the booted-system test ($name)"; }
+}
+boot console "$mode"
+
+if [ "$arch" = amd64 ]; then
+  # 6. No plain copy of a device key or a secret anywhere on the disk: the guest
+  # printed each one it used (test values of this run) as a SYSTEM-NEEDLE line.
+  say "scanning the disk image for plain keys and secrets"
+  grep -a '^SYSTEM-NEEDLE ' "$console" | tr -d '\r' > "$work/needles"
+  python3 - "$work/disk.img" "$work/needles" << 'PY' || fail "a plain key or secret is on the disk image"
+import base64, mmap, sys
+image, needles = sys.argv[1], sys.argv[2]
+forms = []  # (what, bytes)
+keys = secrets = 0
+migrated = []  # a key that ran plain before it was sealed: reported, not required
+def key_forms(label, der):
+    at = der.index(bytes([0x02, 0x01, 0x01, 0x04, 0x20])) + 5
+    pem_line = base64.b64encode(der).decode()[:64]
+    return [(label + " DER", der), (label + " private scalar", der[at:at + 32]),
+            (label + " PEM/base64", pem_line.encode())]
+for line in open(needles):
+    _, kind, value = line.split(maxsplit=2)
+    value = value.strip()
+    if kind == "migrated":
+        migrated = key_forms("the migrated key", base64.b64decode(value))
+    elif kind == "key":
+        keys += 1
+        forms += key_forms("key %d" % keys, base64.b64decode(value))
+    else:
+        secrets += 1
+        forms.append(("secret %d" % secrets, value.encode()))
+if keys < 2 or secrets < 3:
+    sys.exit(f"only {keys} keys and {secrets} secrets were reported by the guest")
+with open(image, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    found = [what for what, b in forms if m.find(b) >= 0]
+    left = [what for what, b in migrated if m.find(b) >= 0]
+print(f"scanned {len(forms)} forms of {keys} device keys and {secrets} secrets in {image}")
+if migrated:
+    print("the key that ran plain before the upgrade: " +
+          ("still in freed blocks: " + ", ".join(left) if left else "no copy left"))
+if found:
+    sys.exit("found on the disk image: " + ", ".join(found))
+PY
+  say "no plain key or secret on the image"
+  # 7. The same disk on another board: a new TPM.
+  boot clone clone
+fi
 rm -f "$work/disk.img"
 say "passed"

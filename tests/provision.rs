@@ -1,0 +1,262 @@
+//! `facecaptured provision` with the real `systemd-creds` (systemd 252's host
+//! key, kept in a private file through `$SYSTEMD_CREDENTIAL_SECRET`): a new
+//! terminal, the migration of one that ran plain, a second run, a disk moved to a
+//! board with another host key, and the secrets sealed with their plain files
+//! gone. The TPM2 path is the booted-system test's (tests/system, swtpm).
+
+use facecapture::crypto::device::DeviceKey;
+use facecapture::crypto::sealed::{Protection, SealedIdentity};
+use facecapture::storage::Storage;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_facecaptured");
+
+struct Board {
+    dir: tempfile::TempDir,
+    /// This board's systemd host key.
+    host_key: PathBuf,
+}
+
+impl Board {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let host_key = dir.path().join("credential.secret");
+        std::fs::create_dir(dir.path().join("creds")).expect("creds");
+        Self { dir, host_key }
+    }
+    fn creds(&self) -> PathBuf {
+        self.dir.path().join("creds")
+    }
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    fn provision(&self, extra: &[&str]) -> Output {
+        let creds = self.creds();
+        let state = self.state();
+        let mut args = vec![
+            "provision",
+            "--no-restart",
+            "--credentials-dir",
+            creds.to_str().expect("utf-8"),
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        Command::new(DAEMON)
+            .args(&args)
+            .env("SYSTEMD_CREDENTIAL_SECRET", &self.host_key)
+            .output()
+            .expect("run facecaptured provision")
+    }
+    fn decrypt(&self, name: &str) -> Result<Vec<u8>, String> {
+        let out = Command::new("systemd-creds")
+            .args(["decrypt", &format!("--name={name}")])
+            .arg(self.creds().join(format!("{name}.cred")))
+            .arg("-")
+            .env("SYSTEMD_CREDENTIAL_SECRET", &self.host_key)
+            .output()
+            .expect("systemd-creds");
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(text(&out.stderr))
+        }
+    }
+    fn sealed_identity(&self) -> SealedIdentity {
+        SealedIdentity::parse(&self.decrypt("device_key").expect("decrypt")).expect("payload")
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "provision failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Every byte under `dir`, file by file.
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(all_bytes(&path));
+        } else {
+            all.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    all
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The private scalar inside a PKCS#8 P-256 key.
+fn scalar(key: &DeviceKey) -> Vec<u8> {
+    let der = key.to_pkcs8_der().expect("der");
+    let at = der
+        .windows(5)
+        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        .expect("scalar")
+        + 5;
+    der[at..at + 32].to_vec()
+}
+
+#[test]
+fn a_new_terminal_gets_a_sealed_key_and_sealed_secrets() {
+    let board = Board::new();
+    std::fs::write(board.creds().join("client_secret"), "s3cret-client\n").expect("write");
+    std::fs::write(board.creds().join("apikey"), "key-0123456789").expect("write");
+    let out = ok(&board.provision(&["--with-key", "host"]));
+    assert!(out.contains("protection: host-key"), "{out}");
+    assert!(
+        out.contains("device key: a new key, sealed (host-key)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client_secret: sealed (host-key)") && out.contains("plain file"),
+        "{out}"
+    );
+    assert!(out.contains("aes_key: not given"), "{out}");
+
+    // The plain files are gone and no file holds a value in plain form.
+    assert!(!board.creds().join("client_secret").exists());
+    assert!(!board.creds().join("apikey").exists());
+    let disk = all_bytes(board.dir.path());
+    for value in ["s3cret-client", "key-0123456789"] {
+        assert!(!holds(&disk, value.as_bytes()), "{value} in plain form");
+    }
+    assert_eq!(
+        board.decrypt("client_secret").expect("decrypt"),
+        b"s3cret-client\n"
+    );
+    let id = board.sealed_identity();
+    assert_eq!(id.protection, Protection::HostKey);
+    assert_eq!(id.device_id.len(), 32);
+    assert!(!holds(&disk, &scalar(&id.key)), "the key in plain form");
+    // No database was made (it would belong to root).
+    assert!(!board.state().exists());
+
+    // A second run keeps everything.
+    let again = ok(&board.provision(&["--with-key", "host"]));
+    assert!(
+        again.contains(&format!(
+            "device key: kept, sealed earlier (host-key) in {}",
+            board.creds().join("device_key.cred").display()
+        )),
+        "{again}"
+    );
+    assert!(again.contains("client_secret: sealed earlier"), "{again}");
+    assert_eq!(board.sealed_identity().device_id, id.device_id);
+}
+
+#[test]
+fn a_terminal_that_ran_plain_keeps_its_id_and_key_and_the_row_is_scrubbed() {
+    let board = Board::new();
+    let (device_id, plain_key) = {
+        let mut storage = Storage::open(&board.state()).expect("db");
+        let (id, key) = storage
+            .device_identity(|| {
+                Ok((
+                    "5c1e2f8a93474d0ba61f33e27d90c458".into(),
+                    DeviceKey::generate().expect("key"),
+                ))
+            })
+            .expect("plain identity");
+        (id, key)
+    };
+    let secret = scalar(&plain_key);
+    assert!(holds(&all_bytes(&board.state()), &secret));
+
+    let out = ok(&board.provision(&["--with-key", "host"]));
+    assert!(out.contains("device key: moved from the database"), "{out}");
+    assert!(out.contains("the database row is scrubbed"), "{out}");
+    let id = board.sealed_identity();
+    assert_eq!(id.device_id, device_id);
+    assert_eq!(
+        id.key.public_key_b64().expect("pub"),
+        plain_key.public_key_b64().expect("pub")
+    );
+    assert!(
+        !holds(&all_bytes(&board.state()), &secret),
+        "the database still holds the key"
+    );
+    let storage = Storage::open(&board.state()).expect("db");
+    assert!(matches!(
+        storage.stored_identity(),
+        Ok(Some((ref stored, None))) if *stored == device_id
+    ));
+}
+
+#[test]
+fn a_disk_on_another_board_does_not_open_and_nothing_changes() {
+    let board = Board::new();
+    ok(&board.provision(&["--with-key", "host"]));
+    let sealed = std::fs::read(board.creds().join("device_key.cred")).expect("cred");
+
+    // The same disk, another board: another host key.
+    let other = Board {
+        host_key: board.dir.path().join("other-board.secret"),
+        dir: board.dir,
+    };
+    let out = other.provision(&["--with-key", "host"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("does not open on this board"), "{err}");
+    assert!(err.contains("--new-key"), "{err}");
+    assert_eq!(
+        std::fs::read(other.creds().join("device_key.cred")).expect("cred"),
+        sealed
+    );
+
+    // --new-key makes a new identity there.
+    let out = ok(&other.provision(&["--with-key", "host", "--new-key"]));
+    assert!(out.contains("device key: a new key"), "{out}");
+    assert!(other.decrypt("device_key").is_ok());
+}
+
+#[test]
+fn bad_requests_name_what_is_wrong() {
+    let board = Board::new();
+    let out = board.provision(&["--secret", "password=/dev/null"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--secret password"));
+
+    let out = board.provision(&["--secret", "apikey"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("expected NAME=FILE"));
+
+    std::fs::write(board.creds().join("apikey"), "\n").expect("write");
+    let out = board.provision(&["--with-key", "host"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("secret apikey"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("is empty"));
+
+    // This machine has no TPM2: asking for one says so.
+    if !Path::new("/sys/class/tpmrm")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        std::fs::remove_file(board.creds().join("apikey")).expect("rm");
+        let out = board.provision(&["--with-key", "tpm2"]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("no usable TPM2"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
