@@ -226,6 +226,39 @@ fn files_source_runs_end_to_end_into_a_package() {
     assert_eq!(feedback, [Feedback::FaceCompliant]);
 }
 
+/// Many UVC cameras send MJPEG without Huffman tables (the UVC payload format
+/// makes DHT optional). The fixture is the astronaut photo encoded at quality 85
+/// with its four DHT segments removed: it is decoded with the standard tables of
+/// ISO 10918-1 annex K.3 and packaged as complete JPEGs.
+#[test]
+fn a_jpeg_without_huffman_tables_runs_end_to_end_into_a_package() {
+    let bare = std::fs::read(common::fixture("astronaut-no-dht.jpg")).expect("fixture");
+    assert!(
+        !bare.windows(2).any(|w| w == [0xff, 0xc4]),
+        "the fixture has no DHT"
+    );
+    assert!(
+        image::load_from_memory(&bare).is_err(),
+        "it needs the tables"
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("a.jpg"), &bare).expect("copy");
+    let mut d = Detector::embedded().expect("model");
+    let mut feedback = Vec::new();
+    let p = capture::capture_face(
+        &mut files(dir.path(), 30),
+        &mut d,
+        &settings(),
+        "dana",
+        &mut |f| feedback.push(f),
+        &AtomicBool::new(false),
+    )
+    .expect("package");
+    // check_package decodes every frame with the image crate: complete JPEGs.
+    check_package(&p, 3, "dana");
+    assert_eq!(feedback, [Feedback::FaceCompliant]);
+}
+
 #[test]
 fn feedback_follows_the_scene_without_repeats() {
     let dir = tempfile::tempdir().expect("tmp");

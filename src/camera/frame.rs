@@ -9,6 +9,42 @@ use zeroize::{Zeroize, Zeroizing};
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
+/// Whether a JPEG's header ends in its first scan (SOS) without a Huffman
+/// table (DHT) or the AVI1 APP0 mark that makes the decoder use the standard
+/// ones. Anything that is not a well-formed header answers false and is left to
+/// the decoder to judge.
+fn huffman_tables_missing(jpeg: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while let Some(&[0xff, marker]) = jpeg.get(i..i + 2) {
+        match marker {
+            0xff => i += 1, // fill byte
+            0xc4 => return false,
+            0xda => return true,
+            0x01 | 0xd0..=0xd7 => i += 2,
+            _ => {
+                let Some(&[hi, lo]) = jpeg.get(i + 2..i + 4) else {
+                    return false;
+                };
+                if marker == 0xe0 && jpeg.get(i + 4..i + 9) == Some(b"AVI1\0") {
+                    return false;
+                }
+                i += 2 + u16::from_be_bytes([hi, lo]) as usize;
+            }
+        }
+    }
+    false
+}
+
+/// The frame with an APP0 "AVI1" segment after its SOI (a copy, wiped on drop).
+fn with_avi1_mark(jpeg: &[u8]) -> Zeroizing<Vec<u8>> {
+    const APP0_AVI1: [u8; 9] = [0xff, 0xe0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00];
+    let mut out = Zeroizing::new(Vec::with_capacity(jpeg.len() + APP0_AVI1.len()));
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&APP0_AVI1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 /// Pixel formats a frame source delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -177,7 +213,17 @@ impl RawFrame {
             .jpeg_set_out_colorspace(colorspace)
             .set_max_width(8192)
             .set_max_height(8192);
-        let mut dec = zune_jpeg::JpegDecoder::new_with_options(&self.data[..], options);
+        // A UVC MJPEG frame may leave out its Huffman tables: the standard ones of
+        // ISO 10918-1 annex K.3 apply. The decoder fills them in for a stream that
+        // says it is AVI1 MJPEG, so such a frame is given that APP0 mark.
+        let marked;
+        let data = if huffman_tables_missing(&self.data) {
+            marked = with_avi1_mark(&self.data);
+            &marked[..]
+        } else {
+            &self.data[..]
+        };
+        let mut dec = zune_jpeg::JpegDecoder::new_with_options(data, options);
         let pixels = dec
             .decode()
             .map_err(|e| FrameError::Jpeg(format!("{e:?}")))?;
@@ -427,6 +473,54 @@ mod tests {
                 "{p:?} {q:?}"
             );
         }
+    }
+
+    /// A JPEG without its DHT segments, as many UVC cameras send MJPEG.
+    fn without_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut i = 2;
+        while jpeg[i] == 0xff && jpeg[i + 1] != 0xda {
+            let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+            if jpeg[i + 1] != 0xc4 {
+                out.extend_from_slice(&jpeg[i..i + 2 + len]);
+            }
+            i += 2 + len;
+        }
+        out.extend_from_slice(&jpeg[i..]);
+        out
+    }
+
+    #[test]
+    fn mjpeg_without_huffman_tables_decodes_with_the_standard_ones() {
+        let img = image::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/faces/astronaut.jpg"
+        ))
+        .expect("photo")
+        .to_rgb8();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&img)
+            .expect("encode");
+        let bare = without_huffman_tables(&jpeg);
+        assert!(bare.len() < jpeg.len() && !huffman_tables_missing(&jpeg));
+        assert!(huffman_tables_missing(&bare), "the DHT segments are gone");
+        let (w, h) = img.dimensions();
+        let with = frame(PixelFormat::Mjpg, w, h, jpeg)
+            .to_gray()
+            .expect("with DHT");
+        let without = frame(PixelFormat::Mjpg, w, h, bare.clone())
+            .to_gray()
+            .expect("without DHT");
+        // The encoder wrote the standard tables: the same pixels either way.
+        assert_eq!(with.as_raw(), without.as_raw());
+        frame(PixelFormat::Mjpg, w, h, bare)
+            .to_rgb()
+            .expect("rgb too");
+        // Headers that are not well formed are left to the decoder.
+        assert!(!huffman_tables_missing(b"\xff\xd8\xff"));
+        assert!(!huffman_tables_missing(b"\xff\xd8\x00\x00\xff\xda"));
+        assert!(!huffman_tables_missing(b"\xff\xd8\xff\xe0\xff"));
     }
 
     #[test]
