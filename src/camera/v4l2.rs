@@ -49,6 +49,13 @@ fn errno_reason(what: &str, e: &io::Error) -> String {
         Some(libc::EACCES) | Some(libc::EPERM) => {
             "permission denied (is the service in the video group?)".into()
         }
+        // A UVC camera that cannot reserve isochronous USB bandwidth refuses
+        // VIDIOC_STREAMON with ENOSPC.
+        Some(libc::ENOSPC) => format!(
+            "{what}: not enough USB bandwidth for this format: lower camera.width and \
+             camera.height or camera.fps, put MJPG first in camera.formats, or plug the \
+             camera into a USB port of its own"
+        ),
         _ => format!("{what}: {e}"),
     }
 }
@@ -400,6 +407,20 @@ mod tests {
             device: device.into(),
             ..CameraConfig::default()
         }
+    }
+
+    #[test]
+    fn errors_name_the_cause_and_what_to_do() {
+        let reason = |errno| errno_reason("start streaming", &io::Error::from_raw_os_error(errno));
+        let r = reason(libc::ENOSPC);
+        assert!(
+            r.starts_with("start streaming: not enough USB bandwidth") && r.contains("MJPG"),
+            "{r}"
+        );
+        assert!(reason(libc::EBUSY).contains("another program"));
+        assert!(reason(libc::ENODEV).contains("unplugged"));
+        assert!(reason(libc::EACCES).contains("video group"));
+        assert!(reason(libc::EIO).starts_with("start streaming: "));
     }
 
     /// bindgen must parse the target's own headers: a cross build that saw the
