@@ -54,7 +54,9 @@ pub struct Request {
     /// Secrets given on the command line: name and path (`-` for stdin).
     pub secrets: Vec<(String, PathBuf)>,
     /// TPM2 PCRs the seal is bound to, as `systemd-creds --tpm2-pcrs=` takes them;
-    /// empty binds to the TPM alone (a firmware update does not lock the key out).
+    /// empty keeps systemd's default, PCR 7 (the Secure Boot state). systemd 252
+    /// cannot seal to no PCR at all: such a credential never opens again ("TPM2
+    /// PCR bank invalid or not supported").
     pub tpm2_pcrs: String,
     /// The `systemd-creds` program.
     pub systemd_creds: PathBuf,
@@ -384,8 +386,10 @@ fn encrypt(
     cmd.arg("encrypt").arg(format!("--name={name}"));
     match protection {
         Protection::Tpm2 => {
-            cmd.arg("--with-key=host+tpm2")
-                .arg(format!("--tpm2-pcrs={}", req.tpm2_pcrs));
+            cmd.arg("--with-key=host+tpm2");
+            if !req.tpm2_pcrs.is_empty() {
+                cmd.arg(format!("--tpm2-pcrs={}", req.tpm2_pcrs));
+            }
         }
         _ => {
             cmd.arg("--with-key=host");

@@ -38,6 +38,7 @@ package_files=(
   ./usr/lib/systemd/system/facecaptured.service
   ./usr/lib/sysusers.d/facecaptured.conf
   ./usr/lib/tmpfiles.d/facecaptured.conf
+  ./usr/lib/systemd/system/facecaptured-provision.service
   ./usr/share/dbus-1/system.d/org.facecapture.FaceCapture1.conf
   ./usr/share/dbus-1/system-services/org.facecapture.FaceCapture1.service
   ./usr/share/dbus-1/interfaces/org.facecapture.FaceCapture1.xml

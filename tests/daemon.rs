@@ -101,6 +101,7 @@ fn four_flows_through_facecapturectl() {
     assert_eq!(v["state"], "idle");
     assert_eq!(v["camera_available"], true);
     assert_eq!(v["device_id"].as_str().map(str::len), Some(32));
+    assert_eq!(v["device_key_protection"], "plain");
 
     // No secret reached the daemon's log: registration codes (read from its
     // database), the client secret, the apikey, the QR URLs.

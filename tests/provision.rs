@@ -260,3 +260,87 @@ fn bad_requests_name_what_is_wrong() {
         );
     }
 }
+
+/// The daemon on a terminal whose key was sealed away: without the credential
+/// (removed, or a disk on another board that systemd could not open it for) and
+/// with another terminal's, it stops with EX_CONFIG and says why. It never makes
+/// a new key by itself.
+#[test]
+fn the_daemon_refuses_a_sealed_row_without_its_own_credential() {
+    let board = Board::new();
+    ok(&board.provision(&["--with-key", "host"]));
+    let mine = board.sealed_identity();
+    Storage::open(&board.state())
+        .expect("db")
+        .adopt_sealed(&mine)
+        .expect("adopt");
+    let config = board.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbase_url = \"https://127.0.0.1:9\"\ncustomer_name = \"c\"\nclient_id = \"d\"\n\
+             client_secret = \"s\"\napikey = \"k\"\n[dbus]\nbus = \"session\"\n\
+             [storage]\nstate_dir = \"{}\"\n",
+            board.state().display()
+        ),
+    )
+    .expect("config");
+    let daemon = |creds: Option<&Path>| {
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("--config")
+            .arg(&config)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("STATE_DIRECTORY");
+        if let Some(dir) = creds {
+            cmd.env("CREDENTIALS_DIRECTORY", dir);
+        }
+        cmd.output().expect("run facecaptured")
+    };
+
+    let out = daemon(None);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the device key was sealed into the credential device_key")
+            && err.contains("Nothing will be signed"),
+        "{err}"
+    );
+    assert!(matches!(
+        Storage::open(&board.state()).expect("db").stored_identity(),
+        Ok(Some((_, None)))
+    ));
+
+    let other = tempfile::tempdir().expect("creds");
+    let theirs = SealedIdentity {
+        device_id: "0123456789abcdef0123456789abcdef".into(),
+        key: DeviceKey::generate().expect("key"),
+        protection: Protection::Tpm2,
+    };
+    std::fs::write(
+        other.path().join("device_key"),
+        &theirs.to_payload().expect("payload")[..],
+    )
+    .expect("write");
+    let out = daemon(Some(other.path()));
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "the sealed device key is for device {}",
+            theirs.device_id
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(other.path().join("device_key"), "not json").expect("write");
+    let out = daemon(Some(other.path()));
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains(
+            "device_key: the credential device_key is not a facecaptured device-key payload"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}

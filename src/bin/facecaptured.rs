@@ -46,8 +46,8 @@ enum Command {
         /// cleared TPM); every person must then be enrolled again.
         #[arg(long)]
         new_key: bool,
-        /// TPM2 PCRs to bind the seal to (systemd-creds --tpm2-pcrs=, e.g. 7);
-        /// none by default, so a firmware update does not lock the key out.
+        /// TPM2 PCRs to bind the seal to (systemd-creds --tpm2-pcrs=, e.g.
+        /// 0+7); by default systemd's, PCR 7 (the Secure Boot state).
         #[arg(long, value_name = "PCRS", default_value = "")]
         tpm2_pcrs: String,
         /// Where the credentials are.

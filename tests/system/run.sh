@@ -155,17 +155,16 @@ swtpm_pid=
 stop_swtpm() { [ -z "$swtpm_pid" ] || kill "$swtpm_pid" 2> /dev/null || true; swtpm_pid=; }
 trap stop_swtpm EXIT
 boot() {
-  local name=$1 guest_mode=$2 tpm=()
+  local name=$1 guest_mode=$2 tpm=() t
   console=$work/$name.log
   if [ "$arch" = amd64 ]; then
-    rm -rf "$work/$name.tpm" && mkdir -p "$work/$name.tpm"
+    t=$PWD/$work/$name.tpm # absolute: swtpm --daemon leaves the directory
+    rm -rf "$t" && mkdir -p "$t"
     # --daemon returns once the socket listens.
-    swtpm socket --tpm2 --tpmstate "dir=$work/$name.tpm" \
-      --ctrl "type=unixio,path=$work/$name.tpm/sock" --terminate --daemon \
-      --pid "file=$work/$name.tpm/pid" --log "file=$work/$name.tpm/log" \
-      || fail "swtpm did not start"
-    swtpm_pid=$(cat "$work/$name.tpm/pid")
-    tpm=(-chardev "socket,id=chrtpm,path=$work/$name.tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
+    swtpm socket --tpm2 --tpmstate "dir=$t" --ctrl "type=unixio,path=$t/sock" --terminate \
+      --daemon --pid "file=$t/pid" --log "file=$t/log" || fail "swtpm did not start"
+    swtpm_pid=$(cat "$t/pid")
+    tpm=(-chardev "socket,id=chrtpm,path=$t/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
          -device tpm-tis,tpmdev=tpm0)
   fi
   say "booting $name (${qemu[0]}, TCG, guest mode $guest_mode)"

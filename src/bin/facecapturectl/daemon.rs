@@ -180,6 +180,8 @@ async fn status(proxy: &FaceCapture1Proxy<'_>) -> zbus::Result<serde_json::Value
     Ok(serde_json::json!({
         "state": proxy.state().await?,
         "device_id": proxy.device_id().await?,
+        // (null from a daemon older than the property)
+        "device_key_protection": proxy.device_key_protection().await.ok(),
         "camera_available": proxy.camera_available().await?,
         "version": proxy.version().await?,
     }))
