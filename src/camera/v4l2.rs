@@ -41,6 +41,19 @@ fn zeroed<T>() -> T {
     unsafe { std::mem::zeroed() }
 }
 
+/// Why a node that is not a single-planar streaming capture device is refused.
+fn capture_refusal(caps: u32) -> &'static str {
+    if caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
+        "offers only the multi-planar capture API (V4L2_CAP_VIDEO_CAPTURE_MPLANE, as \
+         MIPI CSI receivers do), which this version does not support yet: use a node with \
+         single-planar capture (v4l2-ctl --list-devices; --all shows \"Video Capture\")"
+    } else if caps & V4L2_CAP_VIDEO_CAPTURE == 0 {
+        "not a video capture device (v4l2-ctl --list-devices lists the capture nodes)"
+    } else {
+        "does not support streaming I/O"
+    }
+}
+
 fn errno_reason(what: &str, e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ENOENT) => "no such device".into(),
@@ -108,7 +121,7 @@ impl V4l2Source {
         if caps & V4L2_CAP_VIDEO_CAPTURE == 0 || caps & V4L2_CAP_STREAMING == 0 {
             return Err(CameraError::Unavailable {
                 device: name,
-                reason: "not a streaming video capture device".into(),
+                reason: capture_refusal(caps).into(),
             });
         }
 
@@ -407,6 +420,16 @@ mod tests {
             device: device.into(),
             ..CameraConfig::default()
         }
+    }
+
+    #[test]
+    fn a_node_that_cannot_capture_says_why() {
+        assert!(
+            capture_refusal(V4L2_CAP_VIDEO_CAPTURE_MPLANE | V4L2_CAP_STREAMING)
+                .contains("multi-planar")
+        );
+        assert!(capture_refusal(V4L2_CAP_VIDEO_OUTPUT).contains("not a video capture device"));
+        assert!(capture_refusal(V4L2_CAP_VIDEO_CAPTURE).contains("streaming"));
     }
 
     #[test]
