@@ -134,8 +134,11 @@ impl Default for CameraConfig {
     }
 }
 
-/// Pixel formats the camera module can convert.
-pub const KNOWN_FORMATS: [&str; 4] = ["MJPG", "YUYV", "GREY", "NV12"];
+/// Pixel formats the camera module can convert, by V4L2 fourcc (`Y10` and `Y16`
+/// may also be written with the fourcc's trailing space).
+pub const KNOWN_FORMATS: [&str; 10] = [
+    "MJPG", "JPEG", "YUYV", "UYVY", "NV12", "NV21", "NV16", "GREY", "Y10", "Y16",
+];
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -452,7 +455,7 @@ impl Config {
         if let Some(f) = c
             .formats
             .iter()
-            .find(|f| !KNOWN_FORMATS.contains(&f.as_str()))
+            .find(|f| !KNOWN_FORMATS.contains(&f.trim_end_matches(' ')))
         {
             return Err(bad(
                 "camera.formats",
@@ -871,6 +874,30 @@ apikey = "k3y"
         )
         .expect_err("half");
         assert_eq!(e.key, "qr.signing_public_key");
+    }
+
+    #[test]
+    fn every_convertible_fourcc_is_a_known_format() {
+        let c = load(
+            &format!(
+                "{GOOD}\n[camera]\nformats = [\"JPEG\", \"UYVY\", \"NV21\", \"NV16\", \"Y10 \", \"Y16\"]\n"
+            ),
+            &Environment::default(),
+        )
+        .expect("formats");
+        assert_eq!(c.camera.formats.len(), 6);
+        for name in KNOWN_FORMATS {
+            assert!(
+                crate::camera::PixelFormat::from_name(name).is_some(),
+                "{name} has no conversion"
+            );
+        }
+        let e = load(
+            &format!("{GOOD}\n[camera]\nformats = [\"YU12\"]\n"),
+            &Environment::default(),
+        )
+        .expect_err("YU12");
+        assert!(e.problem.contains("known: MJPG, JPEG, YUYV"), "{e}");
     }
 
     #[test]

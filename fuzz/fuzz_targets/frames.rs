@@ -1,5 +1,6 @@
 //! Frame conversion (`RawFrame::to_gray`, `to_rgb`) for every pixel format the
-//! camera code takes: MJPEG, YUYV, NV12, GREY, RGB24. A driver can hand over any
+//! camera code takes (`PixelFormat::all`: MJPEG and JPEG, YUYV, UYVY, NV12, NV21,
+//! NV16, GREY, Y10, Y16, RGB24). A driver can hand over any
 //! size, stride and bytes. Byte 0: format; 1-2: width; 3-4: height; 5-6: stride
 //! (all any value, as a driver's); the rest: the frame's bytes.
 #![no_main]
@@ -11,13 +12,8 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 7 {
         return;
     }
-    let format = match data[0] % 5 {
-        0 => PixelFormat::Mjpg,
-        1 => PixelFormat::Yuyv,
-        2 => PixelFormat::Grey,
-        3 => PixelFormat::Nv12,
-        _ => PixelFormat::Rgb24,
-    };
+    let all = PixelFormat::all();
+    let format = all[usize::from(data[0]) % all.len()];
     let word = |i: usize| u32::from(u16::from_le_bytes([data[i], data[i + 1]]));
     let frame = RawFrame {
         format,

@@ -58,10 +58,37 @@ pub enum PixelFormat {
     Nv12,
     /// Packed 8-bit RGB: the `files` source's decoded non-JPEG images.
     Rgb24,
+    /// JPEG frames under the fourcc `JPEG` (some boards' drivers): as `Mjpg`.
+    Jpeg,
+    /// Packed 4:2:2, U Y0 V Y1.
+    Uyvy,
+    /// 4:2:0, a Y plane then interleaved VU.
+    Nv21,
+    /// 4:2:2, a Y plane then interleaved UV, one chroma row per luma row.
+    Nv16,
+    /// 10-bit luma in 16-bit little-endian words (IR modules).
+    Y10,
+    /// 16-bit little-endian luma (IR modules).
+    Y16,
 }
 
+const ALL: [PixelFormat; 11] = [
+    PixelFormat::Mjpg,
+    PixelFormat::Yuyv,
+    PixelFormat::Grey,
+    PixelFormat::Nv12,
+    PixelFormat::Rgb24,
+    PixelFormat::Jpeg,
+    PixelFormat::Uyvy,
+    PixelFormat::Nv21,
+    PixelFormat::Nv16,
+    PixelFormat::Y10,
+    PixelFormat::Y16,
+];
+
 impl PixelFormat {
-    /// The V4L2 fourcc name used in `camera.formats`.
+    /// The V4L2 fourcc name used in `camera.formats` (four characters: `Y10 `
+    /// and `Y16 ` end in a space, which `from_name` does not require).
     pub fn name(self) -> &'static str {
         match self {
             Self::Mjpg => "MJPG",
@@ -69,13 +96,23 @@ impl PixelFormat {
             Self::Grey => "GREY",
             Self::Nv12 => "NV12",
             Self::Rgb24 => "RGB3",
+            Self::Jpeg => "JPEG",
+            Self::Uyvy => "UYVY",
+            Self::Nv21 => "NV21",
+            Self::Nv16 => "NV16",
+            Self::Y10 => "Y10 ",
+            Self::Y16 => "Y16 ",
         }
     }
 
+    /// Every format the camera code converts.
+    pub fn all() -> &'static [Self] {
+        &ALL
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Mjpg, Self::Yuyv, Self::Grey, Self::Nv12, Self::Rgb24]
-            .into_iter()
-            .find(|f| f.name() == name)
+        ALL.into_iter()
+            .find(|f| f.name().trim_end() == name.trim_end())
     }
 
     /// The V4L2 fourcc code.
@@ -92,11 +129,20 @@ impl PixelFormat {
     /// Bytes of a packed row, for the uncompressed formats.
     fn min_stride(self, width: u32) -> usize {
         match self {
-            Self::Yuyv => width as usize * 2,
+            Self::Yuyv | Self::Uyvy | Self::Y10 | Self::Y16 => width as usize * 2,
             Self::Rgb24 => width as usize * 3,
-            // Interleaved UV pairs: an odd width still needs a whole last pair.
-            Self::Nv12 => (width as usize).div_ceil(2) * 2,
-            Self::Grey | Self::Mjpg => width as usize,
+            // Interleaved chroma pairs: an odd width still needs a whole last pair.
+            Self::Nv12 | Self::Nv21 | Self::Nv16 => (width as usize).div_ceil(2) * 2,
+            Self::Grey | Self::Mjpg | Self::Jpeg => width as usize,
+        }
+    }
+
+    /// Rows of `min_stride` bytes a frame of `height` rows holds.
+    fn rows(self, height: usize) -> usize {
+        match self {
+            Self::Nv12 | Self::Nv21 => height + height.div_ceil(2),
+            Self::Nv16 => height * 2,
+            _ => height,
         }
     }
 }
@@ -257,25 +303,35 @@ impl RawFrame {
         let mut out = Vec::new();
         let reserve = |out: &mut Vec<u8>| out.reserve(w as usize * h as usize);
         match self.format {
-            PixelFormat::Mjpg => {
+            PixelFormat::Mjpg | PixelFormat::Jpeg => {
                 let pixels = self.decode_jpeg(ColorSpace::Luma)?;
                 out = pixels;
             }
-            PixelFormat::Grey | PixelFormat::Nv12 => {
-                let stride = self.check(h as usize)?;
-                if self.format == PixelFormat::Nv12 {
-                    self.check(h as usize + (h as usize).div_ceil(2))?;
-                }
+            // The Y plane, as it is.
+            PixelFormat::Grey | PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => {
+                let stride = self.check(self.format.rows(h as usize))?;
                 reserve(&mut out);
                 for row in self.data.chunks(stride).take(h as usize) {
                     out.extend_from_slice(&row[..w as usize]);
                 }
             }
-            PixelFormat::Yuyv => {
+            PixelFormat::Yuyv | PixelFormat::Uyvy => {
+                let stride = self.check(h as usize)?;
+                let first = usize::from(self.format == PixelFormat::Uyvy);
+                reserve(&mut out);
+                for row in self.data.chunks(stride).take(h as usize) {
+                    out.extend(row[first..w as usize * 2].iter().step_by(2));
+                }
+            }
+            PixelFormat::Y10 | PixelFormat::Y16 => {
                 let stride = self.check(h as usize)?;
                 reserve(&mut out);
                 for row in self.data.chunks(stride).take(h as usize) {
-                    out.extend(row[..w as usize * 2].iter().step_by(2));
+                    out.extend(
+                        row[..w as usize * 2]
+                            .chunks_exact(2)
+                            .map(|p| self.format.deep_to_8(p[0], p[1])),
+                    );
                 }
             }
             PixelFormat::Rgb24 => {
@@ -304,7 +360,7 @@ impl RawFrame {
         let mut out = Vec::new();
         let reserve = |out: &mut Vec<u8>| out.reserve(w * h * 3);
         match self.format {
-            PixelFormat::Mjpg => out = self.decode_jpeg(ColorSpace::RGB)?,
+            PixelFormat::Mjpg | PixelFormat::Jpeg => out = self.decode_jpeg(ColorSpace::RGB)?,
             PixelFormat::Rgb24 => {
                 let stride = self.check(h)?;
                 reserve(&mut out);
@@ -319,32 +375,59 @@ impl RawFrame {
                     out.extend(row[..w].iter().flat_map(|&y| [y, y, y]));
                 }
             }
-            PixelFormat::Yuyv => {
+            PixelFormat::Y10 | PixelFormat::Y16 => {
                 let stride = self.check(h)?;
                 reserve(&mut out);
                 for row in self.data.chunks(stride).take(h) {
+                    out.extend(row[..w * 2].chunks_exact(2).flat_map(|p| {
+                        let y = self.format.deep_to_8(p[0], p[1]);
+                        [y, y, y]
+                    }));
+                }
+            }
+            PixelFormat::Yuyv | PixelFormat::Uyvy => {
+                let stride = self.check(h)?;
+                // Where Y0, U, Y1 and V sit in a macropixel.
+                let [y0, u, y1, v] = if self.format == PixelFormat::Yuyv {
+                    [0, 1, 2, 3]
+                } else {
+                    [1, 0, 3, 2]
+                };
+                reserve(&mut out);
+                for row in self.data.chunks(stride).take(h) {
                     let pairs = row[..w * 2].chunks_exact(4);
-                    // An odd width ends with half a macropixel (Y and U, no V):
+                    // An odd width ends with half a macropixel (one Y and U, no V):
                     // its pixel takes neutral red-difference chroma.
                     let half = pairs.remainder();
                     for q in pairs {
-                        out.extend(yuv_to_rgb(q[0], q[1], q[3]));
-                        out.extend(yuv_to_rgb(q[2], q[1], q[3]));
+                        out.extend(yuv_to_rgb(q[y0], q[u], q[v]));
+                        out.extend(yuv_to_rgb(q[y1], q[u], q[v]));
                     }
-                    if let [y, u] = *half {
-                        out.extend(yuv_to_rgb(y, u, 128));
+                    if half.len() == 2 {
+                        out.extend(yuv_to_rgb(half[y0 % 2], half[u % 2], 128));
                     }
                 }
             }
-            PixelFormat::Nv12 => {
-                let stride = self.check(h + h.div_ceil(2))?;
+            PixelFormat::Nv12 | PixelFormat::Nv21 | PixelFormat::Nv16 => {
+                let stride = self.check(self.format.rows(h))?;
+                // NV21 stores V first; NV16 has a chroma row for every luma row.
+                let (u, v) = if self.format == PixelFormat::Nv21 {
+                    (1, 0)
+                } else {
+                    (0, 1)
+                };
+                let per_chroma_row = if self.format == PixelFormat::Nv16 {
+                    1
+                } else {
+                    2
+                };
                 reserve(&mut out);
                 let (y_plane, uv_plane) = self.data.split_at(stride * h);
                 for (y, row) in y_plane.chunks(stride).take(h).enumerate() {
-                    let uv = &uv_plane[(y / 2) * stride..];
+                    let uv = &uv_plane[(y / per_chroma_row) * stride..];
                     for (x, &luma) in row[..w].iter().enumerate() {
                         let c = (x / 2) * 2;
-                        out.extend(yuv_to_rgb(luma, uv[c], uv[c + 1]));
+                        out.extend(yuv_to_rgb(luma, uv[c + u], uv[c + v]));
                     }
                 }
             }
@@ -352,6 +435,18 @@ impl RawFrame {
         match RgbImage::from_raw(self.width, self.height, out) {
             Some(img) => Ok(Wiped(img)),
             None => Err(FrameError::Empty),
+        }
+    }
+}
+
+impl PixelFormat {
+    /// An 8-bit gray level from a little-endian 16-bit `Y10 ` or `Y16 ` word:
+    /// its top 8 significant bits (a `Y10 ` word over 1023 is clipped).
+    fn deep_to_8(self, lo: u8, hi: u8) -> u8 {
+        let v = u16::from_le_bytes([lo, hi]);
+        match self {
+            Self::Y10 => (v.min(1023) >> 2) as u8,
+            _ => (v >> 8) as u8,
         }
     }
 }
@@ -442,17 +537,141 @@ mod tests {
 
     #[test]
     fn fourcc_names_round_trip() {
-        for f in [
-            PixelFormat::Mjpg,
-            PixelFormat::Yuyv,
-            PixelFormat::Grey,
-            PixelFormat::Nv12,
-        ] {
+        for &f in PixelFormat::all() {
             assert_eq!(PixelFormat::from_fourcc(f.fourcc()), Some(f));
+            assert_eq!(PixelFormat::from_name(f.name()), Some(f));
         }
-        // V4L2's YUYV code.
+        // V4L2's YUYV and Y10 codes; the trailing space of "Y10 " is optional.
         assert_eq!(PixelFormat::Yuyv.fourcc(), 0x5659_5559);
+        assert_eq!(PixelFormat::Y10.fourcc(), 0x2030_3159);
+        assert_eq!(PixelFormat::from_name("Y10"), Some(PixelFormat::Y10));
         assert_eq!(PixelFormat::from_name("H264"), None);
+    }
+
+    /// The photo's BT.601 samples with one chroma pair per 2x2 block (taken from
+    /// the block's top-left pixel), so 4:2:0 and 4:2:2 layouts hold the same
+    /// picture: (width, height, Y plane, U and V per 2x2 block).
+    fn yuv_blocks() -> (usize, usize, Vec<u8>, Vec<(u8, u8)>) {
+        let rgb = image::imageops::crop_imm(&rgb_fixture(), 200, 100, 160, 120).to_image();
+        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+        let y = rgb.pixels().map(|p| rgb_to_yuv(p.0).0).collect();
+        let mut uv = Vec::new();
+        for by in (0..h).step_by(2) {
+            for bx in (0..w).step_by(2) {
+                let (_, u, v) = rgb_to_yuv(rgb.get_pixel(bx as u32, by as u32).0);
+                uv.push((u, v));
+            }
+        }
+        (w, h, y, uv)
+    }
+
+    /// Every YUV layout of the same samples converts to the same gray (the Y
+    /// plane) and the same colours as YUYV, whose colours are checked above.
+    #[test]
+    fn uyvy_nv21_and_nv16_hold_the_same_picture_as_yuyv_and_nv12() {
+        let (w, h, y, uv) = yuv_blocks();
+        let chroma = |x: usize, row: usize| uv[(row / 2) * (w / 2) + x / 2];
+        let mut packed = [Vec::new(), Vec::new()]; // YUYV, UYVY
+        for row in 0..h {
+            for x in (0..w).step_by(2) {
+                let (u, v) = chroma(x, row);
+                let (y0, y1) = (y[row * w + x], y[row * w + x + 1]);
+                packed[0].extend([y0, u, y1, v]);
+                packed[1].extend([u, y0, v, y1]);
+            }
+        }
+        let semi = |rows: usize, swap: bool| {
+            let mut out = y.clone();
+            for row in 0..rows {
+                for x in (0..w).step_by(2) {
+                    let (u, v) = chroma(x, row * (h / rows));
+                    out.extend(if swap { [v, u] } else { [u, v] });
+                }
+            }
+            out
+        };
+        let (w32, h32) = (w as u32, h as u32);
+        let reference = frame(PixelFormat::Yuyv, w32, h32, packed[0].clone());
+        let want_rgb = reference.to_rgb().expect("yuyv");
+        for (format, data) in [
+            (PixelFormat::Uyvy, packed[1].clone()),
+            (PixelFormat::Nv12, semi(h / 2, false)),
+            (PixelFormat::Nv21, semi(h / 2, true)),
+            (PixelFormat::Nv16, semi(h, false)),
+        ] {
+            let f = frame(format, w32, h32, data.clone());
+            assert_eq!(f.to_gray().expect("gray").as_raw(), &y, "{format:?} gray");
+            assert_eq!(
+                f.to_rgb().expect("rgb").as_raw(),
+                want_rgb.as_raw(),
+                "{format:?} colours"
+            );
+            // A frame one row short is refused, not read past.
+            let short = frame(format, w32, h32, data[..data.len() - w].to_vec());
+            assert!(matches!(short.to_gray(), Err(FrameError::Short { .. })));
+            assert!(matches!(short.to_rgb(), Err(FrameError::Short { .. })));
+        }
+        // An odd-width UYVY row ends in half a macropixel, as YUYV's does.
+        let f = frame(PixelFormat::Uyvy, 3, 1, vec![90, 60, 240, 70, 90, 80]);
+        assert_eq!(f.to_gray().expect("gray").as_raw(), &vec![60, 70, 80]);
+        let g = frame(PixelFormat::Yuyv, 3, 1, vec![60, 90, 70, 240, 80, 90]);
+        assert_eq!(
+            f.to_rgb().expect("rgb").as_raw(),
+            g.to_rgb().expect("rgb").as_raw()
+        );
+    }
+
+    /// Y10 and Y16 (IR modules): the photo's gray levels in 16-bit words.
+    #[test]
+    fn deep_gray_keeps_its_top_eight_bits() {
+        let gray = image::imageops::crop_imm(&rgb_fixture(), 200, 100, 160, 120).to_image();
+        let gray = image::DynamicImage::ImageRgb8(gray).to_luma8();
+        let (w, h) = gray.dimensions();
+        for (format, word) in [
+            (
+                PixelFormat::Y10,
+                (|g: u8| (u16::from(g) << 2) | 3) as fn(u8) -> u16,
+            ),
+            (PixelFormat::Y16, |g: u8| (u16::from(g) << 8) | 0xab),
+        ] {
+            let data: Vec<u8> = gray
+                .as_raw()
+                .iter()
+                .flat_map(|&g| word(g).to_le_bytes())
+                .collect();
+            let f = frame(format, w, h, data);
+            assert_eq!(
+                f.to_gray().expect("gray").as_raw(),
+                gray.as_raw(),
+                "{format:?}"
+            );
+            let rgb = f.to_rgb().expect("rgb");
+            assert!(
+                rgb.pixels()
+                    .zip(gray.pixels())
+                    .all(|(c, g)| c.0 == [g[0]; 3])
+            );
+        }
+        // A Y10 word beyond 10 bits is clipped to white, not wrapped.
+        let f = frame(PixelFormat::Y10, 2, 1, vec![0xff, 0xff, 0x00, 0x02]);
+        assert_eq!(f.to_gray().expect("gray").as_raw(), &vec![255, 128]);
+    }
+
+    #[test]
+    fn jpeg_fourcc_decodes_as_mjpeg() {
+        let rgb = rgb_fixture();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&rgb)
+            .expect("encode");
+        let (w, h) = rgb.dimensions();
+        let a = frame(PixelFormat::Mjpg, w, h, jpeg.clone())
+            .to_gray()
+            .expect("MJPG");
+        let b = frame(PixelFormat::Jpeg, w, h, jpeg)
+            .to_gray()
+            .expect("JPEG");
+        assert_eq!(a.as_raw(), b.as_raw());
     }
 
     #[test]
@@ -547,8 +766,13 @@ mod tests {
     fn short_frames_are_refused_for_every_format() {
         for (format, bytes) in [
             (PixelFormat::Yuyv, 640 * 480 * 2),
+            (PixelFormat::Uyvy, 640 * 480 * 2),
             (PixelFormat::Grey, 640 * 480),
+            (PixelFormat::Y10, 640 * 480 * 2),
+            (PixelFormat::Y16, 640 * 480 * 2),
             (PixelFormat::Nv12, 640 * 480 * 3 / 2),
+            (PixelFormat::Nv21, 640 * 480 * 3 / 2),
+            (PixelFormat::Nv16, 640 * 480 * 2),
             (PixelFormat::Rgb24, 640 * 480 * 3),
         ] {
             let f = frame(format, 640, 480, vec![128; bytes]);
@@ -610,12 +834,10 @@ mod tests {
     /// 65535x65535 frame of 20 bytes is Short, with nothing reserved for it.
     #[test]
     fn a_huge_claimed_size_is_short_not_an_allocation() {
-        for format in [
-            PixelFormat::Yuyv,
-            PixelFormat::Grey,
-            PixelFormat::Nv12,
-            PixelFormat::Rgb24,
-        ] {
+        for &format in PixelFormat::all() {
+            if matches!(format, PixelFormat::Mjpg | PixelFormat::Jpeg) {
+                continue; // compressed: the decoder's own limits (8192 px) apply
+            }
             let f = frame(format, 65_535, 65_535, vec![0; 20]);
             assert!(
                 matches!(f.to_rgb(), Err(FrameError::Short { .. })),
