@@ -267,9 +267,8 @@ impl Storage {
             }),
             Some((_, None)) => Ok(Adopted::Known),
             Some((_, Some(plain))) => {
-                let same = plain.public_key_b64().ok().is_some()
-                    && plain.public_key_b64().ok() == sealed.key.public_key_b64().ok();
-                if !same {
+                let mine = plain.public_key_b64().ok();
+                if mine.is_none() || mine != sealed.key.public_key_b64().ok() {
                     return Err(StorageError::OtherKey {
                         path: self.path.clone(),
                     });
