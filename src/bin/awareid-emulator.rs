@@ -37,6 +37,11 @@ struct Args {
     /// Faces narrower than this (px) do not count in submitted frames.
     #[arg(long, default_value_t = 60)]
     min_face_px: u32,
+    /// Another name (host name or IP address) for the certificate to cover
+    /// besides 127.0.0.1 and localhost, such as 10.0.2.2 for a qemu guest
+    /// reaching this loopback through user networking. Repeatable.
+    #[arg(long = "cert-name", value_name = "NAME")]
+    cert_names: Vec<String>,
 }
 
 #[tokio::main]
@@ -59,6 +64,7 @@ async fn main() -> std::process::ExitCode {
         apikey: args.apikey,
         token_ttl: Duration::from_secs(args.token_ttl_s.max(1)),
         min_face_px: args.min_face_px,
+        cert_names: args.cert_names,
         ..EmulatorConfig::default()
     };
     let shutdown = async {

@@ -42,6 +42,10 @@ pub struct EmulatorConfig {
     pub min_face_px: u32,
     /// verifyFace attempts before authStatus 0 (max attempts reached).
     pub max_auth_attempts: u32,
+    /// Names the certificate covers besides 127.0.0.1 and localhost: the
+    /// address a virtual machine's guest reaches this host's loopback by, for
+    /// instance (qemu's user networking: 10.0.2.2).
+    pub cert_names: Vec<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -56,6 +60,7 @@ impl Default for EmulatorConfig {
             token_ttl: Duration::from_secs(300),
             min_face_px: 60,
             max_auth_attempts: 3,
+            cert_names: Vec::new(),
         }
     }
 }
@@ -299,11 +304,10 @@ impl Shared {
         let server = crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
         let qr_signing = crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
         let qr_aes = crypto::random_bytes::<32>().map_err(|e| keys_err(e.to_string()))?;
-        let cert = rcgen::generate_simple_self_signed(vec![
-            "127.0.0.1".to_owned(),
-            "localhost".to_owned(),
-        ])
-        .map_err(|e| keys_err(e.to_string()))?;
+        let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        names.extend(cfg.cert_names.iter().cloned());
+        let cert =
+            rcgen::generate_simple_self_signed(names).map_err(|e| keys_err(e.to_string()))?;
         let host = match addr.ip() {
             std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
             ip => format!("{ip}:{}", addr.port()),

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The booted-system test, run at boot inside the guest that tests/system/run.sh
-# makes (Debian 12, systemd as PID 1, no network device). It installs the package
+# makes (Debian 12, systemd as PID 1; no network device, but on the board qemu's
+# user networking to the host's emulator). It installs the package
 # as an operator would and checks what a site gets. Each check prints a
 # "SYSTEM-CHECK" line on the serial console; the last line is "SYSTEM-TEST
 # PASSED" or "SYSTEM-FAIL ...". The guest powers off at the end either way.
@@ -124,16 +125,33 @@ v4l2-ctl -d "$out" --stream-out-mmap --stream-from "$T/face.yuyv" --stream-loop 
   > /root/stream.log 2>&1 &
 ok "camera: $cap (vivid HDMI capture) looped from $out, streaming a face photo"
 
-# --- The AwareID emulator on the guest's loopback, with secrets of this run.
-cs=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-ak=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-# Faces from 100 px: the astronaut is 124 px wide, and detection under TCG is slow.
-"$T/awareid-emulator" --listen 127.0.0.1:8443 --out-dir "$EMU" --min-face-px 100 --client-secret "cs-$cs" \
-  --apikey "ak-$ak" > /root/emulator.log 2>&1 &
-wait_until "the emulator" test -s "$EMU/facecaptured.toml"
-SECRETS+=("cs-$cs" "ak-$ak" "$(cat "$EMU/qr-aes-key")")
-emu() { curl -sSk "https://127.0.0.1:8443/__emulator/$1" "${@:2}"; }
-ok "emulator on 127.0.0.1:8443"
+# --- The AwareID emulator. On a board it runs on the host that runs the guest
+# (tests/system/run.sh left its files and URL in $T/emu): the guest reaches the
+# host's loopback at 10.0.2.2 through qemu's user networking. Otherwise it runs
+# on the guest's loopback, with secrets of this run.
+if [ -s "$T/emu/url" ]; then
+  EMU=$T/emu
+  EMU_URL=$(cat "$EMU/url")
+  hostport=${EMU_URL#https://}
+  modprobe virtio_net 2> /dev/null || true
+  wait_until "eth0" test -e /sys/class/net/eth0
+  busybox ip link set eth0 up || fail "eth0 up"
+  busybox ip addr add 10.0.2.15/24 dev eth0 || fail "eth0 address"
+  wait_until "the host's emulator at $hostport" \
+    bash -c "exec 3<> /dev/tcp/${hostport%:*}/${hostport#*:}"
+  ok "emulator on the host, $EMU_URL through qemu's user networking"
+else
+  EMU_URL=https://127.0.0.1:8443
+  cs=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  ak=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  # Faces from 100 px: the astronaut is 124 px wide, and detection under TCG is slow.
+  "$T/awareid-emulator" --listen 127.0.0.1:8443 --out-dir "$EMU" --min-face-px 100 \
+    --client-secret "cs-$cs" --apikey "ak-$ak" > /root/emulator.log 2>&1 &
+  wait_until "the emulator" test -s "$EMU/facecaptured.toml"
+  SECRETS+=("cs-$cs" "ak-$ak" "$(cat "$EMU/qr-aes-key")")
+  ok "emulator on 127.0.0.1:8443"
+fi
+emu() { curl -sSk "$EMU_URL/__emulator/$1" "${@:2}"; }
 
 # The callers: door (group facecapture), admin (facecapture-admin), guest (neither).
 useradd_once() { id "$1" > /dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$@"; }
@@ -184,7 +202,7 @@ signing_public_key = "/etc/facecaptured/qr-signing-public.pem"'
   fi
   cat > /etc/facecaptured/config.toml << CONF
 [server]
-base_url = "https://127.0.0.1:8443"
+base_url = "$EMU_URL"
 customer_name = "emulated"
 client_id = "door-terminal"
 ca_file = "/etc/facecaptured/emulator-cert.pem"
