@@ -50,6 +50,20 @@ fi
 cargo --version
 stage "packages and toolchains ready"
 
+# The booted-system test's Debian roots (debootstrap: downloads and a single-core
+# dpkg, 8 min from cold) are made in the background while the builds below run;
+# tests/system/root.sh keeps one maker at a time, so a later caller waits for
+# them. Their log is printed before the booted-system test; a root that failed
+# here is tried again there, in the foreground.
+roots_log=$(mktemp)
+roots_pid=
+if [ "$(id -u)" = 0 ]; then
+  (bash tests/system/root.sh amd64 && bash tests/system/root.sh arm64) > "$roots_log" 2>&1 &
+  roots_pid=$!
+fi
+log=$(mktemp)
+trap '[ -z "$roots_pid" ] || kill "$roots_pid" 2> /dev/null; rm -f "$log" "$roots_log"' EXIT
+
 stage "cargo fmt --check"
 cargo fmt --check
 cargo fmt --check --manifest-path fuzz/Cargo.toml
@@ -59,8 +73,6 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --no-default-features --lib --bins --examples -- -D warnings
 
 stage "cargo test (ignored tests included)"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 cargo test --locked -- --include-ignored 2>&1 | tee "$log"
 # A test that could not run is a failure here: nothing may stay ignored or skipped.
 if grep -E '^test result: .* [1-9][0-9]* ignored' "$log" > /dev/null \
@@ -78,6 +90,11 @@ bash tests/fuzz.sh 20
 
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
+if [ -n "$roots_pid" ]; then
+  wait "$roots_pid" || echo "tests/run.sh: the background root maker failed; trying again" >&2
+  roots_pid=
+  cat "$roots_log"
+fi
 stage "the installed system, booted (tests/system/run.sh amd64)"
 bash tests/system/run.sh amd64
 stage "the installed system on an emulated arm64 board (tests/system/run.sh arm64)"

@@ -32,6 +32,14 @@ fi
 [ "$(id -u)" = 0 ] || fail "run as root (debootstrap)"
 command -v debootstrap > /dev/null || fail "debootstrap missing (tests/run.sh installs it)"
 mkdir -p "$cache"
+# One maker at a time: tests/run.sh makes both roots in the background while it
+# builds, and a caller that needs a root meanwhile waits here for it.
+exec 9> "$cache/root-$arch.lock"
+flock 9
+if [ -f "$rootfs" ]; then
+  echo "$rootfs"
+  exit 0
+fi
 
 # binfmt_misc, for a foreign root's maintainer scripts: mounted and the qemu
 # handler registered if they are not, and put back as they were on exit.
