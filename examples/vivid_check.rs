@@ -2,8 +2,15 @@
 //! tests/vivid/boot.sh, run by tests/vivid.rs): proves the `v4l` frame source and
 //! the capture pipeline against a real V4L2 driver.
 //!
+//! 0. api: the nodes are single-planar, or multi-planar when vivid was loaded
+//!    with `multiplanar=2` (tests/vivid/boot.sh with VIVID_MULTIPLANAR=1); the
+//!    daemon's source uses whichever the node offers.
 //! 1. webcam: the capture-only vivid instance streams; formats are negotiated
 //!    (MJPG asked first, which vivid lacks, so YUYV) and frames convert.
+//!    formats: every other format vivid offers that the camera code converts
+//!    (UYVY, NV12, NV21, NV16, GREY, Y10, Y16; with the multi-planar API also
+//!    NV12M, NV21M, NV16M in two planes) streams, and its frames show the same
+//!    picture as YUYV's.
 //! 2. loopback: a face photo, converted to YUYV, is written to vivid's HDMI output;
 //!    "Loop Video" hands it to the HDMI capture node, where the pipeline must find
 //!    the face and return a compliant package.
@@ -49,8 +56,17 @@ fn main() {
 fn run() -> Res<()> {
     let nodes = find_nodes()?;
     println!("VIVID-CHECK nodes {nodes:?}");
+    println!(
+        "VIVID-API {}",
+        if nodes.multi {
+            "multi-planar"
+        } else {
+            "single-planar"
+        }
+    );
     webcam(&nodes.webcam)?;
-    loopback(&nodes.hdmi_in, &nodes.hdmi_out)?;
+    formats(&nodes.webcam, nodes.multi)?;
+    loopback(&nodes.hdmi_in, &nodes.hdmi_out, nodes.multi)?;
     disconnect(&nodes.webcam)?;
     Ok(())
 }
@@ -60,6 +76,8 @@ struct Nodes {
     webcam: String,
     hdmi_in: String,
     hdmi_out: String,
+    /// The nodes offer the multi-planar API only (vivid's `multiplanar=2`).
+    multi: bool,
 }
 
 fn ioctl<T>(fd: i32, request: Ioc, arg: &mut T) -> Res<()> {
@@ -89,6 +107,7 @@ fn open(path: &str) -> Res<std::fs::File> {
 
 fn find_nodes() -> Res<Nodes> {
     let (mut webcam, mut hdmi_in, mut hdmi_out) = (None, None, None);
+    let mut multi = false;
     for i in 0..16 {
         let path = format!("/dev/video{i}");
         let Ok(f) = open(&path) else { continue };
@@ -98,10 +117,11 @@ fn find_nodes() -> Res<Nodes> {
             .trim_end_matches('\0')
             .to_owned();
         let caps = cap.device_caps;
+        multi |= caps & (V4L2_CAP_VIDEO_CAPTURE_MPLANE | V4L2_CAP_VIDEO_OUTPUT_MPLANE) != 0;
         match (
             bus.as_str(),
-            caps & V4L2_CAP_VIDEO_CAPTURE != 0,
-            caps & V4L2_CAP_VIDEO_OUTPUT != 0,
+            caps & (V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_VIDEO_CAPTURE_MPLANE) != 0,
+            caps & (V4L2_CAP_VIDEO_OUTPUT | V4L2_CAP_VIDEO_OUTPUT_MPLANE) != 0,
         ) {
             ("platform:vivid-000", true, _) => webcam = Some(path),
             ("platform:vivid-001", true, _) => hdmi_in = Some(path),
@@ -113,6 +133,7 @@ fn find_nodes() -> Res<Nodes> {
         webcam: webcam.ok_or("no vivid webcam node")?,
         hdmi_in: hdmi_in.ok_or("no vivid HDMI capture node")?,
         hdmi_out: hdmi_out.ok_or("no vivid HDMI output node")?,
+        multi,
     })
 }
 
@@ -191,6 +212,67 @@ fn webcam(device: &str) -> Res<()> {
     Ok(())
 }
 
+/// The mean gray level of the lower half of a frame from `device` in `format`
+/// (vivid's colour bars; its text overlay sits at the top).
+fn picture(device: &str, format: &str) -> Res<(facecapture::camera::PixelFormat, f64)> {
+    let mut source = V4l2Source::open(&camera(device, &[format])).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    let mut level = 0.0;
+    let mut kind = None;
+    while got < 3 {
+        match source.next_frame(deadline).map_err(|e| e.to_string())? {
+            Next::Frame(f) => {
+                let gray = f.to_gray().map_err(|e| format!("{format}: {e}"))?;
+                let rgb = f.to_rgb().map_err(|e| format!("{format}: {e}"))?;
+                if gray.dimensions() != (640, 480) || rgb.dimensions() != (640, 480) {
+                    return Err(format!("{format}: frame is {:?}", gray.dimensions()));
+                }
+                let lower = &gray.as_raw()[640 * 240..];
+                level = lower.iter().map(|&v| f64::from(v)).sum::<f64>() / lower.len() as f64;
+                kind = Some(f.format);
+                got += 1;
+            }
+            Next::Bad(e) => return Err(format!("{format}: bad frame: {e}")),
+            Next::Deadline => return Err(format!("{format}: no frames")),
+        }
+    }
+    Ok((kind.ok_or("no frame")?, level))
+}
+
+/// Every other format vivid offers that the camera code converts: the same
+/// picture as YUYV's, within 8 gray levels (the gray formats may use the full
+/// range where YUV uses 16-235; a format read with the wrong layout, chroma
+/// taken for luma, is 25 or more levels off on colour bars).
+fn formats(device: &str, multi: bool) -> Res<()> {
+    let (_, reference) = picture(device, "YUYV")?;
+    let mut names = vec!["UYVY", "NV12", "NV21", "NV16", "GREY", "Y10", "Y16"];
+    if multi {
+        names.extend(["NV12M", "NV21M", "NV16M"]);
+    }
+    let mut seen = Vec::new();
+    for name in names {
+        let (format, level) = picture(device, name)?;
+        let want = facecapture::camera::v4l2::format_named(name, multi)
+            .map(|(f, _)| f)
+            .ok_or_else(|| format!("{name}: unknown"))?;
+        if format != want {
+            return Err(format!("{name}: frames came as {format:?}"));
+        }
+        if (level - reference).abs() > 8.0 {
+            return Err(format!(
+                "{name}: the picture's lower half averages {level:.1}, YUYV's {reference:.1}"
+            ));
+        }
+        seen.push(format!("{name} {level:.1}"));
+    }
+    println!(
+        "VIVID-CHECK formats ok: YUYV {reference:.1}, {}",
+        seen.join(", ")
+    );
+    Ok(())
+}
+
 /// Sets a vivid control by name.
 fn set_control(device: &str, name: &str, value: v4l::control::Value) -> Res<()> {
     let dev = v4l::Device::with_path(device).map_err(|e| format!("{device}: {e}"))?;
@@ -219,17 +301,49 @@ fn set_640x480(fd: i32) -> Res<()> {
     Err("no 640x480 DV timings".into())
 }
 
-/// Writes the face frame to the output node until `stop`.
-fn feed(device: String, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Res<()>>) {
+/// Writes the face frame to the output node until `stop`, through the
+/// single- or the multi-planar output API.
+fn feed(
+    device: String,
+    multi: bool,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<Res<()>>,
+) {
+    let kind = if multi {
+        v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE
+    } else {
+        v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT
+    };
+    // A buffer descriptor; a multi-planar one points at `plane`.
+    let descriptor = |index: u32, plane: &mut v4l2_plane| {
+        let mut buf: v4l2_buffer = zeroed();
+        buf.index = index;
+        buf.type_ = kind;
+        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
+        if multi {
+            buf.m.planes = plane;
+            buf.length = 1;
+        }
+        buf
+    };
     let result = (|| -> Res<(std::fs::File, Vec<(*mut libc::c_void, usize)>)> {
         let f = open(&device)?;
         let fd = f.as_raw_fd();
         let mut fmt: v4l2_format = zeroed();
-        fmt.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT;
-        fmt.fmt.pix.width = 640;
-        fmt.fmt.pix.height = 480;
-        fmt.fmt.pix.pixelformat = facecapture::camera::PixelFormat::Yuyv.fourcc();
-        fmt.fmt.pix.field = v4l2_field_V4L2_FIELD_NONE;
+        fmt.type_ = kind;
+        let yuyv_code = facecapture::camera::PixelFormat::Yuyv.fourcc();
+        if multi {
+            fmt.fmt.pix_mp.width = 640;
+            fmt.fmt.pix_mp.height = 480;
+            fmt.fmt.pix_mp.pixelformat = yuyv_code;
+            fmt.fmt.pix_mp.field = v4l2_field_V4L2_FIELD_NONE;
+            fmt.fmt.pix_mp.num_planes = 1;
+        } else {
+            fmt.fmt.pix.width = 640;
+            fmt.fmt.pix.height = 480;
+            fmt.fmt.pix.pixelformat = yuyv_code;
+            fmt.fmt.pix.field = v4l2_field_V4L2_FIELD_NONE;
+        }
         ioctl(fd, v4l::v4l2::vidioc::VIDIOC_S_FMT, &mut fmt)?;
         let rgb = image::load_from_memory(FACE)
             .map_err(|e| e.to_string())?
@@ -237,17 +351,20 @@ fn feed(device: String, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Re
         let yuyv = rgb_to_yuyv(&rgb);
         let mut req: v4l2_requestbuffers = zeroed();
         req.count = 4;
-        req.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT;
+        req.type_ = kind;
         req.memory = v4l2_memory_V4L2_MEMORY_MMAP;
         ioctl(fd, v4l::v4l2::vidioc::VIDIOC_REQBUFS, &mut req)?;
         let mut maps = Vec::new();
         for index in 0..req.count {
-            let mut buf: v4l2_buffer = zeroed();
-            buf.index = index;
-            buf.type_ = req.type_;
-            buf.memory = req.memory;
+            let mut plane: v4l2_plane = zeroed();
+            let mut buf = descriptor(index, &mut plane);
             ioctl(fd, v4l::v4l2::vidioc::VIDIOC_QUERYBUF, &mut buf)?;
-            let len = buf.length as usize;
+            // SAFETY: `offset` / `mem_offset` are the members for MMAP buffers.
+            let (offset, len) = if multi {
+                (unsafe { plane.m.mem_offset }, plane.length as usize)
+            } else {
+                (unsafe { buf.m.offset }, buf.length as usize)
+            };
             // SAFETY: mapping the driver's buffer at its offset.
             let ptr = unsafe {
                 libc::mmap(
@@ -256,7 +373,7 @@ fn feed(device: String, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Re
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED,
                     fd,
-                    buf.m.offset as libc::off_t,
+                    offset as libc::off_t,
                 )
             };
             if ptr == libc::MAP_FAILED {
@@ -265,11 +382,16 @@ fn feed(device: String, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Re
             let n = yuyv.len().min(len);
             // SAFETY: the mapping is `len` bytes long.
             unsafe { std::ptr::copy_nonoverlapping(yuyv.as_ptr(), ptr as *mut u8, n) };
-            buf.bytesused = n as u32;
+            if multi {
+                plane.bytesused = n as u32;
+                buf.m.planes = &mut plane;
+            } else {
+                buf.bytesused = n as u32;
+            }
             ioctl(fd, v4l::v4l2::vidioc::VIDIOC_QBUF, &mut buf)?;
             maps.push((ptr, len));
         }
-        let mut kind = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT;
+        let mut kind = kind;
         ioctl(fd, v4l::v4l2::vidioc::VIDIOC_STREAMON, &mut kind)?;
         Ok((f, maps))
     })();
@@ -294,19 +416,21 @@ fn feed(device: String, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<Re
         if unsafe { libc::poll(&mut pfd, 1, 200) } <= 0 {
             continue;
         }
-        let mut buf: v4l2_buffer = zeroed();
-        buf.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT;
-        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
+        let mut plane: v4l2_plane = zeroed();
+        let mut buf = descriptor(0, &mut plane);
         if ioctl(fd, v4l::v4l2::vidioc::VIDIOC_DQBUF, &mut buf).is_ok() {
             // The buffer still holds the face: queue it again as it is.
+            if multi {
+                buf.m.planes = &mut plane;
+            }
             let _ = ioctl(fd, v4l::v4l2::vidioc::VIDIOC_QBUF, &mut buf);
         }
     }
-    let mut kind = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT;
+    let mut kind = kind;
     let _ = ioctl(fd, v4l::v4l2::vidioc::VIDIOC_STREAMOFF, &mut kind);
 }
 
-fn loopback(hdmi_in: &str, hdmi_out: &str) -> Res<()> {
+fn loopback(hdmi_in: &str, hdmi_out: &str, multi: bool) -> Res<()> {
     for node in [hdmi_in, hdmi_out] {
         let f = open(node)?;
         set_640x480(f.as_raw_fd()).map_err(|e| format!("{node}: {e}"))?;
@@ -319,7 +443,7 @@ fn loopback(hdmi_in: &str, hdmi_out: &str) -> Res<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let feeder = {
         let (stop, out) = (stop.clone(), hdmi_out.to_owned());
-        std::thread::spawn(move || feed(out, stop, tx))
+        std::thread::spawn(move || feed(out, multi, stop, tx))
     };
     rx.recv().map_err(|e| e.to_string())??;
     let result = (|| -> Res<()> {

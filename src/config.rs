@@ -135,9 +135,11 @@ impl Default for CameraConfig {
 }
 
 /// Pixel formats the camera module can convert, by V4L2 fourcc (`Y10` and `Y16`
-/// may also be written with the fourcc's trailing space).
-pub const KNOWN_FORMATS: [&str; 10] = [
-    "MJPG", "JPEG", "YUYV", "UYVY", "NV12", "NV21", "NV16", "GREY", "Y10", "Y16",
+/// may also be written with the fourcc's trailing space), and the two-plane
+/// layouts of the multi-planar API by their V4L2 names (`NV12M` is fourcc `NM12`).
+pub const KNOWN_FORMATS: [&str; 13] = [
+    "MJPG", "JPEG", "YUYV", "UYVY", "NV12", "NV21", "NV16", "GREY", "Y10", "Y16", "NV12M", "NV21M",
+    "NV16M",
 ];
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -888,7 +890,7 @@ apikey = "k3y"
         assert_eq!(c.camera.formats.len(), 6);
         for name in KNOWN_FORMATS {
             assert!(
-                crate::camera::PixelFormat::from_name(name).is_some(),
+                crate::camera::v4l2::format_named(name, true).is_some(),
                 "{name} has no conversion"
             );
         }

@@ -3,7 +3,8 @@
 #   aarch64, armv7  cross-build the board binaries (profile `board`, no emulator),
 #                   run the library's unit tests under qemu-user, and run the real
 #                   V4L2 test (examples/vivid_check) on an emulated board: qemu-system
-#                   booting Debian's arm64 / armmp kernel with vivid.
+#                   booting Debian's arm64 / armmp kernel with vivid, single-planar
+#                   and multi-planar (32-bit v4l2_buffer/v4l2_plane on armv7).
 #   deb             the Debian packages for amd64, arm64 and armhf (cargo-deb), their
 #                   contents checked with dpkg-deb.
 #   install         the amd64 package installed into a Debian root made with
@@ -65,24 +66,29 @@ arm() {
   build "$a"
   say "$a: unit tests under qemu-user"
   cargo test --locked --profile board --target "$t" --no-default-features --lib
-  say "$a: the V4L2 test on an emulated $a board (qemu-system, Debian's kernel, vivid)"
-  log=$(mktemp)
-  if ! bash tests/vivid/boot.sh "target/$t/board/examples/vivid_check" "$a" > "$log" 2>&1; then
-    cat "$log"
+  local api
+  for api in single-planar multi-planar; do
+    say "$a: the V4L2 test on an emulated $a board, vivid $api (qemu-system, Debian's kernel)"
+    log=$(mktemp)
+    if ! VIVID_MULTIPLANAR=$([ "$api" = multi-planar ] && echo 1 || echo 0) \
+        bash tests/vivid/boot.sh "target/$t/board/examples/vivid_check" "$a" > "$log" 2>&1; then
+      cat "$log"
+      rm -f "$log"
+      fail "$a: the vivid test ($api) failed"
+    fi
+    grep '^VIVID-' "$log" || true
+    grep -q "^VIVID-API $api" "$log" || { cat "$log"; rm -f "$log"; fail "$a: the nodes were not $api"; }
+    while IFS= read -r step; do
+      grep -q "^$step" "$log" || { cat "$log"; rm -f "$log"; fail "$a: '$step' missing ($api)"; }
+    done < tests/vivid/expected
+    local machine
+    machine=$(sed -n 's/^VIVID-ARCH \([^[:space:]]*\).*/\1/p' "$log")
     rm -f "$log"
-    fail "$a: the vivid test failed"
-  fi
-  grep '^VIVID-' "$log" || true
-  while IFS= read -r step; do
-    grep -q "^$step" "$log" || { cat "$log"; rm -f "$log"; fail "$a: '$step' missing"; }
-  done < tests/vivid/expected
-  local machine
-  machine=$(sed -n 's/^VIVID-ARCH \([^[:space:]]*\).*/\1/p' "$log")
-  rm -f "$log"
-  case "$a:$machine" in
-    aarch64:aarch64 | armv7:armv7l) ;;
-    *) fail "$a: the guest said it is '$machine'" ;;
-  esac
+    case "$a:$machine" in
+      aarch64:aarch64 | armv7:armv7l) ;;
+      *) fail "$a: the guest said it is '$machine'" ;;
+    esac
+  done
 }
 
 deb_path() {

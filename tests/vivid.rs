@@ -1,8 +1,10 @@
 //! The `v4l` source against a real V4L2 driver: Debian's kernel booted under qemu
 //! with `vivid` (tests/vivid/boot.sh), running examples/vivid_check.rs inside:
-//! webcam capture with format negotiation, a face photo through vivid's HDMI
+//! webcam capture with format negotiation and every format vivid offers, a face
+//! photo through vivid's HDMI
 //! loopback into a compliant package, and Disconnect mid-stream giving
-//! CameraUnavailable with the next operation working again.
+//! CameraUnavailable with the next operation working again; once with vivid's
+//! single-planar nodes and once with `multiplanar=2`.
 //!
 //! It needs qemu, Debian's kernel with vivid and a static busybox, so it is
 //! `#[ignore]`d: a plain `cargo test` lists it as ignored, and tests/run.sh (which
@@ -22,9 +24,8 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-#[ignore = "needs qemu-system-x86, linux-image-amd64, busybox-static (tests/run.sh installs them)"]
-fn v4l_source_against_vivid_under_qemu() {
+/// Boots the guest (vivid single- or multi-planar) and checks every step.
+fn against_vivid(multiplanar: bool) {
     let program = example("vivid_check");
     assert!(
         program.is_file(),
@@ -35,6 +36,7 @@ fn v4l_source_against_vivid_under_qemu() {
     let out = Command::new("bash")
         .arg(&script)
         .arg(&program)
+        .env("VIVID_MULTIPLANAR", if multiplanar { "1" } else { "0" })
         .output()
         .expect("run boot.sh");
     let console = String::from_utf8_lossy(&out.stdout);
@@ -50,6 +52,15 @@ fn v4l_source_against_vivid_under_qemu() {
         .collect();
     println!("{}", checks.join("\n"));
     assert!(out.status.success(), "guest failed:\n{console}\n{errors}");
+    let api = if multiplanar {
+        "VIVID-API multi-planar"
+    } else {
+        "VIVID-API single-planar"
+    };
+    assert!(
+        checks.iter().any(|l| l.trim_end() == api),
+        "{api} missing:\n{console}"
+    );
     // The steps every run must pass (shared with tests/boards.sh for ARM).
     for step in include_str!("vivid/expected").lines() {
         assert!(
@@ -57,4 +68,18 @@ fn v4l_source_against_vivid_under_qemu() {
             "{step} missing:\n{console}"
         );
     }
+}
+
+#[test]
+#[ignore = "needs qemu-system-x86, linux-image-amd64, busybox-static (tests/run.sh installs them)"]
+fn v4l_source_against_vivid_under_qemu() {
+    against_vivid(false);
+}
+
+/// vivid with `multiplanar=2`: the nodes offer only the multi-planar API, as the
+/// capture nodes of MIPI CSI receivers do.
+#[test]
+#[ignore = "needs qemu-system-x86, linux-image-amd64, busybox-static (tests/run.sh installs them)"]
+fn v4l_source_against_multiplanar_vivid_under_qemu() {
+    against_vivid(true);
 }

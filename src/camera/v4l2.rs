@@ -1,6 +1,10 @@
-//! The `v4l` frame source: a V4L2 capture device with mmap streaming. The format
-//! is the first of `camera.formats` the device offers; size and frame rate are
-//! asked for and what the driver granted is logged. Device errors (missing node,
+//! The `v4l` frame source: a V4L2 capture device with mmap streaming, through the
+//! single-planar API (USB webcams) or the multi-planar one (the capture nodes of
+//! MIPI CSI receivers: Rockchip, i.MX8 ISI), whichever the node offers; a frame
+//! in two planes (NV12M, NV21M, NV16M) is joined into the one-buffer layout of its
+//! single-plane format. The format is the first of `camera.formats` the device
+//! offers; size and frame rate are asked for and what the driver granted is
+//! logged, with the API. Device errors (missing node,
 //! EBUSY, ENODEV after an unplug) become `CameraError::Unavailable`; frames the
 //! driver flags or delivers short are handed on as bad frames. The v4l crate is
 //! used for its kernel structures and ioctl numbers only: its stream types panic
@@ -41,17 +45,132 @@ fn zeroed<T>() -> T {
     unsafe { std::mem::zeroed() }
 }
 
-/// Why a node that is not a single-planar streaming capture device is refused.
-fn capture_refusal(caps: u32) -> &'static str {
-    if caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
-        "offers only the multi-planar capture API (V4L2_CAP_VIDEO_CAPTURE_MPLANE, as \
-         MIPI CSI receivers do), which this version does not support yet: use a node with \
-         single-planar capture (v4l2-ctl --list-devices; --all shows \"Video Capture\")"
-    } else if caps & V4L2_CAP_VIDEO_CAPTURE == 0 {
-        "not a video capture device (v4l2-ctl --list-devices lists the capture nodes)"
-    } else {
-        "does not support streaming I/O"
+/// The V4L2 buffer API of a capture node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    /// `V4L2_CAP_VIDEO_CAPTURE`: one buffer per frame (USB webcams, vivid's default).
+    Single,
+    /// `V4L2_CAP_VIDEO_CAPTURE_MPLANE`: up to eight planes per frame, each
+    /// mapped on its own (MIPI CSI receivers, vivid's `multiplanar=2`).
+    Multi,
+}
+
+impl Api {
+    /// The API a node with these capabilities is used through (single-planar
+    /// when it offers both), or why it cannot be used.
+    fn of(caps: u32) -> Result<Self, &'static str> {
+        let api = if caps & V4L2_CAP_VIDEO_CAPTURE != 0 {
+            Self::Single
+        } else if caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
+            Self::Multi
+        } else {
+            return Err(
+                "not a video capture device (v4l2-ctl --list-devices lists the capture nodes)",
+            );
+        };
+        if caps & V4L2_CAP_STREAMING == 0 {
+            return Err("does not support streaming I/O");
+        }
+        Ok(api)
     }
+
+    fn buf_type(self) -> v4l2_buf_type {
+        match self {
+            Self::Single => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE,
+            Self::Multi => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Single => "single-planar",
+            Self::Multi => "multi-planar",
+        }
+    }
+}
+
+/// The two-plane formats of the multi-planar API: their name in
+/// `camera.formats`, fourcc, and the single-buffer format each is joined into
+/// (luma in plane 0, interleaved chroma in plane 1).
+const TWO_PLANE: [(&str, &[u8; 4], PixelFormat); 3] = [
+    ("NV12M", b"NM12", PixelFormat::Nv12),
+    ("NV21M", b"NM21", PixelFormat::Nv21),
+    ("NV16M", b"NM16", PixelFormat::Nv16),
+];
+
+/// The format a driver's fourcc is handed on as, and its plane count.
+fn layout(code: u32) -> Option<(PixelFormat, usize)> {
+    TWO_PLANE
+        .iter()
+        .find(|(_, c, _)| u32::from_le_bytes(**c) == code)
+        .map(|&(_, _, f)| (f, 2))
+        .or_else(|| PixelFormat::from_fourcc(code).map(|f| (f, 1)))
+}
+
+/// What a `camera.formats` name asks for: the format frames are handed on as,
+/// and the fourccs that deliver it through `api`, in order of preference. A
+/// single-buffer name (`NV12`) takes its own fourcc, and through the
+/// multi-planar API also its two-plane variant when the node lacks it; a
+/// two-plane name (`NV12M`) takes only that one, which only the multi-planar
+/// API has. None for a name the camera code does not know.
+pub fn format_named(name: &str, api_is_multi: bool) -> Option<(PixelFormat, Vec<u32>)> {
+    let name = name.trim_end();
+    if let Some(&(_, code, format)) = TWO_PLANE.iter().find(|(n, _, _)| *n == name) {
+        let codes = if api_is_multi {
+            vec![u32::from_le_bytes(*code)]
+        } else {
+            Vec::new()
+        };
+        return Some((format, codes));
+    }
+    let format = PixelFormat::from_name(name)?;
+    let mut codes = vec![format.fourcc()];
+    if api_is_multi {
+        codes.extend(
+            TWO_PLANE
+                .iter()
+                .filter(|(_, _, f)| *f == format)
+                .map(|(_, c, _)| u32::from_le_bytes(**c)),
+        );
+    }
+    Some((format, codes))
+}
+
+/// One plane's layout, as the driver set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plane {
+    stride: usize,
+    size: usize,
+}
+
+/// A two-plane frame as one buffer with plane 0's stride: `luma_rows` rows of
+/// plane 0, then `chroma_rows` rows of plane 1 (each cut or padded to that
+/// stride; chroma rows are never wider than luma rows). None when a plane holds
+/// fewer rows than the format needs.
+fn join_planes(
+    luma: &[u8],
+    luma_stride: usize,
+    luma_rows: usize,
+    chroma: &[u8],
+    chroma_stride: usize,
+    chroma_rows: usize,
+) -> Option<Vec<u8>> {
+    let luma = luma.get(..luma_stride.checked_mul(luma_rows)?)?;
+    let mut out = Vec::with_capacity(luma_stride * (luma_rows + chroma_rows));
+    out.extend_from_slice(luma);
+    if chroma_stride == luma_stride {
+        out.extend_from_slice(chroma.get(..chroma_stride.checked_mul(chroma_rows)?)?);
+    } else {
+        if chroma_stride == 0 || chroma.len() < chroma_stride.checked_mul(chroma_rows)? {
+            return None;
+        }
+        let keep = chroma_stride.min(luma_stride);
+        for row in chroma.chunks(chroma_stride).take(chroma_rows) {
+            out.extend_from_slice(&row[..keep]);
+            out.resize(out.len() + (luma_stride - keep), 0);
+        }
+    }
+    Some(out)
 }
 
 fn errno_reason(what: &str, e: &io::Error) -> String {
@@ -81,14 +200,19 @@ struct Mapping {
 pub struct V4l2Source {
     name: String,
     file: File,
-    buffers: Vec<Mapping>,
+    api: Api,
+    /// Per buffer, its planes' mappings (one with the single-planar API).
+    buffers: Vec<Vec<Mapping>>,
     streaming: bool,
     format: PixelFormat,
     width: u32,
     height: u32,
-    stride: u32,
-    image_size: u32,
+    /// The planes as the driver set them (one with the single-planar API).
+    planes: Vec<Plane>,
 }
+
+/// The plane array a multi-planar `v4l2_buffer` points at.
+type PlaneArray = [v4l2_plane; VIDEO_MAX_PLANES as usize];
 
 // SAFETY: the mappings are process-wide shared memory owned by this value alone;
 // nothing else holds the pointers.
@@ -118,19 +242,22 @@ impl V4l2Source {
         } else {
             cap.capabilities
         };
-        if caps & V4L2_CAP_VIDEO_CAPTURE == 0 || caps & V4L2_CAP_STREAMING == 0 {
-            return Err(CameraError::Unavailable {
-                device: name,
-                reason: capture_refusal(caps).into(),
-            });
-        }
+        let api = Api::of(caps).map_err(|reason| CameraError::Unavailable {
+            device: name.clone(),
+            reason: reason.into(),
+        })?;
 
-        let offered = offered_formats(fd);
-        let Some(wanted) = config
+        let offered = offered_formats(fd, api);
+        let Some((wanted, wanted_code)) = config
             .formats
             .iter()
-            .filter_map(|n| PixelFormat::from_name(n))
-            .find(|f| offered.contains(&f.fourcc()))
+            .filter_map(|n| format_named(n, api == Api::Multi))
+            .find_map(|(f, codes)| {
+                codes
+                    .into_iter()
+                    .find(|c| offered.contains(c))
+                    .map(|c| (f, c))
+            })
         else {
             let names: Vec<String> = offered.iter().map(|c| fourcc_name(*c)).collect();
             return Err(CameraError::Unavailable {
@@ -143,39 +270,93 @@ impl V4l2Source {
         };
 
         let mut fmt: v4l2_format = zeroed();
-        fmt.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
-        // `pix` is the union member for VIDEO_CAPTURE.
-        fmt.fmt.pix.width = config.width;
-        fmt.fmt.pix.height = config.height;
-        fmt.fmt.pix.pixelformat = wanted.fourcc();
-        fmt.fmt.pix.field = v4l2_field_V4L2_FIELD_NONE;
+        fmt.type_ = api.buf_type();
+        match api {
+            Api::Single => {
+                // `pix` is the union member for VIDEO_CAPTURE.
+                fmt.fmt.pix.width = config.width;
+                fmt.fmt.pix.height = config.height;
+                fmt.fmt.pix.pixelformat = wanted_code;
+                fmt.fmt.pix.field = v4l2_field_V4L2_FIELD_NONE;
+            }
+            Api::Multi => {
+                // `pix_mp` is the union member for VIDEO_CAPTURE_MPLANE; the
+                // driver fills in the planes.
+                fmt.fmt.pix_mp.width = config.width;
+                fmt.fmt.pix_mp.height = config.height;
+                fmt.fmt.pix_mp.pixelformat = wanted_code;
+                fmt.fmt.pix_mp.field = v4l2_field_V4L2_FIELD_NONE;
+            }
+        }
         // SAFETY: S_FMT takes a v4l2_format.
         unsafe { xioctl(fd, vidioc::VIDIOC_S_FMT, &mut fmt) }.map_err(|e| fail("set format", e))?;
-        // SAFETY: the driver filled `pix` for VIDEO_CAPTURE.
-        let pix = unsafe { fmt.fmt.pix };
-        let Some(format) = PixelFormat::from_fourcc(pix.pixelformat) else {
+        let (code, width, height, planes) = match api {
+            Api::Single => {
+                // SAFETY: the driver filled `pix` for VIDEO_CAPTURE.
+                let pix = unsafe { fmt.fmt.pix };
+                let plane = Plane {
+                    stride: pix.bytesperline as usize,
+                    size: pix.sizeimage as usize,
+                };
+                (pix.pixelformat, pix.width, pix.height, vec![plane])
+            }
+            Api::Multi => {
+                // SAFETY: the driver filled `pix_mp` for VIDEO_CAPTURE_MPLANE.
+                let mp = unsafe { fmt.fmt.pix_mp };
+                // (Copied out of the packed structure before indexing.)
+                let plane_fmt = mp.plane_fmt;
+                let n = usize::from(mp.num_planes).min(plane_fmt.len());
+                let planes = plane_fmt[..n]
+                    .iter()
+                    .map(|p| Plane {
+                        stride: p.bytesperline as usize,
+                        size: p.sizeimage as usize,
+                    })
+                    .collect();
+                (mp.pixelformat, mp.width, mp.height, planes)
+            }
+        };
+        let Some((format, plane_count)) = layout(code) else {
             return Err(CameraError::Unavailable {
                 device: name,
                 reason: format!(
                     "asked for {}, the driver gave {}",
-                    wanted.name(),
-                    fourcc_name(pix.pixelformat)
+                    fourcc_name(wanted_code),
+                    fourcc_name(code)
                 ),
             });
         };
-        if pix.width == 0 || pix.height == 0 || pix.width > 8192 || pix.height > 8192 {
+        if format != wanted {
             return Err(CameraError::Unavailable {
                 device: name,
                 reason: format!(
-                    "the driver gave an unusable size {}x{}",
-                    pix.width, pix.height
+                    "asked for {}, the driver gave {}",
+                    fourcc_name(wanted_code),
+                    fourcc_name(code)
                 ),
+            });
+        }
+        if planes.len() != plane_count {
+            return Err(CameraError::Unavailable {
+                device: name,
+                reason: format!(
+                    "the driver gave {} in {} planes; {} comes in {plane_count}",
+                    fourcc_name(code),
+                    planes.len(),
+                    fourcc_name(code)
+                ),
+            });
+        }
+        if width == 0 || height == 0 || width > 8192 || height > 8192 {
+            return Err(CameraError::Unavailable {
+                device: name,
+                reason: format!("the driver gave an unusable size {width}x{height}"),
             });
         }
 
         let mut parm: v4l2_streamparm = zeroed();
-        parm.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
-        // `capture` is the union member for VIDEO_CAPTURE.
+        parm.type_ = api.buf_type();
+        // `capture` is the union member for both capture types.
         parm.parm.capture.timeperframe.numerator = 1;
         parm.parm.capture.timeperframe.denominator = config.fps;
         // Not every driver can set the rate (HDMI capture follows its source): log, go on.
@@ -196,9 +377,12 @@ impl V4l2Source {
             device = name.as_str(),
             driver = cstr(&cap.driver).as_str(),
             card = cstr(&cap.card).as_str(),
+            api = api.name(),
             format = format.name(),
-            width = pix.width,
-            height = pix.height,
+            fourcc = fourcc_name(code).as_str(),
+            planes = planes.len(),
+            width,
+            height,
             fps,
             asked_width = config.width,
             asked_height = config.height,
@@ -209,13 +393,13 @@ impl V4l2Source {
         let mut source = Self {
             name,
             file,
+            api,
             buffers: Vec::new(),
             streaming: false,
             format,
-            width: pix.width,
-            height: pix.height,
-            stride: pix.bytesperline,
-            image_size: pix.sizeimage,
+            width,
+            height,
+            planes,
         };
         source.start().map_err(|e| fail("start streaming", e))?;
         Ok(source)
@@ -225,7 +409,7 @@ impl V4l2Source {
         let fd = self.file.as_raw_fd();
         let mut req: v4l2_requestbuffers = zeroed();
         req.count = BUFFERS;
-        req.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        req.type_ = self.api.buf_type();
         req.memory = v4l2_memory_V4L2_MEMORY_MMAP;
         // SAFETY: REQBUFS takes a v4l2_requestbuffers.
         unsafe { xioctl(fd, vidioc::VIDIOC_REQBUFS, &mut req) }?;
@@ -233,43 +417,75 @@ impl V4l2Source {
             return Err(io::Error::other("the driver granted no buffers"));
         }
         for index in 0..req.count {
-            let mut buf = self.buffer(index);
-            // SAFETY: QUERYBUF takes a v4l2_buffer.
+            let mut planes: PlaneArray = zeroed();
+            let mut buf = self.buffer(index, &mut planes);
+            // SAFETY: QUERYBUF takes a v4l2_buffer; a multi-planar one points at
+            // `planes`, which outlives the call.
             unsafe { xioctl(fd, vidioc::VIDIOC_QUERYBUF, &mut buf) }?;
-            let len = buf.length as usize;
-            // SAFETY: mapping the driver's buffer at the offset it gave; checked below.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    buf.m.offset as libc::off_t,
-                )
+            // (offset, length) of each plane in the device's memory.
+            let parts: Vec<(u32, usize)> = match self.api {
+                // SAFETY: `offset` is the union member for MMAP buffers.
+                Api::Single => vec![(unsafe { buf.m.offset }, buf.length as usize)],
+                Api::Multi => planes[..(buf.length as usize).min(planes.len())]
+                    .iter()
+                    // SAFETY: `mem_offset` is the union member for MMAP planes.
+                    .map(|p| (unsafe { p.m.mem_offset }, p.length as usize))
+                    .collect(),
             };
-            if ptr == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
+            if parts.len() != self.planes.len() {
+                return Err(io::Error::other(format!(
+                    "buffer {index} has {} planes, the format {}",
+                    parts.len(),
+                    self.planes.len()
+                )));
             }
-            self.buffers.push(Mapping { ptr, len });
+            let mut maps = Vec::with_capacity(parts.len());
+            for (offset, len) in parts {
+                // SAFETY: mapping the driver's plane at the offset it gave; checked below.
+                let ptr = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        fd,
+                        offset as libc::off_t,
+                    )
+                };
+                if ptr == libc::MAP_FAILED {
+                    let e = io::Error::last_os_error();
+                    // The planes mapped so far are unmapped by Drop.
+                    self.buffers.push(maps);
+                    return Err(e);
+                }
+                maps.push(Mapping { ptr, len });
+            }
+            self.buffers.push(maps);
         }
         for index in 0..req.count {
-            let mut buf = self.buffer(index);
-            // SAFETY: QBUF takes a v4l2_buffer.
+            let mut planes: PlaneArray = zeroed();
+            let mut buf = self.buffer(index, &mut planes);
+            // SAFETY: QBUF takes a v4l2_buffer (its planes in `planes`).
             unsafe { xioctl(fd, vidioc::VIDIOC_QBUF, &mut buf) }?;
         }
-        let mut kind = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        let mut kind = self.api.buf_type();
         // SAFETY: STREAMON takes the buffer type.
         unsafe { xioctl(fd, vidioc::VIDIOC_STREAMON, &mut kind) }?;
         self.streaming = true;
         Ok(())
     }
 
-    fn buffer(&self, index: u32) -> v4l2_buffer {
+    /// A buffer descriptor for `index`; a multi-planar one points at `planes`,
+    /// which must outlive every ioctl it is passed to.
+    fn buffer(&self, index: u32, planes: &mut PlaneArray) -> v4l2_buffer {
         let mut buf: v4l2_buffer = zeroed();
         buf.index = index;
-        buf.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        buf.type_ = self.api.buf_type();
         buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
+        if self.api == Api::Multi {
+            buf.m.planes = planes.as_mut_ptr();
+            buf.length = VIDEO_MAX_PLANES;
+        }
         buf
     }
 
@@ -280,43 +496,106 @@ impl V4l2Source {
         }
     }
 
+    /// The bytes of a dequeued buffer, its planes joined; a short frame as
+    /// `(got, want)`.
+    fn frame_bytes(
+        &self,
+        maps: &[Mapping],
+        buf: &v4l2_buffer,
+        planes: &PlaneArray,
+    ) -> Result<Vec<u8>, (usize, usize)> {
+        // What the driver filled in each plane: (start, end) in its mapping.
+        let used: Vec<(usize, usize)> = match self.api {
+            Api::Single => vec![(0, buf.bytesused as usize)],
+            Api::Multi => planes[..maps.len()]
+                .iter()
+                .map(|p| (p.data_offset as usize, p.bytesused as usize))
+                .collect(),
+        };
+        let parts: Vec<&[u8]> = maps
+            .iter()
+            .zip(&used)
+            .map(|(map, &(start, end))| {
+                let end = end.min(map.len);
+                let start = start.min(end);
+                // SAFETY: the mapping is `map.len` bytes long and the driver has
+                // handed this buffer to us until it is queued again.
+                let all = unsafe { std::slice::from_raw_parts(map.ptr as *const u8, map.len) };
+                &all[start..end]
+            })
+            .collect();
+        let got: usize = parts.iter().map(|p| p.len()).sum();
+        // A plane's sizeimage counts the header before its data (data_offset;
+        // vivid's multi-planar mode puts one there), its payload does not.
+        let want: usize = self
+            .planes
+            .iter()
+            .zip(&used)
+            .map(|(p, &(start, _))| p.size.saturating_sub(start))
+            .sum();
+        let compressed = matches!(self.format, PixelFormat::Mjpg | PixelFormat::Jpeg);
+        match parts.as_slice() {
+            [one] => {
+                if !compressed && want > 0 && one.len() < want {
+                    return Err((got, want));
+                }
+                Ok(one.to_vec())
+            }
+            [luma, chroma] => {
+                let h = self.height as usize;
+                let chroma_rows = if self.format == PixelFormat::Nv16 {
+                    h
+                } else {
+                    h.div_ceil(2)
+                };
+                join_planes(
+                    luma,
+                    self.planes[0].stride,
+                    h,
+                    chroma,
+                    self.planes[1].stride,
+                    chroma_rows,
+                )
+                .ok_or((got, want))
+            }
+            _ => Err((got, want)),
+        }
+    }
+
     /// Copies a dequeued buffer out and gives it back to the driver.
-    fn take(&mut self, buf: &mut v4l2_buffer) -> Result<Next, CameraError> {
+    fn take(
+        &mut self,
+        buf: &mut v4l2_buffer,
+        planes: &mut PlaneArray,
+    ) -> Result<Next, CameraError> {
         let fd = self.file.as_raw_fd();
         let index = buf.index as usize;
         let result = match self.buffers.get(index) {
             None => Next::Bad(FrameError::Empty),
             Some(_) if buf.flags & V4L2_BUF_FLAG_ERROR != 0 => Next::Bad(FrameError::Flagged),
-            Some(map) => {
-                let used = (buf.bytesused as usize).min(map.len);
-                // SAFETY: the mapping is `map.len` bytes long and the driver has
-                // handed this buffer to us until it is queued again below.
-                let bytes = unsafe { std::slice::from_raw_parts(map.ptr as *const u8, used) };
-                let frame = RawFrame {
+            Some(maps) => match self.frame_bytes(maps, buf, planes) {
+                Ok(bytes) => Next::Frame(RawFrame {
                     format: self.format,
                     width: self.width,
                     height: self.height,
-                    stride: self.stride,
-                    data: Zeroizing::new(bytes.to_vec()),
+                    stride: self.planes[0].stride as u32,
+                    data: Zeroizing::new(bytes),
                     captured_ms: now_ms(),
-                };
-                if self.format != PixelFormat::Mjpg
-                    && self.image_size > 0
-                    && used < self.image_size as usize
-                {
-                    Next::Bad(FrameError::Short {
-                        format: self.format.name(),
-                        width: self.width,
-                        height: self.height,
-                        got: used,
-                        want: self.image_size as usize,
-                    })
-                } else {
-                    Next::Frame(frame)
-                }
-            }
+                }),
+                Err((got, want)) => Next::Bad(FrameError::Short {
+                    format: self.format.name(),
+                    width: self.width,
+                    height: self.height,
+                    got,
+                    want,
+                }),
+            },
         };
-        // SAFETY: QBUF takes a v4l2_buffer; this one came from DQBUF.
+        if self.api == Api::Multi {
+            buf.m.planes = planes.as_mut_ptr();
+        }
+        // SAFETY: QBUF takes a v4l2_buffer; this one came from DQBUF (its planes
+        // in `planes`).
         unsafe { xioctl(fd, vidioc::VIDIOC_QBUF, buf) }.map_err(|e| self.unavailable(&e))?;
         Ok(result)
     }
@@ -349,10 +628,11 @@ impl FrameSource for V4l2Source {
             if n == 0 {
                 return Ok(Next::Deadline);
             }
-            let mut buf = self.buffer(0);
-            // SAFETY: DQBUF takes a v4l2_buffer.
+            let mut planes: PlaneArray = zeroed();
+            let mut buf = self.buffer(0, &mut planes);
+            // SAFETY: DQBUF takes a v4l2_buffer (its planes in `planes`).
             match unsafe { xioctl(fd, vidioc::VIDIOC_DQBUF, &mut buf) } {
-                Ok(()) => return self.take(&mut buf),
+                Ok(()) => return self.take(&mut buf, &mut planes),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
                         return Err(self.unavailable(&io::Error::from_raw_os_error(libc::ENODEV)));
@@ -371,11 +651,11 @@ impl Drop for V4l2Source {
     fn drop(&mut self) {
         let fd = self.file.as_raw_fd();
         if self.streaming {
-            let mut kind = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+            let mut kind = self.api.buf_type();
             // SAFETY: STREAMOFF takes the buffer type. A gone device fails: nothing to do.
             let _ = unsafe { xioctl(fd, vidioc::VIDIOC_STREAMOFF, &mut kind) };
         }
-        for map in self.buffers.drain(..) {
+        for map in self.buffers.drain(..).flatten() {
             // SAFETY: unmapping what `start` mapped, once.
             unsafe { libc::munmap(map.ptr, map.len) };
         }
@@ -383,13 +663,13 @@ impl Drop for V4l2Source {
     }
 }
 
-/// The fourccs the device offers for capture.
-fn offered_formats(fd: i32) -> Vec<u32> {
+/// The fourccs the device offers for capture through `api`.
+fn offered_formats(fd: i32, api: Api) -> Vec<u32> {
     let mut out = Vec::new();
     for index in 0..256 {
         let mut desc: v4l2_fmtdesc = zeroed();
         desc.index = index;
-        desc.type_ = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        desc.type_ = api.buf_type();
         // SAFETY: ENUM_FMT takes a v4l2_fmtdesc; EINVAL ends the list.
         if unsafe { xioctl(fd, vidioc::VIDIOC_ENUM_FMT, &mut desc) }.is_err() {
             break;
@@ -423,13 +703,106 @@ mod tests {
     }
 
     #[test]
-    fn a_node_that_cannot_capture_says_why() {
-        assert!(
-            capture_refusal(V4L2_CAP_VIDEO_CAPTURE_MPLANE | V4L2_CAP_STREAMING)
-                .contains("multi-planar")
+    fn the_api_is_the_one_the_node_offers() {
+        let s = V4L2_CAP_STREAMING;
+        assert_eq!(Api::of(V4L2_CAP_VIDEO_CAPTURE | s), Ok(Api::Single));
+        assert_eq!(Api::of(V4L2_CAP_VIDEO_CAPTURE_MPLANE | s), Ok(Api::Multi));
+        // Both: the single-planar one.
+        let both = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_VIDEO_CAPTURE_MPLANE | s;
+        assert_eq!(Api::of(both), Ok(Api::Single));
+        let no = |caps| Api::of(caps).err().unwrap_or_default();
+        assert!(no(V4L2_CAP_VIDEO_OUTPUT | s).contains("not a video capture device"));
+        assert!(no(V4L2_CAP_VIDEO_OUTPUT_MPLANE | s).contains("not a video capture device"));
+        assert!(no(V4L2_CAP_VIDEO_CAPTURE_MPLANE).contains("streaming"));
+        assert_eq!(
+            Api::Multi.buf_type(),
+            v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
         );
-        assert!(capture_refusal(V4L2_CAP_VIDEO_OUTPUT).contains("not a video capture device"));
-        assert!(capture_refusal(V4L2_CAP_VIDEO_CAPTURE).contains("streaming"));
+    }
+
+    #[test]
+    fn two_plane_fourccs_are_their_single_buffer_formats() {
+        let code = |c: &[u8; 4]| u32::from_le_bytes(*c);
+        assert_eq!(layout(code(b"NM12")), Some((PixelFormat::Nv12, 2)));
+        assert_eq!(layout(code(b"NM21")), Some((PixelFormat::Nv21, 2)));
+        assert_eq!(layout(code(b"NM16")), Some((PixelFormat::Nv16, 2)));
+        assert_eq!(layout(code(b"NV12")), Some((PixelFormat::Nv12, 1)));
+        assert_eq!(layout(code(b"YUYV")), Some((PixelFormat::Yuyv, 1)));
+        assert_eq!(layout(code(b"YM12")), None);
+        let named = format_named;
+        // NV12 takes NV12M only through the multi-planar API, after NV12.
+        assert_eq!(
+            named("NV12", false),
+            Some((PixelFormat::Nv12, vec![code(b"NV12")]))
+        );
+        assert_eq!(
+            named("NV12", true),
+            Some((PixelFormat::Nv12, vec![code(b"NV12"), code(b"NM12")]))
+        );
+        assert_eq!(
+            named("NV16M", true),
+            Some((PixelFormat::Nv16, vec![code(b"NM16")]))
+        );
+        assert_eq!(named("NV21M", false), Some((PixelFormat::Nv21, vec![])));
+        assert_eq!(
+            named("GREY", true),
+            Some((PixelFormat::Grey, vec![code(b"GREY")]))
+        );
+        assert_eq!(
+            named("Y10 ", true),
+            Some((PixelFormat::Y10, vec![code(b"Y10 ")]))
+        );
+        assert_eq!(named("YU12", true), None);
+    }
+
+    /// NV12M from a real photo: its planes joined give the NV12 buffer, with
+    /// equal strides and with a narrower chroma stride; a short plane is refused.
+    #[test]
+    fn two_planes_join_into_the_one_buffer_layout() {
+        let img = image::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/faces/astronaut.jpg"
+        ))
+        .expect("photo")
+        .to_luma8();
+        let (w, h) = (64usize, 48usize);
+        let luma: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| img.get_pixel(x as u32 * 3, y as u32 * 3)[0])
+            .collect();
+        let chroma: Vec<u8> = luma[..w * h / 2].iter().map(|v| v ^ 0x55).collect();
+        let mut nv12 = luma.clone();
+        nv12.extend_from_slice(&chroma);
+        assert_eq!(
+            join_planes(&luma, w, h, &chroma, w, h / 2).as_deref(),
+            Some(&nv12[..])
+        );
+        // Luma padded to 80 bytes a row, chroma at 64: chroma rows padded to 80.
+        let padded: Vec<u8> = luma
+            .chunks(w)
+            .flat_map(|r| [r, &[0u8; 16][..]].concat())
+            .collect();
+        let joined = join_planes(&padded, 80, h, &chroma, w, h / 2).expect("joined");
+        assert_eq!(joined.len(), 80 * (h + h / 2));
+        assert_eq!(&joined[..80 * h], &padded[..]);
+        assert_eq!(&joined[80 * h..80 * h + w], &chroma[..w]);
+        assert_eq!(&joined[80 * h + w..80 * h + 80], &[0u8; 16][..]);
+        let f = RawFrame {
+            format: PixelFormat::Nv12,
+            width: w as u32,
+            height: h as u32,
+            stride: 80,
+            data: Zeroizing::new(joined),
+            captured_ms: 0.0,
+        };
+        let gray = f.to_gray().expect("gray");
+        assert_eq!(gray.as_raw(), &luma);
+        assert_eq!(
+            join_planes(&luma[..w * (h - 1)], w, h, &chroma, w, h / 2),
+            None
+        );
+        assert_eq!(join_planes(&luma, w, h, &chroma[..w], w, h / 2), None);
+        assert_eq!(join_planes(&luma, w, h, &chroma, 0, h / 2), None);
     }
 
     #[test]

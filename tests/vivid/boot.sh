@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Boots Debian's kernel under qemu (software emulation) with the vivid V4L2 driver
-# and runs one test program inside. Usage: boot.sh PROGRAM [ARCH]
+# and runs one test program inside. Usage: [VIVID_MULTIPLANAR=1] boot.sh PROGRAM [ARCH]
+# (VIVID_MULTIPLANAR=1 loads vivid with multiplanar=2: its nodes offer only the
+# multi-planar API, as MIPI CSI receivers' capture nodes do.)
 # ARCH: x86_64 (default), aarch64 or armv7 (the Rust target's architecture; PROGRAM
 # must be built for it). Prints the guest's console; exits with the program's code
 # (77 when a prerequisite is missing, so a caller can tell "cannot run" from "failed").
@@ -103,7 +105,8 @@ mount -t devtmpfs dev /dev
 for m in $(cat /mods/order); do
   if [ "$m" = vivid ]; then
     insmod /mods/vivid.ko n_devs=2 node_types=0x1,0x101 num_inputs=1,1 \
-      input_types=0x0,0x3 num_outputs=1,1 output_types=0x0,0x1 || echo "insmod vivid failed"
+      input_types=0x0,0x3 num_outputs=1,1 output_types=0x0,0x1 $(cat /vivid-options) \
+      || echo "insmod vivid failed"
   else
     insmod /mods/$m.ko || echo "insmod $m failed"
   fi
@@ -115,6 +118,12 @@ echo "VIVID-RESULT $?"
 poweroff -f
 INIT
 chmod +x "$root/init"
+# VIVID_MULTIPLANAR=1: both vivid instances offer only the multi-planar API.
+if [ "${VIVID_MULTIPLANAR:-0}" = 1 ]; then
+  echo "multiplanar=2,2" > "$root/vivid-options"
+else
+  : > "$root/vivid-options"
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
 
 log=$work/console.log
