@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The boards: what `cargo test` cannot show on the build machine.
 #   aarch64, armv7  cross-build the board binaries (profile `board`, no emulator),
-#                   run the library's unit tests under qemu-user, and run the real
+#                   run the library's unit tests under qemu-user (armv7), and run the real
 #                   V4L2 test (examples/vivid_check) on an emulated board: qemu-system
 #                   booting Debian's arm64 / armmp kernel with vivid, single-planar
 #                   and multi-planar (32-bit v4l2_buffer/v4l2_plane on armv7).
@@ -64,8 +64,15 @@ arm() {
   local a=$1 t log
   t=${triples[$a]}
   build "$a"
-  say "$a: unit tests under qemu-user"
-  cargo test --locked --profile board --target "$t" --no-default-features --lib
+  # The library's unit tests under qemu-user on the 32-bit board only: its ABI
+  # (32-bit pointers and time_t, the V4L2 structures' layout) is what differs
+  # from x86_64, where cargo test runs them; aarch64 is LP64 and little-endian
+  # like x86_64, and its binaries are proven by the vivid test below and the
+  # booted arm64 system (tests/system/run.sh arm64).
+  if [ "$a" = armv7 ]; then
+    say "$a: unit tests under qemu-user"
+    cargo test --locked --profile board --target "$t" --no-default-features --lib
+  fi
   local api
   for api in single-planar multi-planar; do
     say "$a: the V4L2 test on an emulated $a board, vivid $api (qemu-system, Debian's kernel)"

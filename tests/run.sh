@@ -85,8 +85,8 @@ fi
 # The totals, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 
-stage "the fuzz targets, 20 s each (tests/fuzz.sh)"
-bash tests/fuzz.sh 20
+stage "the fuzz targets, 10 s each (tests/fuzz.sh)"
+bash tests/fuzz.sh 10
 
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
