@@ -316,7 +316,7 @@ impl V4l2Source {
                 (mp.pixelformat, mp.width, mp.height, planes)
             }
         };
-        let Some((format, plane_count)) = layout(code) else {
+        let Some((format, plane_count)) = layout(code).filter(|&(f, _)| f == wanted) else {
             return Err(CameraError::Unavailable {
                 device: name,
                 reason: format!(
@@ -326,16 +326,6 @@ impl V4l2Source {
                 ),
             });
         };
-        if format != wanted {
-            return Err(CameraError::Unavailable {
-                device: name,
-                reason: format!(
-                    "asked for {}, the driver gave {}",
-                    fourcc_name(wanted_code),
-                    fourcc_name(code)
-                ),
-            });
-        }
         if planes.len() != plane_count {
             return Err(CameraError::Unavailable {
                 device: name,
