@@ -63,14 +63,14 @@ fn main() {
             .build()
             .await
             .expect("bus");
-        let proxy = facecapture::daemon::proxy::FaceCapture1Proxy::new(&conn)
+        let proxy = facecapture_dbus::FaceCapture1Proxy::new(&conn)
             .await
             .expect("proxy");
         let mut out = Vec::new();
         for _ in 0..20 {
             let t = Instant::now();
-            let (granted, ..) = proxy.authenticate("bench").await.expect("authenticate");
-            assert!(granted);
+            let reply = proxy.authenticate("bench").await.expect("authenticate");
+            assert!(reply.granted);
             out.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         out

@@ -131,7 +131,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let url = trigger.session_callback_url.unwrap_or_default();
     println!("{}", facecapture::qrimage::to_terminal(&url)?);
-    let qr = workflow::start_qr(&url, &qr_keys, &[], &http, "enroll", &progress)?;
+    let qr = workflow::start_qr(
+        &url,
+        &qr_keys,
+        &[],
+        &http,
+        workflow::QrMethod::Enroll,
+        &progress,
+    )?;
     let bob = Person {
         username: qr.session.user_name.clone(),
         email: qr.session.email.clone(),
@@ -155,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &qr_keys,
         &[],
         &http,
-        "authenticate",
+        workflow::QrMethod::Authenticate,
         &progress,
     )?;
     let a = workflow::authenticate(

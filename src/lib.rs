@@ -5,12 +5,14 @@
 pub mod awareid;
 pub mod camera;
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod detect;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod lock;
 pub mod logging;
 pub mod provision;
 pub mod qrimage;

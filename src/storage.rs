@@ -11,6 +11,7 @@
 //! (protection `plain`). Once `facecaptured provision` has sealed it into the
 //! credential `device_key`, the row keeps the device id and an empty key.
 
+use crate::clock::unix_now;
 use crate::config::Secret;
 use crate::crypto::device::DeviceKey;
 use crate::crypto::sealed::SealedIdentity;
@@ -132,13 +133,6 @@ impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Storage({})", self.path.display())
     }
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Storage {

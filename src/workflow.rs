@@ -14,37 +14,32 @@ use crate::config::{Encryption, Secret};
 use crate::crypto::device::DeviceKey;
 use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
 
-/// SPEC 6's Progress steps.
+/// SPEC 6's Progress steps (the client crate's).
+pub use facecapture_dbus::Step;
+
+/// What a QR code's session starts (validateSession's `methodType`): a QR flow
+/// accepts only the one it was called for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Token,
-    PublicKey,
-    ValidateSession,
+pub enum QrMethod {
+    /// `methodType` "enroll": EnrollWithQr.
     Enroll,
-    AddDevice,
-    Capture,
-    AddFace,
+    /// `methodType` "authenticate": AuthenticateWithQr.
     Authenticate,
-    VerifyDevice,
-    VerifyFace,
-    Done,
 }
 
-impl Step {
+impl QrMethod {
+    /// The `methodType` AwareID sends for it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Step::Token => "token",
-            Step::PublicKey => "public-key",
-            Step::ValidateSession => "validate-session",
-            Step::Enroll => "enroll",
-            Step::AddDevice => "add-device",
-            Step::Capture => "capture",
-            Step::AddFace => "add-face",
-            Step::Authenticate => "authenticate",
-            Step::VerifyDevice => "verify-device",
-            Step::VerifyFace => "verify-face",
-            Step::Done => "done",
+            Self::Enroll => "enroll",
+            Self::Authenticate => "authenticate",
         }
+    }
+}
+
+impl std::fmt::Display for QrMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -55,7 +50,7 @@ pub enum FlowError {
     #[error("QR code: {0}")]
     Qr(#[from] QrError),
     #[error("the QR code starts an {got} flow, not {expected}")]
-    WrongMethod { expected: &'static str, got: String },
+    WrongMethod { expected: QrMethod, got: String },
     #[error("capture failed: {0}")]
     Capture(#[from] crate::capture::CaptureError),
     #[error("face data encryption failed: {0}")]
@@ -287,13 +282,13 @@ pub struct QrSession {
 }
 
 /// Verifies and decrypts the QR code, then validates the session on its host.
-/// `expected` is "enroll" or "authenticate".
+/// `expected` is the flow the caller runs; a QR code for the other is refused.
 pub fn start_qr(
     url: &str,
     keys: &QrKeys,
     allowed_hosts: &[String],
     http: &HttpSettings,
-    expected: &'static str,
+    expected: QrMethod,
     progress: &dyn Fn(Step),
 ) -> Result<QrSession, FlowError> {
     let callback = crate::crypto::qr::decode(url, keys, allowed_hosts)?;
@@ -304,14 +299,14 @@ pub fn start_qr(
 pub fn start_qr_session(
     callback: SessionCallback,
     http: &HttpSettings,
-    expected: &'static str,
+    expected: QrMethod,
     progress: &dyn Fn(Step),
 ) -> Result<QrSession, FlowError> {
-    tracing::info!(operation = expected, step = Step::ValidateSession.as_str(), host = %callback.host, "step");
+    tracing::info!(operation = expected.as_str(), step = Step::ValidateSession.as_str(), host = %callback.host, "step");
     progress(Step::ValidateSession);
     let client = AwareIdClient::for_qr_host(&callback.host, &callback.apikey, http);
     let session = client.validate_session(&callback.session_token)?;
-    if session.method_type != expected {
+    if session.method_type != expected.as_str() {
         return Err(FlowError::WrongMethod {
             expected,
             got: session.method_type,

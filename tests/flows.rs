@@ -214,8 +214,15 @@ fn qr_started_enrollment_and_authentication() {
 
     let steps = RefCell::new(Vec::new());
     let record = |st: Step| steps.borrow_mut().push(st.as_str());
-    let qr = workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "enroll", &record)
-        .expect("start QR enroll");
+    let qr = workflow::start_qr(
+        &url,
+        &s.qr_keys,
+        &[],
+        &s.http,
+        workflow::QrMethod::Enroll,
+        &record,
+    )
+    .expect("start QR enroll");
     assert_eq!(qr.session.user_name, "dave");
     assert_eq!(qr.session.email, "dave@example.com");
     let ctx = ctx(&s, Encryption::Envelope, &record);
@@ -242,20 +249,44 @@ fn qr_started_enrollment_and_authentication() {
         ]
     );
     // The QR session token cannot be replayed.
-    assert!(workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "enroll", &no_progress).is_err());
+    assert!(
+        workflow::start_qr(
+            &url,
+            &s.qr_keys,
+            &[],
+            &s.http,
+            workflow::QrMethod::Enroll,
+            &no_progress
+        )
+        .is_err()
+    );
 
     // QR-started authentication.
     let url = trigger_authenticate_url(&s, "dave");
     // Starting it as an enrollment is refused by method type.
-    let wrong = workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "enroll", &no_progress);
+    let wrong = workflow::start_qr(
+        &url,
+        &s.qr_keys,
+        &[],
+        &s.http,
+        workflow::QrMethod::Enroll,
+        &no_progress,
+    );
     assert!(
         matches!(wrong, Err(workflow::FlowError::WrongMethod { .. })),
         "{:?}",
         wrong.err()
     );
     let url = trigger_authenticate_url(&s, "dave");
-    let qr = workflow::start_qr(&url, &s.qr_keys, &[], &s.http, "authenticate", &no_progress)
-        .expect("start QR auth");
+    let qr = workflow::start_qr(
+        &url,
+        &s.qr_keys,
+        &[],
+        &s.http,
+        workflow::QrMethod::Authenticate,
+        &no_progress,
+    )
+    .expect("start QR auth");
     assert_eq!(qr.session.user_name, "dave");
     let auth = workflow::authenticate(
         &qr.client,
@@ -325,7 +356,7 @@ fn qr_host_outside_allowed_hosts_is_refused_before_any_request() {
         &s.qr_keys,
         &["awareid.example.com".into()],
         &s.http,
-        "enroll",
+        workflow::QrMethod::Enroll,
         &no_progress,
     )
     .err()

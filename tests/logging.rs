@@ -64,7 +64,7 @@ fn run_everything(s: &Setup) -> Vec<String> {
         &s.qr_keys,
         &[],
         &s.http,
-        "enroll",
+        workflow::QrMethod::Enroll,
         &no_progress,
     )
     .expect("qr");

@@ -24,8 +24,11 @@ stage "tests/run.sh"
 # dbus-daemon and gdbus; systemd-analyze for the unit. For the boards
 # (tests/boards.sh): the cross toolchains, qemu-user, qemu-system-arm, debootstrap.
 # For the booted system (tests/system/run.sh): mkfs.ext4 -d and debugfs, and
-# swtpm, the software TPM2 the amd64 guest seals its device key with.
+# swtpm, the software TPM2 the amd64 guest seals its device key with. For the C
+# door controller libsystemd-dev (sd-bus); for the interface reference
+# (tests/interface-doc.sh) gdbus-codegen, xsltproc, docbook-xsl, man and col.
 packages=(build-essential pkg-config util-linux ca-certificates libclang-dev
+          libsystemd-dev libglib2.0-dev-bin xsltproc docbook-xsl man-db bsdextrautils
           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod file
           dbus libglib2.0-bin systemd python3-pip
           gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
@@ -68,12 +71,12 @@ stage "cargo fmt --check"
 cargo fmt --check
 cargo fmt --check --manifest-path fuzz/Cargo.toml
 stage "cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 # The boards' build: without the emulator.
 cargo clippy --locked --no-default-features --lib --bins --examples -- -D warnings
 
 stage "cargo test (ignored tests included)"
-cargo test --locked -- --include-ignored 2>&1 | tee "$log"
+cargo test --locked --workspace -- --include-ignored 2>&1 | tee "$log"
 # A test that could not run is a failure here: nothing may stay ignored or skipped.
 if grep -E '^test result: .* [1-9][0-9]* ignored' "$log" > /dev/null \
   || grep -E '^SKIPPED' "$log" > /dev/null; then
@@ -81,6 +84,9 @@ if grep -E '^test result: .* [1-9][0-9]* ignored' "$log" > /dev/null \
   grep -E '^test .* ignored|^SKIPPED' "$log" >&2 || true
   exit 1
 fi
+
+stage "the interface reference, man page and HTML (tests/interface-doc.sh)"
+bash tests/interface-doc.sh
 
 # The totals, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")

@@ -11,10 +11,10 @@ mod common;
 use facecapture::camera::{Camera, CameraError, FrameSource, Next};
 use facecapture::config::{Config, Environment, Need};
 use facecapture::daemon::errors::Error;
-use facecapture::daemon::proxy::FaceCapture1Proxy;
 use facecapture::daemon::service::{FaceCapture, Served};
 use facecapture::daemon::{OBJECT_PATH, engine::Engine};
 use facecapture::emulator::{Emulator, EmulatorConfig, Fault, FaultKind};
+use facecapture_dbus::FaceCapture1Proxy;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use zbus::message::Type;
@@ -171,8 +171,18 @@ async fn signals_and_state_come_before_the_reply_in_order() {
             _ => {}
         }
     }
-    let (code, status, liveness) = call.await.expect("join").expect("enroll");
-    assert_eq!((code.as_str(), status, liveness), ("", 2, true));
+    let reply = call.await.expect("join").expect("enroll");
+    assert_eq!(
+        reply,
+        facecapture_dbus::EnrollReply {
+            enrollment_status: 2,
+            liveness: true
+        }
+    );
+    assert_eq!(
+        reply.status(),
+        Some(facecapture_dbus::EnrollmentStatus::Complete)
+    );
     let at = |what: &str| {
         seen.iter()
             .position(|s| s == what)
@@ -329,7 +339,13 @@ async fn failures_map_onto_named_errors() {
         .enroll("hal", "hal@example.com", "", "", "")
         .await
         .expect("enroll");
-    assert!(proxy.authenticate("hal").await.expect("authenticate").0);
+    assert!(
+        proxy
+            .authenticate("hal")
+            .await
+            .expect("authenticate")
+            .granted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +460,13 @@ async fn a_sealed_identity_from_the_credential_signs_and_is_shown() {
         .await
         .expect("enroll");
     // verifyDevice succeeds only with a signature by the key addDevice sent.
-    assert!(proxy.authenticate("hal").await.expect("authenticate").0);
+    assert!(
+        proxy
+            .authenticate("hal")
+            .await
+            .expect("authenticate")
+            .granted
+    );
     let storage = facecapture::storage::Storage::open(&p.dir.path().join("state")).expect("db");
     assert!(matches!(
         storage.stored_identity(),

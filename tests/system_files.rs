@@ -393,7 +393,8 @@ fn the_documented_interface_is_the_one_served() {
         .expect("gdbus");
     let live = stdout(&o);
     let documented =
-        std::fs::read_to_string(root().join("dbus/org.facecapture.FaceCapture1.xml")).expect("xml");
+        std::fs::read_to_string(root().join("facecapture-dbus/org.facecapture.FaceCapture1.xml"))
+            .expect("xml");
     let iface = "org.facecapture.FaceCapture1";
     assert_eq!(methods(&documented, iface), methods(&live, iface));
     assert_eq!(methods(&live, iface).len(), 7);

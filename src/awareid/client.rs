@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::paths::{self, Call};
 use super::wire::*;
 use crate::config::{ConfigError, Secret, ServerConfig};
+use crate::lock::lock;
 
 /// Largest response body read (a verifyFace answer is a few KiB).
 const MAX_BODY: u64 = 1024 * 1024;
@@ -630,10 +631,6 @@ pub fn parse_public_key(text: &str) -> Option<rsa::PublicKey> {
     rsa::PublicKey::from_public_key_pem(&pem)
         .ok()
         .or_else(|| rsa::PublicKey::from_pkcs1_pem(&pem).ok())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

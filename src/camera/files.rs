@@ -5,9 +5,10 @@
 
 use super::frame::{FrameError, PixelFormat, RawFrame};
 use super::{CameraError, FrameSource, Next};
+use crate::clock::unix_ms as now_ms;
 use crate::config::CameraConfig;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// More images than this is a misconfiguration, not a demo.
@@ -148,14 +149,6 @@ fn load(path: &Path) -> Result<Image, String> {
         }
         Err(e) => Ok(bad(&e)),
     }
-}
-
-/// Milliseconds since the Unix epoch, as the package's timestamps are.
-pub fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
 }
 
 impl FrameSource for FilesSource {

@@ -11,7 +11,8 @@
 //! in `Drop` when the device has gone, which a daemon cannot afford.
 
 use super::frame::{FrameError, PixelFormat, RawFrame};
-use super::{CameraError, FrameSource, Next, files::now_ms};
+use super::{CameraError, FrameSource, Next};
+use crate::clock::unix_ms as now_ms;
 use crate::config::CameraConfig;
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -7,60 +7,8 @@ use crate::detect::FaceBox;
 use image::GrayImage;
 use image::imageops::FilterType;
 
-/// CaptureFeedback codes, in the order the gate tests them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Feedback {
-    FaceCompliant,
-    NoFace,
-    MultipleFaces,
-    FaceTooFar,
-    FaceTooClose,
-    FaceOnLeft,
-    FaceOnRight,
-    FaceTooHigh,
-    FaceTooLow,
-    TooDark,
-    TooBlurry,
-}
-
-impl Feedback {
-    /// The code as the D-Bus signal carries it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FaceCompliant => "face-compliant",
-            Self::NoFace => "no-face",
-            Self::MultipleFaces => "multiple-faces",
-            Self::FaceTooFar => "face-too-far",
-            Self::FaceTooClose => "face-too-close",
-            Self::FaceOnLeft => "face-on-left",
-            Self::FaceOnRight => "face-on-right",
-            Self::FaceTooHigh => "face-too-high",
-            Self::FaceTooLow => "face-too-low",
-            Self::TooDark => "too-dark",
-            Self::TooBlurry => "too-blurry",
-        }
-    }
-
-    pub const ALL: [Feedback; 11] = [
-        Self::FaceCompliant,
-        Self::NoFace,
-        Self::MultipleFaces,
-        Self::FaceTooFar,
-        Self::FaceTooClose,
-        Self::FaceOnLeft,
-        Self::FaceOnRight,
-        Self::FaceTooHigh,
-        Self::FaceTooLow,
-        Self::TooDark,
-        Self::TooBlurry,
-    ];
-}
-
-impl std::fmt::Display for Feedback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// CaptureFeedback codes, in the order the gate tests them (the client crate's).
+pub use facecapture_dbus::Feedback;
 
 /// Howdy's dark-frame test: the share of pixels in the darkest bin of the
 /// histogram. The bin ends at 40, not 32: video-range luma starts at 16.

@@ -7,37 +7,22 @@ use super::errors::Error;
 use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
 use crate::camera::Camera;
 use crate::capture::{self, CaptureError, Feedback, Settings};
+use crate::clock::unix_now;
 use crate::config::{CameraSource, Config, Secret};
 use crate::crypto::device::{DeviceKey, this_machine_device_id};
 use crate::crypto::qr::{QrKeys, SessionCallback};
 use crate::crypto::sealed::{Protection, SealedIdentity};
 use crate::detect::Detector;
-use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError, unix_now};
+use crate::lock::lock;
+use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError};
 use crate::workflow::{
-    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
+    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, QrMethod, Step, Terminal,
 };
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, MutexGuard};
 
-/// The `State` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Idle,
-    Capturing,
-    ScanningQr,
-    ContactingServer,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Capturing => "capturing",
-            Self::ScanningQr => "scanning-qr",
-            Self::ContactingServer => "contacting-server",
-        }
-    }
-}
+/// The `State` property (the client crate's).
+pub use facecapture_dbus::State;
 
 /// What an operation tells the bus while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +80,6 @@ fn add_face_unsettled(e: &FlowError) -> bool {
             }
         )
     )
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock must not take the daemon down with it.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn new_identity() -> Result<(String, DeviceKey), StorageError> {
@@ -285,21 +265,35 @@ impl Engine {
         }
     }
 
-    fn context<'a>(&'a self, progress: &'a dyn Fn(Step)) -> Context<'a> {
-        Context {
-            terminal: &self.terminal,
-            encryption: self.config.face.encryption,
-            progress,
-        }
-    }
-
-    /// Captures a face package from the camera for `username`.
-    fn capture(
+    /// Runs `flow` with what every workflow takes from an operation: the context
+    /// (its steps sent as Progress) and the face source (this camera, its feedback
+    /// sent as CaptureFeedback).
+    fn in_flow<T>(
         &self,
         op: &Op<'_>,
-        username: &str,
-    ) -> Result<crate::awareid::wire::FaceLivenessData, FlowError> {
-        (op.events)(Event::State(State::Capturing));
+        flow: impl FnOnce(&Context<'_>, &mut dyn workflow::FaceSource) -> T,
+    ) -> T {
+        let progress = |s: Step| (op.events)(Event::Progress(s));
+        let ctx = Context {
+            terminal: &self.terminal,
+            encryption: self.config.face.encryption,
+            progress: &progress,
+        };
+        let mut face = |user: &str| self.capture(op, user);
+        flow(&ctx, &mut face)
+    }
+
+    /// Runs `use_it` on the opened camera, then releases it: closed unless
+    /// `camera.keep_open`, and always after a camera error (the next operation
+    /// opens it afresh, e.g. after an unplug).
+    fn with_camera<T>(
+        &self,
+        use_it: impl FnOnce(
+            &mut dyn crate::camera::FrameSource,
+            &mut Detector,
+            &Settings,
+        ) -> Result<T, CaptureError>,
+    ) -> Result<T, CaptureError> {
         let mut kit = lock(&self.kit);
         let CaptureKit {
             camera,
@@ -309,28 +303,34 @@ impl Engine {
         let result = camera
             .acquire()
             .map_err(CaptureError::from)
-            .and_then(|source| {
-                capture::capture_face(
-                    source,
-                    detector,
-                    settings,
-                    username,
-                    &mut |f| (op.events)(Event::Feedback(f)),
-                    op.cancel,
-                )
-            });
+            .and_then(|source| use_it(source, detector, settings));
         camera.release(matches!(result, Err(CaptureError::Camera(_))));
+        result
+    }
+
+    /// Captures a face package from the camera for `username`.
+    fn capture(
+        &self,
+        op: &Op<'_>,
+        username: &str,
+    ) -> Result<crate::awareid::wire::FaceLivenessData, FlowError> {
+        (op.events)(Event::State(State::Capturing));
+        let result = self.with_camera(|source, detector, settings| {
+            capture::capture_face(
+                source,
+                detector,
+                settings,
+                username,
+                &mut |f| (op.events)(Event::Feedback(f)),
+                op.cancel,
+            )
+        });
         (op.events)(Event::State(State::ContactingServer));
         Ok(result?)
     }
 
     /// The QR code from the caller, or scanned by the camera when `url` is empty.
-    fn qr(
-        &self,
-        op: &Op<'_>,
-        url: &str,
-        expected: &'static str,
-    ) -> Result<workflow::QrSession, Error> {
+    fn qr(&self, op: &Op<'_>, url: &str, expected: QrMethod) -> Result<workflow::QrSession, Error> {
         let keys = self.qr_keys.as_ref().ok_or_else(|| {
             Error::QrInvalid(
                 "QR flows are not configured (qr.signing_public_key, qr.aes_key)".into(),
@@ -339,16 +339,9 @@ impl Engine {
         let allowed = &self.config.qr.allowed_hosts;
         let callback: SessionCallback = if url.is_empty() {
             (op.events)(Event::State(State::ScanningQr));
-            let mut kit = lock(&self.kit);
-            let CaptureKit {
-                camera, settings, ..
-            } = &mut *kit;
-            let result = camera
-                .acquire()
-                .map_err(CaptureError::from)
-                .and_then(|source| capture::scan_qr(source, settings, keys, allowed, op.cancel));
-            camera.release(matches!(result, Err(CaptureError::Camera(_))));
-            result?
+            self.with_camera(|source, _, settings| {
+                capture::scan_qr(source, settings, keys, allowed, op.cancel)
+            })?
         } else {
             crate::crypto::qr::decode(url, keys, allowed)
                 .map_err(|e| Error::QrInvalid(e.to_string()))?
@@ -382,18 +375,19 @@ impl Engine {
 
     pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<EnrollOutcome, Error> {
         (op.events)(Event::State(State::ContactingServer));
-        let progress = |s: Step| (op.events)(Event::Progress(s));
-        let ctx = self.context(&progress);
-        let mut face = |user: &str| self.capture(op, user);
         self.enrolling(
             &person.username,
-            || workflow::enroll(&self.client, &ctx, person, &mut face),
+            || {
+                self.in_flow(op, |ctx, face| {
+                    workflow::enroll(&self.client, ctx, person, face)
+                })
+            },
             &self.server_host,
         )
     }
 
     pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<EnrollOutcome, Error> {
-        let qr = self.qr(op, url, "enroll")?;
+        let qr = self.qr(op, url, QrMethod::Enroll)?;
         let person = Person {
             username: qr.session.user_name.clone(),
             email: qr.session.email.clone(),
@@ -401,12 +395,13 @@ impl Engine {
             first_name: None,
             last_name: None,
         };
-        let progress = |s: Step| (op.events)(Event::Progress(s));
-        let ctx = self.context(&progress);
-        let mut face = |user: &str| self.capture(op, user);
         self.enrolling(
             &person.username,
-            || workflow::enroll(&qr.client, &ctx, &person, &mut face),
+            || {
+                self.in_flow(op, |ctx, face| {
+                    workflow::enroll(&qr.client, ctx, &person, face)
+                })
+            },
             &qr.callback.host,
         )
     }
@@ -453,21 +448,19 @@ impl Engine {
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
         self.authenticating(username, |code| {
             (op.events)(Event::State(State::ContactingServer));
-            let progress = |s: Step| (op.events)(Event::Progress(s));
-            let ctx = self.context(&progress);
-            let mut face = |user: &str| self.capture(op, user);
-            workflow::authenticate(&self.client, &ctx, username, code, &mut face)
+            self.in_flow(op, |ctx, face| {
+                workflow::authenticate(&self.client, ctx, username, code, face)
+            })
         })
     }
 
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
-        let qr = self.qr(op, url, "authenticate")?;
+        let qr = self.qr(op, url, QrMethod::Authenticate)?;
         let username = qr.session.user_name.clone();
         let outcome = self.authenticating(&username, |code| {
-            let progress = |s: Step| (op.events)(Event::Progress(s));
-            let ctx = self.context(&progress);
-            let mut face = |user: &str| self.capture(op, user);
-            workflow::authenticate(&qr.client, &ctx, &username, code, &mut face)
+            self.in_flow(op, |ctx, face| {
+                workflow::authenticate(&qr.client, ctx, &username, code, face)
+            })
         })?;
         Ok((username, outcome))
     }

@@ -1,49 +1,14 @@
-//! The D-Bus errors of SPEC 6 (`org.facecapture.FaceCapture1.Error.<Name>`), and
-//! how every internal failure maps onto one of them with a message that says what
-//! went wrong (never a secret, a token or face data).
+//! How every internal failure maps onto one of them with a message that says what
+//! went wrong (never a secret, a token or face data). The errors themselves
+//! (SPEC 6, `org.facecapture.FaceCapture1.Error.<Name>`) are the client crate's,
+//! [`facecapture_dbus::Error`], so the daemon and its callers share one type.
 
 use crate::awareid::AwareIdError;
 use crate::capture::CaptureError;
 use crate::storage::StorageError;
 use crate::workflow::FlowError;
 
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.facecapture.FaceCapture1.Error")]
-pub enum Error {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// Another operation is in flight.
-    Busy(String),
-    Cancelled(String),
-    InvalidArgument(String),
-    NotEnrolled(String),
-    CameraUnavailable(String),
-    CaptureTimeout(String),
-    QrInvalid(String),
-    /// AwareID refused: the message carries its errorCode and errorMsg.
-    ServerRejected(String),
-    ServerUnavailable(String),
-    Internal(String),
-}
-
-impl Error {
-    /// The short D-Bus name, for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::ZBus(_) => "ZBus",
-            Self::Busy(_) => "Busy",
-            Self::Cancelled(_) => "Cancelled",
-            Self::InvalidArgument(_) => "InvalidArgument",
-            Self::NotEnrolled(_) => "NotEnrolled",
-            Self::CameraUnavailable(_) => "CameraUnavailable",
-            Self::CaptureTimeout(_) => "CaptureTimeout",
-            Self::QrInvalid(_) => "QrInvalid",
-            Self::ServerRejected(_) => "ServerRejected",
-            Self::ServerUnavailable(_) => "ServerUnavailable",
-            Self::Internal(_) => "Internal",
-        }
-    }
-}
+pub use facecapture_dbus::Error;
 
 impl From<CaptureError> for Error {
     fn from(e: CaptureError) -> Self {
@@ -124,7 +89,7 @@ mod tests {
             (FlowError::Qr(QrError::BadSignature).into(), "QrInvalid"),
             (
                 FlowError::WrongMethod {
-                    expected: "enroll",
+                    expected: crate::workflow::QrMethod::Enroll,
                     got: "authenticate".into(),
                 }
                 .into(),

@@ -4,15 +4,13 @@
 
 pub mod engine;
 pub mod errors;
-pub mod proxy;
 pub mod readonly;
 pub mod service;
 
 use crate::config::{Bus, Config};
 use std::sync::Arc;
 
-pub const BUS_NAME: &str = "org.facecapture.FaceCapture1";
-pub const OBJECT_PATH: &str = "/org/facecapture/FaceCapture1";
+pub use facecapture_dbus::{BUS_NAME, OBJECT_PATH};
 
 /// systemd's watchdog period, as sd_watchdog_enabled(3) reads it: WATCHDOG_USEC,
 /// for this process when WATCHDOG_PID is ours or unset.

@@ -7,7 +7,9 @@
 use super::engine::{Engine, Event, Op, State};
 use super::errors::Error;
 use super::readonly::ReadOnly;
+use crate::lock::lock;
 use crate::workflow::Person;
+use facecapture_dbus::Operation;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,10 +36,6 @@ pub struct FaceCapture {
     slot: Arc<Mutex<Option<Current>>>,
     state: Mutex<State>,
     camera_available: AtomicBool,
-}
-
-fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -168,7 +166,7 @@ impl FaceCapture {
 
     /// Cancels the operation in flight, if any (SIGTERM, Cancel()).
     pub fn cancel_current(&self) -> bool {
-        match &*guard(&self.slot) {
+        match &*lock(&self.slot) {
             Some(cur) => {
                 cur.cancel.store(true, Ordering::Relaxed);
                 cur.cancelled.notify_one();
@@ -183,7 +181,7 @@ impl FaceCapture {
     /// name and age. Such work is stuck (a V4L2 ioctl that never returns): the
     /// daemon stops feeding systemd's watchdog, and systemd restarts it.
     pub fn overrun(&self, now: std::time::Instant) -> Option<(&'static str, std::time::Duration)> {
-        let slot = guard(&self.slot);
+        let slot = lock(&self.slot);
         let cur = slot.as_ref()?;
         let age = now.saturating_duration_since(cur.started);
         (age > self.engine.operation_timeout() + self.engine.stuck_grace())
@@ -192,7 +190,7 @@ impl FaceCapture {
 
     async fn set_state(&self, emitter: &SignalEmitter<'_>, state: State) {
         let changed = {
-            let mut s = guard(&self.state);
+            let mut s = lock(&self.state);
             let changed = *s != state;
             *s = state;
             changed
@@ -224,13 +222,14 @@ impl FaceCapture {
         hdr: &Header<'_>,
         emitter: &SignalEmitter<'_>,
         conn: &zbus::Connection,
-        operation: &'static str,
+        operation: Operation,
         work: impl FnOnce(&Engine, &Op<'_>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
+        let operation = operation.as_str();
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = Arc::new(tokio::sync::Notify::new());
         {
-            let mut slot = guard(&self.slot);
+            let mut slot = lock(&self.slot);
             if let Some(cur) = &*slot {
                 return Err(Error::Busy(format!("{} is in progress", cur.operation)));
             }
@@ -303,7 +302,7 @@ impl FaceCapture {
                 _ = &mut deadline => {
                     cancel.store(true, Ordering::Relaxed);
                     let secs = self.engine.operation_timeout().as_secs();
-                    let state = *guard(&self.state);
+                    let state = *lock(&self.state);
                     break Err(match state {
                         State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s (daemon.operation_timeout_s)")),
                         _ => Error::ServerUnavailable(format!("{operation}: no answer within {secs} s (daemon.operation_timeout_s)")),
@@ -322,7 +321,7 @@ impl FaceCapture {
             Err(_) => {}
         }
         if finished {
-            *guard(&self.slot) = None;
+            *lock(&self.slot) = None;
             self.set_state(emitter, State::Idle).await;
         } else {
             // The blocking work ends at its next cancel check (or HTTP timeout): the
@@ -331,7 +330,7 @@ impl FaceCapture {
             let conn = conn.clone();
             tokio::spawn(async move {
                 let _ = task.await;
-                *guard(&slot) = None;
+                *lock(&slot) = None;
                 let iface = conn
                     .object_server()
                     .interface::<_, Served>(super::OBJECT_PATH)
@@ -361,7 +360,7 @@ impl FaceCapture {
 
 #[zbus::interface(name = "org.facecapture.FaceCapture1")]
 impl FaceCapture {
-    #[zbus(out_args("registration_code", "enrollment_status", "liveness"))]
+    #[zbus(out_args("enrollment_status", "liveness"))]
     #[allow(clippy::too_many_arguments)]
     async fn enroll(
         &self,
@@ -373,7 +372,7 @@ impl FaceCapture {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> Result<(String, i32, bool), Error> {
+    ) -> Result<(i32, bool), Error> {
         check_username(&username)?;
         check_email(&email)?;
         check_phone(&phone_number)?;
@@ -387,35 +386,37 @@ impl FaceCapture {
             last_name: Some(last_name).filter(|s| !s.is_empty()),
         };
         let out = self
-            .run(&hdr, &emitter, conn, "enroll", move |engine, op| {
-                engine.enroll(op, &person)
-            })
+            .run(
+                &hdr,
+                &emitter,
+                conn,
+                Operation::Enroll,
+                move |engine, op| engine.enroll(op, &person),
+            )
             .await?;
-        // Registration codes never leave the daemon (SPEC 6): the output is kept
-        // for the signature and is always empty.
-        Ok((String::new(), out.enrollment_status, out.liveness))
+        // The registration code stays in the daemon (SPEC 6).
+        Ok((out.enrollment_status, out.liveness))
     }
 
-    #[zbus(out_args("username", "registration_code", "enrollment_status", "liveness"))]
+    #[zbus(out_args("username", "enrollment_status", "liveness"))]
     async fn enroll_with_qr(
         &self,
         session_callback_url: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> Result<(String, String, i32, bool), Error> {
+    ) -> Result<(String, i32, bool), Error> {
         check_url(&session_callback_url)?;
         let out = self
-            .run(&hdr, &emitter, conn, "enroll-qr", move |engine, op| {
-                engine.enroll_qr(op, &session_callback_url)
-            })
+            .run(
+                &hdr,
+                &emitter,
+                conn,
+                Operation::EnrollQr,
+                move |engine, op| engine.enroll_qr(op, &session_callback_url),
+            )
             .await?;
-        Ok((
-            out.username.clone(),
-            String::new(),
-            out.enrollment_status,
-            out.liveness,
-        ))
+        Ok((out.username, out.enrollment_status, out.liveness))
     }
 
     #[zbus(out_args("granted", "liveness", "matched", "match_score", "auth_status"))]
@@ -428,9 +429,13 @@ impl FaceCapture {
     ) -> Result<(bool, bool, bool, f64, i32), Error> {
         check_username(&username)?;
         let a = self
-            .run(&hdr, &emitter, conn, "authenticate", move |engine, op| {
-                engine.authenticate(op, &username)
-            })
+            .run(
+                &hdr,
+                &emitter,
+                conn,
+                Operation::Authenticate,
+                move |engine, op| engine.authenticate(op, &username),
+            )
             .await?;
         Ok((
             a.granted,
@@ -462,7 +467,7 @@ impl FaceCapture {
                 &hdr,
                 &emitter,
                 conn,
-                "authenticate-qr",
+                Operation::AuthenticateQr,
                 move |engine, op| engine.authenticate_qr(op, &session_callback_url),
             )
             .await?;
@@ -521,7 +526,7 @@ impl FaceCapture {
 
     #[zbus(property)]
     fn state(&self) -> String {
-        guard(&self.state).as_str().to_owned()
+        lock(&self.state).as_str().to_owned()
     }
 
     #[zbus(property(emits_changed_signal = "const"), name = "DeviceId")]
@@ -620,7 +625,7 @@ mod tests {
 
     #[test]
     fn the_interface_xml_gives_the_same_length_limit() {
-        let xml = include_str!("../../dbus/org.facecapture.FaceCapture1.xml");
+        let xml = facecapture_dbus::INTERFACE_XML;
         assert!(
             xml.contains(&format!("1 to {MAX_NAME} characters")),
             "the XML's username length is not {MAX_NAME}"

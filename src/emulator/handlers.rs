@@ -330,7 +330,7 @@ async fn face_package(
     let shared = shared.clone();
     let min = shared.cfg.min_face_px;
     tokio::task::spawn_blocking(move || {
-        let mut detector = shared.detector.lock().unwrap_or_else(|p| p.into_inner());
+        let mut detector = crate::lock::lock(&shared.detector);
         face::analyse(&mut detector, &plain.video.workflow_data.frames, min)
     })
     .await
@@ -793,27 +793,11 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
     response
 }
 
-/// RFC 3339 UTC time for error bodies.
+/// RFC 3339 UTC time for error bodies (seconds: AwareID's own precision).
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

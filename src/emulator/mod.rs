@@ -329,7 +329,7 @@ impl Shared {
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.state)
     }
 
     fn base_url(&self) -> String {

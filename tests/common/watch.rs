@@ -2,7 +2,7 @@
 //! CaptureFeedback signals as they arrive, so a test waits for the daemon to reach
 //! a state (as fprintd's tests do) instead of sleeping.
 
-use facecapture::daemon::proxy::FaceCapture1Proxy;
+use facecapture_dbus::FaceCapture1Proxy;
 use futures_util::StreamExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! with the Progress and CaptureFeedback signals shown live on stderr and the
 //! result as one JSON line on stdout.
 
-use facecapture::daemon::proxy::{CaptureFeedback, FaceCapture1Proxy, Progress};
+use facecapture_dbus::{CaptureFeedback, Error, FaceCapture1Proxy, Progress};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
 
@@ -48,19 +48,26 @@ pub fn run(call: Call, session: bool) -> Result<(), String> {
     runtime.block_on(call_daemon(call, session))
 }
 
+/// The daemon's errors by their type (`Busy: enroll is in progress`); the bus's own
+/// (AccessDenied, no daemon) by their D-Bus name, with what to do about them.
 fn dbus_error(e: zbus::Error) -> String {
-    match e {
-        zbus::Error::MethodError(name, Some(msg), _) => {
-            let short = name
-                .as_str()
-                .rsplit('.')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            format!("{short}: {msg}")
+    use zbus::DBusError;
+    match Error::from(e) {
+        Error::ZBus(zbus::Error::MethodError(name, msg, _)) => {
+            let advice = match name.as_str() {
+                "org.freedesktop.DBus.Error.AccessDenied" => {
+                    " (the bus policy refuses this user: facecapture-admin may call every \
+                     method, facecapture only Authenticate, AuthenticateWithQr and Cancel)"
+                }
+                "org.freedesktop.DBus.Error.ServiceUnknown" => {
+                    " (is facecaptured running? systemctl status facecaptured)"
+                }
+                _ => "",
+            };
+            format!("D-Bus: {name}: {}{advice}", msg.unwrap_or_default())
         }
-        zbus::Error::MethodError(name, None, _) => name.to_string(),
-        e => format!("D-Bus: {e}"),
+        Error::ZBus(e) => format!("D-Bus: {e}"),
+        e => format!("{}: {}", e.kind(), e.description().unwrap_or_default()),
     }
 }
 
@@ -129,26 +136,26 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
         } => proxy
             .enroll(&username, &email, &phone, &first, &last)
             .await
-            .map(|(_, status, liveness)| {
-                serde_json::json!({"username": username, "enrollment_status": status, "liveness": liveness})
+            .map(|r| {
+                serde_json::json!({"username": username, "enrollment_status": r.enrollment_status, "liveness": r.liveness})
             }),
         Call::EnrollQr { url } => proxy
             .enroll_with_qr(url.as_deref().unwrap_or_default())
-            .await.map(|(user, _, status, liveness)| {
-            serde_json::json!({"username": user, "enrollment_status": status, "liveness": liveness})
+            .await.map(|r| {
+            serde_json::json!({"username": r.username, "enrollment_status": r.enrollment_status, "liveness": r.liveness})
         }),
         Call::Authenticate { username } => proxy.authenticate(&username).await.map(|a| {
-            serde_json::json!({"username": username, "granted": a.0, "liveness": a.1, "matched": a.2, "match_score": a.3, "auth_status": a.4})
+            serde_json::json!({"username": username, "granted": a.granted, "liveness": a.liveness, "matched": a.matched, "match_score": a.match_score, "auth_status": a.auth_status})
         }),
         Call::AuthenticateQr { url } => proxy
             .authenticate_with_qr(url.as_deref().unwrap_or_default())
             .await.map(|a| {
-            serde_json::json!({"username": a.0, "granted": a.1, "liveness": a.2, "matched": a.3, "match_score": a.4, "auth_status": a.5})
+            serde_json::json!({"username": a.username, "granted": a.granted, "liveness": a.liveness, "matched": a.matched, "match_score": a.match_score, "auth_status": a.auth_status})
         }),
         Call::List => proxy.list_enrollments().await.map(|list| {
             serde_json::Value::Array(
                 list.into_iter()
-                    .map(|(user, host, at, standing)| serde_json::json!({"username": user, "server_host": host, "enrolled_at": at, "standing": standing}))
+                    .map(|e| serde_json::json!({"username": e.username, "server_host": e.server_host, "enrolled_at": e.enrolled_at, "standing": e.standing}))
                     .collect(),
             )
         }),
