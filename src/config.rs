@@ -4,9 +4,10 @@
 //! same name. Every problem is reported as one line naming the key.
 
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+pub use crate::secret::Secret;
 
 /// Where the daemon looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/facecaptured/config.toml";
@@ -25,33 +26,6 @@ fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_owned(),
         problem: problem.into(),
-    }
-}
-
-/// A secret string: never printed, zeroed when dropped.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(Zeroizing::new(value.into()))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "<unset>"
-        } else {
-            "<secret>"
-        })
     }
 }
 

@@ -16,5 +16,6 @@ pub mod lock;
 pub mod logging;
 pub mod provision;
 pub mod qrimage;
+pub mod secret;
 pub mod storage;
 pub mod workflow;

@@ -1,6 +1,7 @@
 //! Logging: tracing to journald (native protocol, structured fields such as
-//! OPERATION, STEP, USERNAME, HTTP_STATUS, DURATION_MS) when started by systemd
-//! (`JOURNAL_STREAM` set), otherwise readable lines on stderr. `RUST_LOG` filters;
+//! OPERATION, STEP, USERNAME, HTTP_STATUS, DURATION_MS) when stderr is the journal
+//! stream systemd gave us (`JOURNAL_STREAM` names stderr's device and inode, as
+//! systemd.exec(5) says to check), otherwise readable lines on stderr. `RUST_LOG` filters;
 //! the default is `info` for this program and `warn` for libraries. Nothing logged
 //! anywhere in the program carries secrets, tokens, registration codes or face data.
 
@@ -41,11 +42,40 @@ where
     )
 }
 
+/// Whether `journal_stream` (`JOURNAL_STREAM`'s "DEVICE:INODE", both decimal)
+/// names the file whose device and inode are `stderr`. A program started by
+/// systemd with its stderr redirected (`facecaptured ... 2> file`) inherits the
+/// variable but not the stream: it logs to the file.
+///
+/// ```
+/// use facecapture::logging::is_journal_stream;
+/// assert!(is_journal_stream("8:12345", (8, 12345)));
+/// assert!(!is_journal_stream("8:12345", (8, 999)));
+/// assert!(!is_journal_stream("garbage", (8, 12345)));
+/// ```
+pub fn is_journal_stream(journal_stream: &str, stderr: (u64, u64)) -> bool {
+    journal_stream
+        .split_once(':')
+        .and_then(|(dev, ino)| Some((dev.parse::<u64>().ok()?, ino.parse::<u64>().ok()?)))
+        == Some(stderr)
+}
+
+/// stderr's (device, inode), if it is open.
+fn stderr_identity() -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fd = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let meta = std::fs::File::from(fd).metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// Installs the global subscriber for a program named `identifier`.
 pub fn init(identifier: &str) -> Target {
-    if std::env::var_os("JOURNAL_STREAM").is_some()
-        && let Ok(layer) = journald_layer(identifier)
-    {
+    let to_journal = std::env::var("JOURNAL_STREAM")
+        .ok()
+        .zip(stderr_identity())
+        .is_some_and(|(stream, stderr)| is_journal_stream(&stream, stderr));
+    if to_journal && let Ok(layer) = journald_layer(identifier) {
         let subscriber = tracing_subscriber::registry().with(filter()).with(layer);
         if tracing::subscriber::set_global_default(subscriber).is_ok() {
             return Target::Journald;

@@ -12,9 +12,9 @@
 //! credential `device_key`, the row keeps the device id and an empty key.
 
 use crate::clock::unix_now;
-use crate::config::Secret;
 use crate::crypto::device::DeviceKey;
 use crate::crypto::sealed::SealedIdentity;
+use crate::secret::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use crate::awareid::wire::*;
 use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
-use crate::config::{Encryption, Secret};
+use crate::config::Encryption;
 use crate::crypto::device::DeviceKey;
 use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
+use crate::secret::Secret;
 
 /// SPEC 6's Progress steps (the client crate's).
 pub use facecapture_dbus::Step;

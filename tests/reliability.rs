@@ -197,7 +197,7 @@ fn token_retries_give_up_after_three_attempts() {
 fn wrong_client_secret_is_rejected_not_retried() {
     let s = start();
     let mut server = s.server.clone();
-    server.client_secret = facecapture::config::Secret::new("wrong");
+    server.client_secret = facecapture::secret::Secret::new("wrong");
     let client = facecapture::awareid::AwareIdClient::new(&server, &s.http).expect("client");
     let err = client.ensure_token().expect_err("rejected");
     assert!(

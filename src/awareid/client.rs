@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::paths::{self, Call};
 use super::wire::*;
-use crate::config::{ConfigError, Secret, ServerConfig};
+use crate::config::{ConfigError, ServerConfig};
 use crate::lock::lock;
+use crate::secret::Secret;
 
 /// Largest response body read (a verifyFace answer is a few KiB).
 const MAX_BODY: u64 = 1024 * 1024;
@@ -412,12 +413,8 @@ impl AwareIdClient {
                     return Ok(t.token.clone());
                 }
                 let call = paths::TOKEN;
-                let form = [
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", client_secret.expose()),
-                    ("scope", "openid"),
-                    ("grant_type", "client_credentials"),
-                ];
+                let request = TokenRequest::client_credentials(client_id, client_secret.expose());
+                let form = request.form();
                 let fetched = Instant::now();
                 let text = self.with_retries(&call, || {
                     self.send(&call, token_path, None, Body::<()>::Form(&form))

@@ -41,6 +41,34 @@ pub struct TokenRequest {
     pub grant_type: String,
 }
 
+impl TokenRequest {
+    /// A terminal's request: client credentials, scope openid.
+    pub fn client_credentials(client_id: &str, client_secret: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            scope: "openid".into(),
+            grant_type: "client_credentials".into(),
+        }
+    }
+
+    /// The form's fields, in the order they are sent.
+    pub fn form(&self) -> [(&'static str, &str); 4] {
+        [
+            ("client_id", &self.client_id),
+            ("client_secret", &self.client_secret),
+            ("scope", &self.scope),
+            ("grant_type", &self.grant_type),
+        ]
+    }
+}
+
+impl Drop for TokenRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.client_secret);
+    }
+}
+
 impl fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         masked(f, "TokenRequest")
@@ -443,25 +471,13 @@ mod tests {
 
     #[test]
     fn token_request_is_form_encoded_with_the_seed_fields() {
-        let body = serde_urlencoded_like(&TokenRequest {
-            client_id: "bimaas-b2c".into(),
-            client_secret: "s3cret".into(),
-            scope: "openid".into(),
-            grant_type: "client_credentials".into(),
-        });
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(TokenRequest::client_credentials("bimaas-b2c", "s3cret").form())
+            .finish();
         assert_eq!(
             body,
             "client_id=bimaas-b2c&client_secret=s3cret&scope=openid&grant_type=client_credentials"
         );
-    }
-
-    fn serde_urlencoded_like(r: &TokenRequest) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", &r.client_id)
-            .append_pair("client_secret", &r.client_secret)
-            .append_pair("scope", &r.scope)
-            .append_pair("grant_type", &r.grant_type)
-            .finish()
     }
 
     #[test]

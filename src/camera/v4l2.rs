@@ -40,9 +40,26 @@ unsafe fn xioctl<T>(fd: i32, request: vidioc::_IOC_TYPE, arg: &mut T) -> io::Res
     }
 }
 
-fn zeroed<T>() -> T {
-    // SAFETY: only used for the kernel's plain-old-data V4L2 structures, for which
-    // all-zero bytes are a valid (and the documented initial) value.
+/// The kernel's plain-old-data V4L2 structures, for which all-zero bytes are a
+/// valid (and the documented initial) value.
+///
+/// # Safety
+/// Only for `repr(C)` structs of integers, arrays and unions of such, with no
+/// references, pointers that are dereferenced unset, or enums.
+unsafe trait Zeroable {}
+// SAFETY: bindgen's V4L2 structs: integers, arrays, and unions of those (the
+// pointers in v4l2_buffer's union are set before the ioctl reads them).
+unsafe impl Zeroable for v4l2_capability {}
+unsafe impl Zeroable for v4l2_format {}
+unsafe impl Zeroable for v4l2_streamparm {}
+unsafe impl Zeroable for v4l2_requestbuffers {}
+unsafe impl Zeroable for v4l2_buffer {}
+unsafe impl Zeroable for v4l2_fmtdesc {}
+unsafe impl Zeroable for PlaneArray {}
+
+/// A zeroed V4L2 structure, ready for the ioctl that fills it.
+fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: Zeroable says all-zero bytes are a valid T.
     unsafe { std::mem::zeroed() }
 }
 

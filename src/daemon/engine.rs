@@ -8,12 +8,13 @@ use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
 use crate::camera::Camera;
 use crate::capture::{self, CaptureError, Feedback, Settings};
 use crate::clock::unix_now;
-use crate::config::{CameraSource, Config, Secret};
+use crate::config::{CameraSource, Config};
 use crate::crypto::device::{DeviceKey, this_machine_device_id};
 use crate::crypto::qr::{QrKeys, SessionCallback};
 use crate::crypto::sealed::{Protection, SealedIdentity};
 use crate::detect::Detector;
 use crate::lock::lock;
+use crate::secret::Secret;
 use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError};
 use crate::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, QrMethod, Step, Terminal,

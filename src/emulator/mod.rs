@@ -189,8 +189,8 @@ impl Emulator {
             base_url: self.base_url(),
             customer_name: cfg.customer_name.clone(),
             client_id: cfg.client_id.clone(),
-            client_secret: crate::config::Secret::new(cfg.client_secret.clone()),
-            apikey: crate::config::Secret::new(cfg.apikey.clone()),
+            client_secret: crate::secret::Secret::new(cfg.client_secret.clone()),
+            apikey: crate::secret::Secret::new(cfg.apikey.clone()),
             ..crate::config::ServerConfig::default()
         }
     }
