@@ -29,19 +29,27 @@ const SKIP_RESIZE_ABOVE: f32 = 0.85;
 /// A face in frame coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FaceBox {
+    /// Left edge, in the frame's pixels.
     pub x: i32,
+    /// Top edge, in the frame's pixels.
     pub y: i32,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// rustface's confidence.
     pub score: f64,
 }
 
+/// Why the detector cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
+    /// The embedded model does not load.
     #[error("cannot load the face model: {0}")]
     Model(#[from] std::io::Error),
 }
 
+/// rustface's detector with the embedded model and this crate's settings.
 pub struct Detector {
     inner: SendDetector,
 }

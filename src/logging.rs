@@ -12,7 +12,9 @@ use tracing_subscriber::layer::SubscriberExt;
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// journald's native protocol.
     Journald,
+    /// Text lines on stderr.
     Stderr,
 }
 

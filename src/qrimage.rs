@@ -7,10 +7,13 @@ use image::{GrayImage, ImageFormat, Luma};
 use qrcode::{EcLevel, QrCode};
 use std::io::Cursor;
 
+/// Why a QR code cannot be drawn.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QrImageError {
+    /// The text is too long for a QR code.
     #[error("the text does not fit in a QR code")]
     TooLong,
+    /// The PNG encoder failed.
     #[error("PNG encoding failed")]
     Encode,
 }

@@ -23,19 +23,37 @@ const MAX_BODY: u64 = 1024 * 1024;
 /// Attempts for the idempotent calls (token, getPublicKey).
 const GET_ATTEMPTS: u32 = 3;
 
+/// How an AwareID call failed (each becomes one of SPEC 6's D-Bus errors).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AwareIdError {
+    /// A 4xx answer: AwareID refused (ServerRejected).
     #[error("AwareID rejected {call}: {code}: {message} (HTTP {status})")]
     Rejected {
+        /// The call's name.
         call: &'static str,
+        /// The HTTP status.
         status: u16,
+        /// AwareID's errorCode.
         code: String,
+        /// AwareID's errorMsg.
         message: String,
     },
+    /// No answer, a timeout or a 5xx (ServerUnavailable).
     #[error("AwareID unavailable for {call}: {reason}")]
-    Unavailable { call: &'static str, reason: String },
+    Unavailable {
+        /// The call's name.
+        call: &'static str,
+        /// What happened.
+        reason: String,
+    },
+    /// A 2xx whose body is not what the call returns (ServerUnavailable).
     #[error("AwareID answered {call} with an unexpected response: {detail}")]
-    Malformed { call: &'static str, detail: String },
+    Malformed {
+        /// The call's name.
+        call: &'static str,
+        /// What is wrong with the body.
+        detail: String,
+    },
 }
 
 impl AwareIdError {
@@ -76,6 +94,8 @@ impl HttpSettings {
         Self::new(Duration::from_secs(server.timeout_s), extra.as_deref())
     }
 
+    /// The HTTP settings: `timeout` per exchange, the web PKI roots and `extra_ca_pem`
+    /// (a private CA, the emulator's certificate).
     pub fn new(timeout: Duration, extra_ca_pem: Option<&[u8]>) -> Result<Self, ConfigError> {
         let mut roots: Vec<ureq::tls::Certificate<'static>> =
             webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -257,6 +277,7 @@ impl AwareIdClient {
             .ok_or_else(|| AwareIdError::malformed(&call, "body is not a PEM RSA public key"))
     }
 
+    /// POST enroll.
     pub fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse, AwareIdError> {
         let call = paths::ENROLL;
         let resp: EnrollResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
@@ -264,6 +285,7 @@ impl AwareIdClient {
         Ok(resp)
     }
 
+    /// POST addDevice.
     pub fn add_device(&self, req: &AddDeviceRequest) -> Result<AddDeviceResponse, AwareIdError> {
         let call = paths::ADD_DEVICE;
         let resp: AddDeviceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
@@ -271,6 +293,7 @@ impl AwareIdClient {
         Ok(resp)
     }
 
+    /// POST addFace; a complete status without a registration code is Malformed.
     pub fn add_face(&self, req: &AddFaceRequest) -> Result<AddFaceResponse, AwareIdError> {
         let call = paths::ADD_FACE;
         let resp: AddFaceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;
@@ -284,6 +307,7 @@ impl AwareIdClient {
         Ok(resp)
     }
 
+    /// POST authenticate.
     pub fn authenticate(
         &self,
         req: &AuthenticateRequest,
@@ -294,6 +318,7 @@ impl AwareIdClient {
         Ok(resp)
     }
 
+    /// POST verifyDevice.
     pub fn verify_device(
         &self,
         req: &VerifyDeviceRequest,
@@ -304,6 +329,7 @@ impl AwareIdClient {
         Ok(resp)
     }
 
+    /// POST verifyFace.
     pub fn verify_face(&self, req: &VerifyFaceRequest) -> Result<VerifyFaceResponse, AwareIdError> {
         let call = paths::VERIFY_FACE;
         let resp: VerifyFaceResponse = self.parse(&call, self.authed(&call, Body::Json(req))?)?;

@@ -4,8 +4,11 @@
 /// One AwareID call: its name for logs and errors, method and path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {
+    /// The call's name in logs and errors (`enroll`, `addFace`, ...).
     pub name: &'static str,
+    /// The HTTP method.
     pub method: &'static str,
+    /// The path on the server, from the seed's guide.
     pub path: &'static str,
 }
 
@@ -15,51 +18,61 @@ pub const TOKEN: Call = Call {
     method: "POST",
     path: "/auth/realms/{customer}-consumers/protocol/openid-connect/token",
 };
+/// The server's RSA key that face packages are sealed with.
 pub const PUBLIC_KEY: Call = Call {
     name: "getPublicKey",
     method: "GET",
     path: "/getPublicKey",
 };
+/// Starts a client-initiated enrollment.
 pub const ENROLL: Call = Call {
     name: "enroll",
     method: "POST",
     path: "/onboarding/enrollment/enroll",
 };
+/// Registers the terminal's device key for an enrollment.
 pub const ADD_DEVICE: Call = Call {
     name: "addDevice",
     method: "POST",
     path: "/onboarding/enrollment/adddevice",
 };
+/// Sends the enrollment's face package.
 pub const ADD_FACE: Call = Call {
     name: "addFace",
     method: "POST",
     path: "/onboarding/enrollment/addFace",
 };
+/// Starts an authentication with a registration code.
 pub const AUTHENTICATE: Call = Call {
     name: "authenticate",
     method: "POST",
     path: "/onboarding/authentication/authenticate",
 };
+/// Proves the device key (a signed auth token).
 pub const VERIFY_DEVICE: Call = Call {
     name: "verifyDevice",
     method: "POST",
     path: "/onboarding/authentication/verifyDevice",
 };
+/// Sends the authentication's face package.
 pub const VERIFY_FACE: Call = Call {
     name: "verifyFace",
     method: "POST",
     path: "/onboarding/authentication/verifyFace",
 };
+/// Validates a QR code's session token on the QR's host.
 pub const VALIDATE_SESSION: Call = Call {
     name: "validateSession",
     method: "POST",
     path: "/tokenVerify/validateSession",
 };
+/// Asks AwareID for an enrollment QR code (operators, demos).
 pub const TRIGGER_ENROLL: Call = Call {
     name: "triggerEnroll",
     method: "POST",
     path: "/b2c/proxy/triggerEnroll",
 };
+/// Asks AwareID for an authentication QR code (operators, demos).
 pub const TRIGGER_AUTHENTICATE: Call = Call {
     name: "triggerAuthenticate",
     method: "POST",

@@ -23,6 +23,8 @@ enum Image {
     Bad(String),
 }
 
+/// Frames from picture files (`camera.source = "files"`): a file, or a directory whose
+/// pictures loop; read anew on each frame, so a test can change what the camera sees.
 pub struct FilesSource {
     name: String,
     images: Vec<Image>,
@@ -32,6 +34,8 @@ pub struct FilesSource {
 }
 
 impl FilesSource {
+    /// Opens the path of `camera.path`; CameraUnavailable when there is nothing to
+    /// read.
     pub fn open(config: &CameraConfig) -> Result<Self, CameraError> {
         let name = config.path.clone();
         let unavailable = |reason: String| CameraError::Unavailable {

@@ -110,6 +110,8 @@ impl PixelFormat {
         &ALL
     }
 
+    /// The format named by its fourcc as `camera.formats` spells it (`"Y10 "` or
+    /// `"Y10"`).
     pub fn from_name(name: &str) -> Option<Self> {
         ALL.into_iter()
             .find(|f| f.name().trim_end() == name.trim_end())
@@ -120,6 +122,7 @@ impl PixelFormat {
         u32::from_le_bytes(self.name().as_bytes().try_into().unwrap_or([0; 4]))
     }
 
+    /// The format of a V4L2 fourcc code, if the camera code converts it.
     pub fn from_fourcc(code: u32) -> Option<Self> {
         std::str::from_utf8(&code.to_le_bytes())
             .ok()
@@ -149,11 +152,15 @@ impl PixelFormat {
 
 /// A frame as the source delivered it.
 pub struct RawFrame {
+    /// The pixel format.
     pub format: PixelFormat,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// Bytes per row (uncompressed formats; 0 means packed).
     pub stride: u32,
+    /// The bytes, wiped when dropped (they are face data).
     pub data: Zeroizing<Vec<u8>>,
     /// Capture time, ms since the Unix epoch.
     pub captured_ms: f64,
@@ -175,25 +182,39 @@ impl std::fmt::Debug for RawFrame {
 /// Why a frame cannot be used. The pipeline skips such frames and counts them.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
+    /// Fewer bytes than the format and size need.
     #[error("short {format} frame: {got} bytes, {want} needed for {width}x{height}")]
     Short {
+        /// The format's name.
         format: &'static str,
+        /// The stream's width.
         width: u32,
+        /// The stream's height.
         height: u32,
+        /// Bytes delivered.
         got: usize,
+        /// Bytes needed.
         want: usize,
     },
+    /// The JPEG does not decode (the decoder's reason).
     #[error("corrupt JPEG frame: {0}")]
     Jpeg(String),
+    /// A JPEG of another size than the stream's.
     #[error("JPEG frame is {got_w}x{got_h}, the stream is {width}x{height}")]
     Size {
+        /// The stream's width.
         width: u32,
+        /// The stream's height.
         height: u32,
+        /// The JPEG's width.
         got_w: u32,
+        /// The JPEG's height.
         got_h: u32,
     },
+    /// The driver set V4L2_BUF_FLAG_ERROR.
     #[error("the driver flagged the frame as corrupt")]
     Flagged,
+    /// Zero width, height or bytes.
     #[error("frame has no pixels")]
     Empty,
 }
@@ -221,7 +242,9 @@ impl<P: Pixel<Subpixel = u8>> DerefMut for Wiped<P> {
     }
 }
 
+/// A grayscale picture wiped on drop.
 pub type Gray = Wiped<Luma<u8>>;
+/// An RGB picture wiped on drop.
 pub type Rgb8 = Wiped<Rgb<u8>>;
 
 impl RawFrame {

@@ -15,15 +15,28 @@ use std::time::Instant;
 /// CameraUnavailable, and the next operation opens the camera afresh.
 #[derive(Debug, thiserror::Error)]
 pub enum CameraError {
+    /// It cannot be opened or stream (missing, busy, unplugged, refused).
     #[error("camera {device}: {reason}")]
-    Unavailable { device: String, reason: String },
+    Unavailable {
+        /// The device node or path.
+        device: String,
+        /// What happened, with advice.
+        reason: String,
+    },
+    /// It delivered no frame for [`crate::capture::STALL`] (3 s).
     #[error("camera {device}: no frame for {waited_ms} ms")]
-    Stalled { device: String, waited_ms: u64 },
+    Stalled {
+        /// The device node or path.
+        device: String,
+        /// How long it was waited for.
+        waited_ms: u64,
+    },
 }
 
 /// What a source's `next_frame` yields.
 #[derive(Debug)]
 pub enum Next {
+    /// A frame to convert and test.
     Frame(RawFrame),
     /// The source produced a frame it knows is unusable (driver error flag, a file
     /// that does not decode): skipped and counted by the pipeline.
@@ -58,6 +71,7 @@ pub struct Camera {
 }
 
 impl Camera {
+    /// The camera of `config`, not yet opened (it opens on the first `acquire`).
     pub fn new(config: CameraConfig) -> Self {
         Self { config, open: None }
     }
@@ -97,6 +111,8 @@ impl Camera {
         }
     }
 
+    /// Whether the source is open now (between operations only with
+    /// `camera.keep_open`).
     pub fn is_open(&self) -> bool {
         self.open.is_some()
     }

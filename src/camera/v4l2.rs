@@ -215,6 +215,8 @@ struct Mapping {
     len: usize,
 }
 
+/// A V4L2 capture node streaming into mmap'd buffers, single- or multi-planar as the
+/// node offers.
 pub struct V4l2Source {
     name: String,
     file: File,
@@ -237,6 +239,9 @@ type PlaneArray = [v4l2_plane; VIDEO_MAX_PLANES as usize];
 unsafe impl Send for V4l2Source {}
 
 impl V4l2Source {
+    /// Opens `camera.device`, negotiates the first of `camera.formats` the node offers
+    /// at the configured size and rate, maps its buffers and starts streaming; errors
+    /// name the device and what to do.
     pub fn open(config: &CameraConfig) -> Result<Self, CameraError> {
         let name = config.device.clone();
         let fail = |what: &str, e: io::Error| CameraError::Unavailable {

@@ -29,24 +29,33 @@ const MIN_SPACING_MS: f64 = 20.0;
 /// What a capture needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `capture.frames`: consecutive compliant frames in a package.
     pub frames: u32,
+    /// `capture.timeout_s`.
     pub timeout: Duration,
+    /// `capture.min_face_px`: narrower faces are too far.
     pub min_face_px: u32,
+    /// `face.jpeg_quality` of the packaged frames.
     pub jpeg_quality: u8,
     /// Clockwise degrees that turn the camera's image upright.
     pub rotation: u32,
     /// Packaged frame size before rotation (camera.width x camera.height).
     pub width: u32,
+    /// Packaged frame height before rotation.
     pub height: u32,
+    /// `face.workflow`, the package's workflow name.
     pub workflow: String,
+    /// `face.device_brand`, the package's device brand.
     pub device_brand: String,
 }
 
 impl Settings {
+    /// The settings of a whole configuration.
     pub fn from_config(c: &Config) -> Self {
         Self::from_sections(&c.camera, &c.capture, &c.face)
     }
 
+    /// The settings of its three sections.
     pub fn from_sections(
         camera: &CameraConfig,
         capture: &CaptureConfig,
@@ -75,20 +84,36 @@ impl Settings {
     }
 }
 
+/// Why a capture ends without a package.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// The camera failed (CameraUnavailable).
     #[error(transparent)]
     Camera(#[from] CameraError),
+    /// No compliant face within `capture.timeout_s` (CaptureTimeout).
     #[error("no compliant face within {seconds} s (last feedback: {last})")]
-    Timeout { seconds: u64, last: String },
+    Timeout {
+        /// `capture.timeout_s`.
+        seconds: u64,
+        /// The last feedback code sent.
+        last: String,
+    },
+    /// No QR code within `capture.timeout_s` (CaptureTimeout).
     #[error("no QR code within {seconds} s")]
-    NoQr { seconds: u64 },
+    NoQr {
+        /// `capture.timeout_s`.
+        seconds: u64,
+    },
+    /// A QR code was seen but does not verify or decrypt (QrInvalid).
     #[error("the QR code shown is not valid: {0}")]
     QrInvalid(QrError),
+    /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A frame could not be packaged (Internal).
     #[error("cannot encode the package: {0}")]
     Encode(String),
+    /// The detector could not be made (Internal).
     #[error("face model: {0}")]
     Model(String),
 }
@@ -96,8 +121,11 @@ pub enum CaptureError {
 /// Counts for the operation's log line.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
+    /// Frames taken from the camera.
     pub frames: u64,
+    /// Frames skipped as unusable.
     pub bad_frames: u64,
+    /// Frames that passed the quality gate.
     pub compliant: u64,
 }
 
@@ -119,12 +147,14 @@ pub struct FeedbackFilter {
 }
 
 impl FeedbackFilter {
+    /// Whether `f` differs from the last code (and remembers it).
     pub fn changed(&mut self, f: Feedback) -> bool {
         let changed = self.last != Some(f);
         self.last = Some(f);
         changed
     }
 
+    /// The last code seen.
     pub fn last(&self) -> Option<Feedback> {
         self.last
     }

@@ -31,7 +31,9 @@ const BLUR_VARIANCE: f64 = 40.0;
 /// The gate's verdict on one frame, with the face it judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verdict {
+    /// The code to send.
     pub feedback: Feedback,
+    /// The face it is about, when there is one.
     pub face: Option<FaceBox>,
     /// Variance of the Laplacian of the face (0 when no face was judged).
     pub sharpness: f64,

@@ -20,16 +20,22 @@ pub const APP_ID: [u8; 16] = [
     0x5c, 0x1e, 0x2f, 0x8a, 0x93, 0x47, 0x4d, 0x0b, 0xa6, 0x1f, 0x33, 0xe2, 0x7d, 0x90, 0xc4, 0x58,
 ];
 
+/// Why a device id, key or signature cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
+    /// /etc/machine-id is not a machine id.
     #[error("machine id is not 32 hexadecimal digits")]
     BadMachineId,
+    /// getrandom failed.
     #[error("no random source available")]
     Random,
+    /// The stored key does not parse.
     #[error("the stored device key is not a PKCS#8 P-256 key")]
     BadKey,
+    /// A public key (from a request) does not parse.
     #[error("the device public key is not a base64 DER P-256 SubjectPublicKeyInfo")]
     BadPublicKey,
+    /// A signature (from a request) does not parse.
     #[error("the signature is not base64 DER ECDSA")]
     BadSignatureEncoding,
 }

@@ -12,26 +12,37 @@ use zeroize::Zeroizing;
 
 use super::{b64, random_bytes, unb64};
 
+/// The sealed faceLivenessData, as sent in its place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
+    /// The AES key, RSA-OAEP wrapped, base64.
     pub key: String,
+    /// The 12-byte GCM nonce, base64.
     pub iv: String,
+    /// The ciphertext with its tag, base64.
     pub p: String,
 }
 
+/// Why an envelope cannot be made or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
+    /// getrandom failed.
     #[error("no random source available")]
     Random,
+    /// RSA-OAEP or AES-GCM failed while sealing.
     #[error("RSA-OAEP wrapping of the data key failed")]
     Wrap,
+    /// The named field is not base64.
     #[error("envelope field {0} is not valid base64")]
     Base64(&'static str),
+    /// The key does not unwrap with this private key.
     #[error("the data key does not unwrap with this private key")]
     Unwrap,
+    /// The nonce is not 12 bytes.
     #[error("the envelope nonce is not 12 bytes")]
     Nonce,
+    /// The ciphertext does not authenticate.
     #[error("the envelope ciphertext does not authenticate")]
     Open,
 }

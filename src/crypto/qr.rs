@@ -24,24 +24,34 @@ const MAX_URL_LEN: usize = 4096;
 /// (and a test) can tell a forged code from a misconfigured key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QrError {
+    /// Not an https URL with a data parameter.
     #[error("not a sessionCallbackURL: {0}")]
     NotCallbackUrl(String),
+    /// The data parameter does not decode.
     #[error("the data parameter is not valid base64url")]
     BadBase64,
+    /// Too short for a signature and one AES block.
     #[error("the data parameter is too short ({0} bytes) to hold a signature and ciphertext")]
     TooShort(usize),
+    /// The ciphertext is not whole AES blocks.
     #[error("the ciphertext length ({0} bytes) is not a whole number of AES blocks")]
     BadLength(usize),
+    /// The RSA signature does not verify.
     #[error("the signature does not verify with the configured QR signing key")]
     BadSignature,
+    /// The plaintext's padding is wrong.
     #[error("decryption failed: bad padding (wrong AES key?)")]
     BadPadding,
+    /// The plaintext is not UTF-8.
     #[error("the decrypted payload is not UTF-8 text")]
     NotText,
+    /// Fewer than three &-separated fields.
     #[error("the decrypted payload has {0} fields; host, apikey and session token are needed")]
     TooFewFields(usize),
+    /// The host is not a host name or address.
     #[error("the QR host {0:?} is not a valid host name")]
     BadHost(String),
+    /// The host is not in `qr.allowed_hosts`.
     #[error("the QR host {0:?} is not in qr.allowed_hosts")]
     HostNotAllowed(String),
 }
@@ -61,6 +71,7 @@ impl fmt::Debug for QrKeys {
 }
 
 impl QrKeys {
+    /// The keys from the QR signer's public key and the AES key.
     pub fn new(verifying: PublicKey, aes_key: [u8; 32]) -> Self {
         Self {
             verifying,
@@ -80,7 +91,9 @@ impl QrKeys {
 pub struct SessionCallback {
     /// Host (and optional port) to contact over https; no scheme.
     pub host: String,
+    /// The API key to call the host with.
     pub apikey: String,
+    /// The session to validate.
     pub session_token: String,
 }
 
@@ -227,12 +240,16 @@ pub fn encode(
     ))
 }
 
+/// Why a sessionCallbackURL cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum QrEncodeError {
+    /// getrandom failed.
     #[error("no random source")]
     Random,
+    /// The AES key or IV has the wrong length.
     #[error("bad AES key or IV length")]
     Key,
+    /// RSA signing failed.
     #[error("RSA signing failed")]
     Sign,
 }

@@ -58,16 +58,23 @@ impl Protection {
     }
 }
 
+/// Why a `device_key` credential's payload cannot be used (each message follows "the
+/// device_key credential ").
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealedError {
+    /// Not our JSON.
     #[error("is not a facecaptured device-key payload (JSON): {0}")]
     NotPayload(String),
+    /// Another payload format version.
     #[error("has format {0:?}; this build reads {FORMAT:?}")]
     Format(String),
+    /// The device id is malformed.
     #[error("holds a device id that is not 32 lowercase hexadecimal digits")]
     DeviceId,
+    /// The key is malformed.
     #[error("holds a key that is not a base64 PKCS#8 P-256 key")]
     Key,
+    /// It claims no protection.
     #[error("says protection \"plain\", which a sealed credential never has")]
     Plain,
 }
@@ -84,8 +91,11 @@ struct Payload {
 /// A device identity with the protection it was sealed with.
 #[derive(Debug)]
 pub struct SealedIdentity {
+    /// The terminal's device id.
     pub device_id: String,
+    /// The P-256 key that signs verifyDevice.
     pub key: DeviceKey,
+    /// How it was sealed.
     pub protection: Protection,
 }
 

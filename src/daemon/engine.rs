@@ -19,6 +19,7 @@ use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError}
 use crate::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, QrMethod, Step, Terminal,
 };
+use facecapture_dbus::Standing;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
@@ -28,15 +29,21 @@ pub use facecapture_dbus::State;
 /// What an operation tells the bus while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
+    /// A workflow step began.
     Progress(Step),
+    /// The capture feedback changed.
     Feedback(Feedback),
+    /// The State property changes.
     State(State),
 }
 
 /// One operation's link to its caller: where events go, and its cancel flag.
 pub struct Op<'a> {
+    /// The operation's name (its Progress `operation`).
     pub name: &'static str,
+    /// Where its events go (the service forwards them to the bus).
     pub events: &'a (dyn Fn(Event) + Sync),
+    /// Set by Cancel, the caller leaving, the timeout or SIGTERM; the work checks it.
     pub cancel: &'a AtomicBool,
 }
 
@@ -46,6 +53,7 @@ struct CaptureKit {
     settings: Settings,
 }
 
+/// The daemon's resources and each method's blocking work (see the module doc).
 pub struct Engine {
     config: Config,
     http: HttpSettings,
@@ -60,11 +68,6 @@ pub struct Engine {
     /// time); a stored mark for anyone else was left by an interrupted one.
     reenrolling: Mutex<Option<String>>,
 }
-
-/// An enrollment's standing, as ListEnrollments shows it.
-pub const ENROLLED: &str = "enrolled";
-pub const REENROLLING: &str = "reenrolling";
-pub const REENROLL_INTERRUPTED: &str = "reenrollment-interrupted";
 
 /// Whether AwareID may have acted on an addFace whose answer the terminal never
 /// read (it timed out, the connection dropped, the answer was garbled).
@@ -97,6 +100,7 @@ pub enum StartError {
     /// not load, or a credential from another terminal): retrying cannot help.
     #[error("device identity: {0}")]
     Identity(StorageError),
+    /// Anything else that stops the start (the message says what).
     #[error("{0}")]
     Other(String),
 }
@@ -158,6 +162,7 @@ impl Engine {
         })
     }
 
+    /// The terminal's device id (the DeviceId property).
     pub fn device_id(&self) -> &str {
         &self.terminal.device_id
     }
@@ -167,11 +172,11 @@ impl Engine {
         self.protection
     }
 
+    /// `daemon.operation_timeout_s`.
     pub fn operation_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.config.daemon.operation_timeout_s)
     }
 
-    /// Whether the configured camera is there to be opened.
     /// How long an operation's blocking work may go on after the operation
     /// timeout cancelled it: one HTTP exchange with its retries (3 attempts of
     /// `server.timeout_s`) and 10 s more. Past that it is stuck, not slow.
@@ -185,6 +190,7 @@ impl Engine {
         lock(&self.kit).camera = camera;
     }
 
+    /// Whether the configured camera is there to be opened.
     pub fn camera_present(&self) -> bool {
         let c = &self.config.camera;
         match c.source {
@@ -193,18 +199,19 @@ impl Engine {
         }
     }
 
-    /// The enrollments, each with its standing ([`ENROLLED`], [`REENROLLING`],
-    /// [`REENROLL_INTERRUPTED`]).
-    pub fn list(&self) -> Result<Vec<(EnrollmentInfo, &'static str)>, Error> {
+    /// The enrollments, each with its standing as ListEnrollments shows it.
+    pub fn list(&self) -> Result<Vec<(EnrollmentInfo, Standing)>, Error> {
         let running = lock(&self.reenrolling).clone();
         Ok(lock(&self.storage)
             .list()?
             .into_iter()
             .map(|e| {
                 let standing = match e.reenroll_started_at {
-                    None => ENROLLED,
-                    Some(_) if running.as_deref() == Some(e.username.as_str()) => REENROLLING,
-                    Some(_) => REENROLL_INTERRUPTED,
+                    None => Standing::Enrolled,
+                    Some(_) if running.as_deref() == Some(e.username.as_str()) => {
+                        Standing::Reenrolling
+                    }
+                    Some(_) => Standing::ReenrollmentInterrupted,
                 };
                 (e, standing)
             })
@@ -255,6 +262,7 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// RemoveEnrollment: forgets `username`'s stored enrollment, or NotEnrolled.
     pub fn remove(&self, username: &str) -> Result<(), Error> {
         if lock(&self.storage).remove(username)? {
             tracing::info!(username, "enrollment removed");
@@ -374,6 +382,7 @@ impl Engine {
         Ok(())
     }
 
+    /// Enroll: the client-initiated enrollment of `person`.
     pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<EnrollOutcome, Error> {
         (op.events)(Event::State(State::ContactingServer));
         self.enrolling(
@@ -387,6 +396,7 @@ impl Engine {
         )
     }
 
+    /// EnrollWithQr: the enrollment a QR code started (`url`, or scanned when empty).
     pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<EnrollOutcome, Error> {
         let qr = self.qr(op, url, QrMethod::Enroll)?;
         let person = Person {
@@ -446,6 +456,7 @@ impl Engine {
         }
     }
 
+    /// Authenticate: `username` with the stored registration code.
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
         self.authenticating(username, |code| {
             (op.events)(Event::State(State::ContactingServer));
@@ -455,6 +466,8 @@ impl Engine {
         })
     }
 
+    /// AuthenticateWithQr: the authentication a QR code started; the username with the
+    /// outcome.
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
         let qr = self.qr(op, url, QrMethod::Authenticate)?;
         let username = qr.session.user_name.clone();

@@ -31,6 +31,7 @@ struct Current {
     cancelled: Arc<tokio::sync::Notify>,
 }
 
+/// The object: the engine, the one-operation slot, State and CameraAvailable.
 pub struct FaceCapture {
     engine: Arc<Engine>,
     slot: Arc<Mutex<Option<Current>>>,
@@ -84,6 +85,8 @@ fn hidden(c: char) -> bool {
     )
 }
 
+/// Checks a username argument: InvalidArgument naming what is wrong (empty, too long, a
+/// hidden character).
 pub fn check_username(username: &str) -> Result<(), Error> {
     check_text("username", username, MAX_NAME, true)?;
     // A name may need the joiners to show right; a username is an identifier, and
@@ -154,6 +157,7 @@ impl FaceCapture {
         ReadOnly(Self::new(engine))
     }
 
+    /// The object over `engine`, idle.
     pub fn new(engine: Arc<Engine>) -> Self {
         let camera = engine.camera_present();
         Self {
@@ -510,7 +514,7 @@ impl FaceCapture {
                     e.username,
                     e.server_host,
                     e.enrolled_at,
-                    standing.to_owned(),
+                    standing.as_str().to_owned(),
                 )
             })
             .collect())
