@@ -110,6 +110,17 @@ fn error(e: zbus::Error) -> Error {
     Error::from(e)
 }
 
+/// Enrolls `user` (with the face on the camera) and holds that they are granted.
+async fn enroll_then_granted(proxy: &FaceCapture1Proxy<'_>, user: &str) {
+    let enrolled = proxy
+        .enroll(user, &format!("{user}@example.com"), "", "", "")
+        .await
+        .expect("enroll");
+    assert_eq!(enrolled.enrollment_status, 2, "{enrolled:?}");
+    let reply = proxy.authenticate(user).await.expect("authenticate");
+    assert!(reply.granted, "{reply:?}");
+}
+
 fn calls(p: &Peer) -> Vec<String> {
     common::calls(&p.emulator)
 }
@@ -335,17 +346,7 @@ async fn failures_map_onto_named_errors() {
     }
     assert!(proxy.list_enrollments().await.expect("list").is_empty());
     // And the object still serves.
-    proxy
-        .enroll("hal", "hal@example.com", "", "", "")
-        .await
-        .expect("enroll");
-    assert!(
-        proxy
-            .authenticate("hal")
-            .await
-            .expect("authenticate")
-            .granted
-    );
+    enroll_then_granted(&proxy, "hal").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,18 +456,8 @@ async fn a_sealed_identity_from_the_credential_signs_and_is_shown() {
         proxy.device_key_protection().await.expect("protection"),
         "tpm2"
     );
-    proxy
-        .enroll("hal", "hal@example.com", "", "", "")
-        .await
-        .expect("enroll");
     // verifyDevice succeeds only with a signature by the key addDevice sent.
-    assert!(
-        proxy
-            .authenticate("hal")
-            .await
-            .expect("authenticate")
-            .granted
-    );
+    enroll_then_granted(&proxy, "hal").await;
     let storage = facecapture::storage::Storage::open(&p.dir.path().join("state")).expect("db");
     assert!(matches!(
         storage.stored_identity(),
