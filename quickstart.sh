@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 # otherwise the apt-get line to run is printed.
 bash scripts/need-debs.sh libclang-dev dbus
 
-cargo build --release --locked --bins
+cargo build --release --locked -p facecaptured -p awareid-emulator --bins
 bin=target/release
 work=$(mktemp -d)
 pids=()

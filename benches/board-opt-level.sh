@@ -20,7 +20,7 @@ levels=("$@")
 
 for level in "${levels[@]}"; do
   export CARGO_PROFILE_BOARD_OPT_LEVEL=$level
-  cargo build -q --locked --profile board --target "$t" --no-default-features \
+  cargo build -q --locked --profile board --target "$t" \
     --bin facecaptured --bin facecapturectl
   printf 'opt-level %s: armv7 facecaptured %d bytes, facecapturectl %d bytes\n' "$level" \
     "$(stat -c %s "target/$t/board/facecaptured")" "$(stat -c %s "target/$t/board/facecapturectl")"

@@ -15,7 +15,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 }
 
 fn benches(c: &mut Criterion) {
-    let server = facecapture::crypto::new_rsa_key(2048).expect("key");
+    let server = awareid_emulator::server_crypto::new_rsa_key(2048).expect("key");
     let jpeg = std::fs::read(fixture("astronaut.jpg")).expect("photo");
     let frames: Vec<(&[u8], f64)> = vec![(&jpeg[..], 1.0), (&jpeg[..], 34.0), (&jpeg[..], 67.0)];
     let package = serde_json::to_vec(&facecapture::awareid::wire::FaceLivenessData::from_jpegs(
@@ -30,9 +30,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| facecapture::crypto::envelope::seal(&public, black_box(&package)).expect("seal"))
     });
 
-    let signer = facecapture::crypto::new_rsa_key(2048).expect("key");
+    let signer = awareid_emulator::server_crypto::new_rsa_key(2048).expect("key");
     let aes = [5u8; 32];
-    let url = facecapture::crypto::qr::encode(
+    let url = awareid_emulator::server_crypto::encode_qr(
         "awareid.example.com",
         "apikey",
         "aa73e547-0f1b-4235-a7b0-dd52fa4ab774",
@@ -47,7 +47,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // A QR code pasted into a real photo, as a camera frame.
-    let qr_png = facecapture::qrimage::to_png(&url).expect("png");
+    let qr_png = awareid_emulator::server_crypto::qr_png(&url).expect("png");
     let qr = image::load_from_memory(&qr_png).expect("qr").to_luma8();
     let qr = image::imageops::resize(&qr, 240, 240, image::imageops::FilterType::Triangle);
     let mut frame = image::open(fixture("astronaut.jpg"))

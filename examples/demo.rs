@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example demo`
 
+use awareid_emulator::{Emulator, EmulatorConfig};
 use facecapture::awareid::HttpSettings;
 use facecapture::awareid::wire::*;
 use facecapture::camera::files::FilesSource;
@@ -12,7 +13,6 @@ use facecapture::capture::{self, CaptureError, Settings};
 use facecapture::config::{CameraConfig, CameraSource, Encryption};
 use facecapture::crypto::device::DeviceKey;
 use facecapture::detect::Detector;
-use facecapture::emulator::{Emulator, EmulatorConfig};
 use facecapture::workflow::{self, Context, FlowError, Person, Step, Terminal};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};

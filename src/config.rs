@@ -815,7 +815,7 @@ apikey = "k3y"
     #[test]
     fn qr_keys_need_both_and_a_32_byte_aes_key() {
         let dir = tempfile::tempdir().expect("tmp");
-        let key = crate::crypto::new_rsa_key(2048).expect("key");
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).expect("key");
         let pem = {
             use rsa::pkcs8::EncodePublicKey;
             key.to_public_key()

@@ -14,9 +14,6 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod detect;
-#[cfg(feature = "emulator")]
-#[allow(missing_docs)]
-pub mod emulator;
 pub mod lock;
 pub mod logging;
 #[allow(missing_docs)]

@@ -2,7 +2,7 @@
 # The boards: what `cargo test` cannot show on the build machine.
 #   aarch64, armv7  cross-build the board binaries (profile `board`, no emulator),
 #                   run the library's unit tests under qemu-user (armv7), and run the real
-#                   V4L2 test (examples/vivid_check) on an emulated board: qemu-system
+#                   V4L2 test (vivid-check/) on an emulated board: qemu-system
 #                   booting Debian's arm64 / armmp kernel with vivid, single-planar
 #                   and multi-planar (32-bit v4l2_buffer/v4l2_plane on armv7).
 #   deb             the Debian packages for amd64, arm64 and armhf (cargo-deb), their
@@ -52,8 +52,8 @@ build() {
   local t
   t=${triples[$1]}
   say "$1: building (profile board, $t)"
-  cargo build --locked --profile board --target "$t" --no-default-features \
-    --bin facecaptured --bin facecapturectl --example vivid_check
+  cargo build --locked --profile board --target "$t" -p facecaptured -p vivid-check \
+    --bin facecaptured --bin facecapturectl --bin vivid-check
   for b in facecaptured facecapturectl; do
     printf '   %-16s %-32s %9d bytes (stripped)\n' "$b" "$t" \
       "$(stat -c %s "target/$t/board/$b")"
@@ -71,14 +71,14 @@ arm() {
   # booted arm64 system (tests/system/run.sh arm64).
   if [ "$a" = armv7 ]; then
     say "$a: unit tests under qemu-user"
-    cargo test --locked --profile board --target "$t" --no-default-features --lib
+    cargo test --locked --profile board --target "$t" -p facecaptured --lib
   fi
   local api
   for api in single-planar multi-planar; do
     say "$a: the V4L2 test on an emulated $a board, vivid $api (qemu-system, Debian's kernel)"
     log=$(mktemp)
     if ! VIVID_MULTIPLANAR=$([ "$api" = multi-planar ] && echo 1 || echo 0) \
-        bash tests/vivid/boot.sh "target/$t/board/examples/vivid_check" "$a" > "$log" 2>&1; then
+        bash tests/vivid/boot.sh "target/$t/board/vivid-check" "$a" > "$log" 2>&1; then
       cat "$log"
       rm -f "$log"
       fail "$a: the vivid test ($api) failed"

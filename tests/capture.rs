@@ -2,7 +2,6 @@
 //! the `files` source end to end into a package whose frames decode and hold the
 //! face, timeouts, cancellation, bad frames, QR scanning from the stream, and a
 //! captured package accepted by the emulator.
-#![cfg(feature = "emulator")]
 
 mod common;
 
@@ -481,7 +480,7 @@ fn rotate_by(img: &GrayImage, degrees: f32) -> GrayImage {
 
 /// A photo with a QR code pasted into it, `size` px wide and tilted.
 fn qr_scene(url: &str, size: u32, degrees: f32) -> GrayImage {
-    let png = facecapture::qrimage::to_png(url).expect("qr");
+    let png = awareid_emulator::server_crypto::qr_png(url).expect("qr");
     let qr = image::load_from_memory(&png).expect("png").to_luma8();
     let small = imageops::resize(&qr, size, size, imageops::FilterType::Triangle);
     // On a larger white card, so that turning it keeps the corners.

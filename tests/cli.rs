@@ -1,14 +1,11 @@
 //! The binaries as an operator runs them: --help/--version, --check-config, and
-//! facecapturectl's offline tools against a real awareid-emulator process.
-#![cfg(feature = "emulator")]
+//! facecapturectl's offline tools against the AwareID emulator on loopback HTTPS.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 const CTL: &str = env!("CARGO_BIN_EXE_facecapturectl");
 const DAEMON: &str = env!("CARGO_BIN_EXE_facecaptured");
-const EMULATOR: &str = env!("CARGO_BIN_EXE_awareid-emulator");
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin)
@@ -30,28 +27,23 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-struct EmulatorProcess {
-    child: Child,
+/// The emulator in this process, its certificate, QR keys, secrets and a
+/// facecaptured.toml written out for the command-line tools to use.
+struct LocalServer {
+    _emulator: awareid_emulator::Emulator,
     dir: tempfile::TempDir,
 }
 
-impl EmulatorProcess {
+impl LocalServer {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let child = Command::new(EMULATOR)
-            .args(["--listen", "127.0.0.1:0", "--out-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn emulator");
-        let config = dir.path().join("facecaptured.toml");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !config.exists() {
-            assert!(Instant::now() < deadline, "emulator wrote no config");
-            std::thread::sleep(Duration::from_millis(50));
+        let emulator =
+            awareid_emulator::Emulator::start(Default::default()).expect("emulator starts");
+        emulator.write_out(dir.path()).expect("emulator files");
+        Self {
+            _emulator: emulator,
+            dir,
         }
-        Self { child, dir }
     }
 
     fn config(&self) -> PathBuf {
@@ -59,16 +51,9 @@ impl EmulatorProcess {
     }
 }
 
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn every_binary_answers_help_and_version() {
-    for bin in [CTL, DAEMON, EMULATOR] {
+    for bin in [CTL, DAEMON] {
         let help = run(bin, &["--help"]);
         assert!(help.status.success(), "{bin} --help");
         assert!(text(&help.stdout).contains("Usage:"), "{bin}");
@@ -120,7 +105,7 @@ fn check_config_names_the_bad_key_in_one_line() {
 
 #[test]
 fn offline_tools_against_the_emulator() {
-    let emu = EmulatorProcess::start();
+    let emu = LocalServer::start();
     let cfg = emu.config();
     let cfg = cfg.to_str().expect("path");
 

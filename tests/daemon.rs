@@ -2,13 +2,12 @@
 //! HTTPS and the `files` camera with real face photos. All four flows through
 //! facecapturectl and through gdbus, Busy, Cancel, a vanished caller, restarts,
 //! SIGKILL during an enrollment, bad input, and a failing server.
-#![cfg(feature = "emulator")]
 
 mod common;
 
+use awareid_emulator::{Fault, FaultKind};
 use common::daemon::{self, json, stderr, stdout};
 use common::watch::Watch;
-use facecapture::emulator::{Fault, FaultKind};
 use std::time::Duration;
 
 fn calls(setup: &daemon::Setup) -> Vec<String> {
@@ -262,7 +261,7 @@ fn bad_input_gets_named_errors_and_the_daemon_keeps_serving() {
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
     // A QR code signed by another tenant.
-    let other = facecapture::emulator::Emulator::start(Default::default()).expect("other");
+    let other = awareid_emulator::Emulator::start(Default::default()).expect("other");
     let forged = other.qr_for_enroll("henry", "henry@example.com");
     let o = d.ctl(&["enroll-qr", &forged]);
     assert!(
@@ -635,7 +634,7 @@ fn the_operation_timeout_answers_in_time_and_sigterm_cancels() {
 
 /// A QR scene: the emulator's code pasted into a street photo, as a person holds it up.
 fn qr_scene(url: &str, path: &std::path::Path) {
-    let png = facecapture::qrimage::to_png(url).expect("qr");
+    let png = awareid_emulator::server_crypto::qr_png(url).expect("qr");
     let qr = image::load_from_memory(&png).expect("png").to_luma8();
     let qr = image::imageops::resize(&qr, 300, 300, image::imageops::FilterType::Triangle);
     let mut scene = image::open(common::fixture("no-face.jpg"))

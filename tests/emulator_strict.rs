@@ -1,6 +1,5 @@
 //! The emulator refuses what AwareID refuses, each with an AwareID-shaped error
 //! (`errorCode`, `errorMsg`, `status`, `timestamp`).
-#![cfg(feature = "emulator")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! The four AwareID workflows end to end at the HTTP level: the real client over
 //! HTTPS against the emulator, with real face photos as frames.
-#![cfg(feature = "emulator")]
 
 mod common;
 

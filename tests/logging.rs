@@ -1,7 +1,6 @@
 //! What the logs say, and what they never say: a full run of every flow with
 //! logging captured at the most verbose level must not contain any secret, token,
 //! registration code or frame data; journald gets the structured fields.
-#![cfg(feature = "emulator")]
 
 mod common;
 
@@ -76,9 +75,9 @@ fn run_everything(s: &Setup) -> Vec<String> {
     )
     .expect("qr enroll");
     // A failure path logs too.
-    s.emulator.inject(facecapture::emulator::Fault {
+    s.emulator.inject(awareid_emulator::Fault {
         call: Some("verifyDevice".into()),
-        kind: facecapture::emulator::FaultKind::ExpireToken,
+        kind: awareid_emulator::FaultKind::ExpireToken,
         times: 1,
     });
     workflow::authenticate(

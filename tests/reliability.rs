@@ -1,14 +1,13 @@
 //! The client against a failing server: 401 then recovery, 500 on a POST, malformed
 //! JSON, a slow server, a dropped connection, retries for the idempotent calls.
-#![cfg(feature = "emulator")]
 
 mod common;
 
+use awareid_emulator::{EmulatorConfig, Fault, FaultKind};
 use common::*;
 use facecapture::awareid::AwareIdError;
 use facecapture::awareid::wire::*;
 use facecapture::config::Encryption;
-use facecapture::emulator::{EmulatorConfig, Fault, FaultKind};
 use facecapture::workflow::{self, FlowError};
 use std::time::{Duration, Instant};
 

@@ -72,8 +72,6 @@ cargo fmt --check
 cargo fmt --check --manifest-path fuzz/Cargo.toml
 stage "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
-# The boards' build: without the emulator.
-cargo clippy --locked --no-default-features --lib --bins --examples -- -D warnings
 
 stage "cargo test (ignored tests included)"
 cargo test --locked --workspace -- --include-ignored 2>&1 | tee "$log"

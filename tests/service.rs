@@ -4,16 +4,15 @@
 //! photos, SQLite in a temporary directory) behind the real interface; the client
 //! is the crate's proxy. Busy, Cancel, the operation timeout, the order of signals
 //! and reply, and the mapping of failures onto SPEC 6 errors.
-#![cfg(feature = "emulator")]
 
 mod common;
 
+use awareid_emulator::{Emulator, EmulatorConfig, Fault, FaultKind};
 use facecapture::camera::{Camera, CameraError, FrameSource, Next};
 use facecapture::config::{Config, Environment, Need};
 use facecapture::daemon::errors::Error;
 use facecapture::daemon::service::{FaceCapture, Served};
 use facecapture::daemon::{OBJECT_PATH, engine::Engine};
-use facecapture::emulator::{Emulator, EmulatorConfig, Fault, FaultKind};
 use facecapture_dbus::FaceCapture1Proxy;
 use futures_util::StreamExt;
 use std::sync::Arc;

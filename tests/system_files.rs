@@ -8,7 +8,6 @@
 //! The policy test needs root and setpriv: it is `#[ignore]`d, so a plain
 //! `cargo test` lists it as ignored; tests/run.sh runs it (`--include-ignored`).
 //! A tool that is missing when a test runs is a failure that names it.
-#![cfg(feature = "emulator")]
 
 mod common;
 

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(text) else {
         return;
     };
-    let Ok(png) = facecapture::qrimage::to_png(text) else {
+    let Ok(png) = awareid_emulator::server_crypto::qr_png(text) else {
         return;
     };
     let mut img = image::load_from_memory(&png)

@@ -2,17 +2,18 @@
 //! the input is the URL itself (scanned or given over D-Bus: anything), checked
 //! against a fixed key pair. Odd: the input, split at 0xff, is the host, apikey
 //! and session token that a holder of the signing key put in a QR code (signed
-//! and encrypted here), so the fuzzer reaches the decrypted payload's parser;
+//! and encrypted here, by the emulator's server side), so the fuzzer reaches
+//! the decrypted payload's parser;
 //! what decodes must be what was encoded (the host in lower case).
 #![no_main]
 
-use facecapture::crypto::qr::{QrKeys, decode, encode};
+use awareid_emulator::server_crypto::{encode_qr, new_rsa_key};
+use facecapture::crypto::qr::{QrKeys, decode};
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 
 const AES: [u8; 32] = [0x42; 32];
-static SIGNER: LazyLock<rsa::PrivateKey> =
-    LazyLock::new(|| facecapture::crypto::new_rsa_key(2048).expect("keygen"));
+static SIGNER: LazyLock<rsa::PrivateKey> = LazyLock::new(|| new_rsa_key(2048).expect("keygen"));
 static KEYS: LazyLock<QrKeys> = LazyLock::new(|| QrKeys::new(SIGNER.to_public_key(), AES));
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let Ok(url) = encode(&host, &apikey, &token, &SIGNER, &AES, Some([7; 16])) else {
+    let Ok(url) = encode_qr(&host, &apikey, &token, &SIGNER, &AES, Some([7; 16])) else {
         return;
     };
     // What decodes is what was encoded: the host as AwareID compares it (in

@@ -226,8 +226,7 @@ impl AwareIdClient {
 
     /// Moves the cached token's clock on by `elapsed`, as if that much time had
     /// passed since it was fetched: lets a test reach the renewal point without
-    /// waiting for it.
-    #[cfg(feature = "emulator")]
+    /// waiting for it. For tests only.
     #[doc(hidden)]
     pub fn pretend_elapsed(&self, elapsed: Duration) {
         if let Auth::ClientCredentials { cache, .. } = &self.auth

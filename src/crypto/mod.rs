@@ -1,6 +1,8 @@
-//! Cryptography the product needs, built only from RustCrypto crates: the QR
-//! `sessionCallbackURL` codec (SPEC 3), the face-data envelope (SPEC 4) and the
-//! terminal's device identity (SPEC 5). Nothing here is hand-rolled.
+//! Cryptography the terminal needs, built only from RustCrypto crates: decoding
+//! the QR `sessionCallbackURL` (SPEC 3), sealing the face-data envelope (SPEC 4),
+//! the terminal's device identity (SPEC 5) and its keys sealed at rest. Nothing
+//! here is hand-rolled. The server's half (making QR codes, opening envelopes,
+//! RSA key generation) is not the product's: it is in the emulator's crate.
 
 pub mod device;
 pub mod envelope;
@@ -30,10 +32,4 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out)?;
     Ok(out)
-}
-
-/// Makes a new RSA key pair from the operating system's random source (the
-/// emulator's server and QR-signing keys; tests).
-pub fn new_rsa_key(bits: usize) -> Result<rsa::PrivateKey, rsa::Error> {
-    rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
 }

@@ -1,5 +1,6 @@
-//! The QR code's `sessionCallbackURL` (SPEC 3): decoding for the terminal and
-//! encoding for the emulator's trigger endpoints.
+//! The QR code's `sessionCallbackURL` (SPEC 3), decoded for the terminal. Making
+//! one is the server's side (the emulator's `server_crypto::encode_qr`, where the
+//! round trip and the tampering cases are tested).
 //!
 //! `https://<host>/onboarding?data=<D>`, D = unpadded base64url of
 //! `signature(256) || C`. The RSA-2048 PKCS#1 v1.5 SHA-256 signature over C is
@@ -8,10 +9,10 @@
 
 use aes::Aes256;
 use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use cbc::cipher::{BlockModeDecrypt, KeyIvInit};
+use rsa::PublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::sha2::Sha256;
-use rsa::{PrivateKey, PublicKey};
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -210,220 +211,21 @@ fn valid_host(host: &str) -> bool {
     }
 }
 
-/// The emulator's side: signs and encrypts `host&apikey&sessionToken` into a
-/// sessionCallbackURL exactly as AwareID does. `iv` is random unless given (tests).
-pub fn encode(
-    host: &str,
-    apikey: &str,
-    session_token: &str,
-    signing: &PrivateKey,
-    aes_key: &[u8; 32],
-    iv: Option<[u8; 16]>,
-) -> Result<String, QrEncodeError> {
-    let iv = match iv {
-        Some(iv) => iv,
-        None => super::random_bytes::<16>().map_err(|_| QrEncodeError::Random)?,
-    };
-    let plain = Zeroizing::new(format!("{host}&{apikey}&{session_token}"));
-    let encryptor =
-        cbc::Encryptor::<Aes256>::new_from_slices(aes_key, &iv).map_err(|_| QrEncodeError::Key)?;
-    let mut c = iv.to_vec();
-    c.extend_from_slice(&encryptor.encrypt_padded_vec::<Pkcs7>(plain.as_bytes()));
-    let signature = signing
-        .pkcs1v15_sign::<Sha256>(&c)
-        .map_err(|_| QrEncodeError::Sign)?;
-    let mut raw = signature;
-    raw.extend_from_slice(&c);
-    Ok(format!(
-        "https://{host}/onboarding?data={}",
-        super::b64url(&raw)
-    ))
-}
-
-/// Why a sessionCallbackURL cannot be made.
-#[derive(Debug, thiserror::Error)]
-pub enum QrEncodeError {
-    /// getrandom failed.
-    #[error("no random source")]
-    Random,
-    /// The AES key or IV has the wrong length.
-    #[error("bad AES key or IV length")]
-    Key,
-    /// RSA signing failed.
-    #[error("RSA signing failed")]
-    Sign,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::LazyLock;
 
-    // One 2048-bit key pair per test binary: generation takes a while in debug builds.
-    static SIGNER: LazyLock<PrivateKey> =
-        LazyLock::new(|| crate::crypto::new_rsa_key(2048).expect("keygen"));
-    static OTHER_SIGNER: LazyLock<PrivateKey> =
-        LazyLock::new(|| crate::crypto::new_rsa_key(2048).expect("keygen"));
-    const AES: [u8; 32] = [7u8; 32];
-    const IV: [u8; 16] = [3u8; 16];
-
-    fn keys() -> QrKeys {
-        QrKeys::new(SIGNER.to_public_key(), AES)
-    }
-
-    fn sample() -> String {
-        encode(
-            "awareid.example.com",
-            "api-KEY",
-            "aa73e547-0f1b",
-            &SIGNER,
-            &AES,
-            Some(IV),
-        )
-        .expect("encode")
-    }
-
-    fn raw_of(url: &str) -> Vec<u8> {
-        let d = url.split("data=").nth(1).expect("data");
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, d).expect("b64")
-    }
-
-    fn url_of(raw: &[u8]) -> String {
-        format!(
-            "https://awareid.example.com/onboarding?data={}",
-            crate::crypto::b64url(raw)
-        )
-    }
-
-    #[test]
-    fn round_trip() {
-        let cb = decode(&sample(), &keys(), &[]).expect("decode");
-        assert_eq!(cb.host, "awareid.example.com");
-        assert_eq!(cb.apikey, "api-KEY");
-        assert_eq!(cb.session_token, "aa73e547-0f1b");
-        let dbg = format!("{cb:?}");
-        assert!(
-            !dbg.contains("api-KEY") && !dbg.contains("aa73e547"),
-            "{dbg}"
-        );
-    }
-
-    #[test]
-    fn extra_empty_fields_are_accepted() {
-        let url = encode("h.example", "k", "t&&", &SIGNER, &AES, None).expect("encode");
-        let cb = decode(&url, &keys(), &[]).expect("decode");
-        assert_eq!(cb.session_token, "t");
-    }
-
-    #[test]
-    fn flipped_signature_byte() {
-        let mut raw = raw_of(&sample());
-        raw[10] ^= 0x01;
-        assert_eq!(
-            decode(&url_of(&raw), &keys(), &[]),
-            Err(QrError::BadSignature)
-        );
-    }
-
-    #[test]
-    fn flipped_ciphertext_byte_fails_the_signature_before_decryption() {
-        let mut raw = raw_of(&sample());
-        let last = raw.len() - 1;
-        raw[last] ^= 0x80;
-        assert_eq!(
-            decode(&url_of(&raw), &keys(), &[]),
-            Err(QrError::BadSignature)
-        );
-    }
-
-    #[test]
-    fn wrong_aes_key() {
-        let wrong = QrKeys::new(SIGNER.to_public_key(), [9u8; 32]);
-        assert_eq!(decode(&sample(), &wrong, &[]), Err(QrError::BadPadding));
-    }
-
-    #[test]
-    fn wrong_signing_key() {
-        let url = encode(
-            "awareid.example.com",
-            "k",
-            "t",
-            &OTHER_SIGNER,
-            &AES,
-            Some(IV),
-        )
-        .expect("encode");
-        assert_eq!(decode(&url, &keys(), &[]), Err(QrError::BadSignature));
-    }
-
-    #[test]
-    fn truncated_payload() {
-        let raw = raw_of(&sample());
-        assert_eq!(
-            decode(&url_of(&raw[..200]), &keys(), &[]),
-            Err(QrError::TooShort(200))
-        );
-        assert_eq!(
-            decode(&url_of(&raw[..raw.len() - 5]), &keys(), &[]),
-            Err(QrError::BadLength(raw.len() - 5 - SIG_LEN))
-        );
-        // Cutting the text to a length no base64 string can have.
-        let url = sample();
-        let start = url.find("data=").expect("data") + 5;
-        let mut cut = url.len() - 1;
-        while (cut - start) % 4 != 1 {
-            cut -= 1;
-        }
-        assert_eq!(decode(&url[..cut], &keys(), &[]), Err(QrError::BadBase64));
-    }
+    // Only the verifying half is needed: nothing here is signed by it.
+    static KEYS: LazyLock<QrKeys> = LazyLock::new(|| {
+        let signer = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).expect("keygen");
+        QrKeys::new(signer.to_public_key(), [7u8; 32])
+    });
 
     #[test]
     fn not_base64() {
         let url = "https://awareid.example.com/onboarding?data=@@@not*base64@@@";
-        assert_eq!(decode(url, &keys(), &[]), Err(QrError::BadBase64));
-    }
-
-    #[test]
-    fn too_few_fields() {
-        let url = encode(
-            "awareid.example.com",
-            "only-two",
-            "",
-            &SIGNER,
-            &AES,
-            Some(IV),
-        )
-        .expect("encode");
-        assert_eq!(decode(&url, &keys(), &[]), Err(QrError::TooFewFields(2)));
-    }
-
-    #[test]
-    fn host_outside_allowed_hosts() {
-        let allowed = vec!["other.example.com".to_owned()];
-        assert_eq!(
-            decode(&sample(), &keys(), &allowed),
-            Err(QrError::HostNotAllowed("awareid.example.com".into()))
-        );
-        let allowed = vec!["AwareID.example.com".to_owned()];
-        assert!(decode(&sample(), &keys(), &allowed).is_ok());
-    }
-
-    #[test]
-    fn host_with_path_or_userinfo_is_refused() {
-        for host in [
-            "evil.example/x",
-            "user@evil.example",
-            "https://evil.example",
-            "",
-        ] {
-            let url = encode(host, "k", "t", &SIGNER, &AES, Some(IV)).expect("encode");
-            match decode(&url, &keys(), &[]) {
-                Err(QrError::BadHost(_))
-                | Err(QrError::TooFewFields(_))
-                | Err(QrError::NotCallbackUrl(_)) => {}
-                other => panic!("{host:?} gave {other:?}"),
-            }
-        }
+        assert_eq!(decode(url, &KEYS, &[]), Err(QrError::BadBase64));
     }
 
     #[test]
@@ -437,13 +239,13 @@ mod tests {
             "https://awareid.example.com/onboarding?data=",
         ] {
             assert!(
-                matches!(decode(url, &keys(), &[]), Err(QrError::NotCallbackUrl(_))),
+                matches!(decode(url, &KEYS, &[]), Err(QrError::NotCallbackUrl(_))),
                 "{url}"
             );
         }
         let long = format!("https://a.example/onboarding?data={}", "A".repeat(5000));
         assert!(matches!(
-            decode(&long, &keys(), &[]),
+            decode(&long, &KEYS, &[]),
             Err(QrError::NotCallbackUrl(_))
         ));
     }
@@ -453,6 +255,6 @@ mod tests {
     #[test]
     fn seed_sample_is_well_formed_but_not_ours() {
         let seed = "https://awareid-dev.aware-apis.com/onboarding?data=jgTW40dmoG6Hp_d6Rg7YaZ97vfGSlV5BcBJvLvqXVmhoQ2Hg2DcC2Kvr9AkTZ38ZkyIfiSj80QFxOWs1YeckYsp3D0D9vS46wppl1Zdt-tpiAdzlvBKA2DBfcj7rf0VePWUn1vKdIPgEoWAulqRxZ_mNakFB7FijLg0QJ8kYsB6w0Nk1A4m9QtLGIdHcuGn9XJnxooQHyr2yhtUsgfOo2FrRXYmFIF7ZNwxYd56miFCs-yuD6eZZcvZ1M01Wje7ji0NYUWVpdes-DA_P0cKgsLPX5sV7SyPSlf9kmoCQz7Ag20kAKkOf-LFFKQmgnJ3362nXIEovxS8vp4BCClu7vIfEVCE2s1zS7zNwrDuRfFdViVAQMMxDMe77LnbKbfvLqUhiv--wPFyV9Iier1EDSL9y5kikOw_PGSyuRzvbQKuoNdGj-IqVZYZ_5QivOFqq_OEt8jaX1zZxAiQ8uXRt3g";
-        assert_eq!(decode(seed, &keys(), &[]), Err(QrError::BadSignature));
+        assert_eq!(decode(seed, &KEYS, &[]), Err(QrError::BadSignature));
     }
 }

@@ -1,7 +1,7 @@
 //! A private dbus-daemon, the facecaptured binary on it (files camera, emulator
 //! over HTTPS), and helpers to call it with facecapturectl and gdbus.
 
-use facecapture::emulator::{Emulator, EmulatorConfig};
+use awareid_emulator::{Emulator, EmulatorConfig};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -5,12 +5,12 @@
 pub mod daemon;
 pub mod watch;
 
+use awareid_emulator::{Emulator, EmulatorConfig};
 use facecapture::awareid::wire::*;
 use facecapture::awareid::{AwareIdClient, HttpSettings};
 use facecapture::config::{Encryption, ServerConfig};
 use facecapture::crypto::device::DeviceKey;
 use facecapture::crypto::qr::QrKeys;
-use facecapture::emulator::{Emulator, EmulatorConfig};
 use facecapture::workflow::{Context, FlowError, Person, Step, Terminal};
 use std::path::PathBuf;
 use std::time::Duration;

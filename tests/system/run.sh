@@ -69,10 +69,9 @@ rootfs=$(bash tests/system/root.sh "$arch")
 # and, for the upgrade test, the previous release's.
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 say "the $arch package ($version)"
-# (The very build tests/boards.sh makes, example included: without it cargo
-# resolves the dev-dependencies' features apart and builds ~50 crates again.)
-cargo build --locked --profile board --target "$triple" --no-default-features \
-  --bin facecaptured --bin facecapturectl --example vivid_check
+# (The very build tests/boards.sh makes: nothing is built again.)
+cargo build --locked --profile board --target "$triple" -p facecaptured -p vivid-check \
+  --bin facecaptured --bin facecapturectl --bin vivid-check
 cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
 debs=("$work/current.deb")
 
@@ -121,7 +120,7 @@ fi
 # face checks under TCG. Built in one invocation with the example, so cargo
 # resolves the dev-dependencies' features as cargo test did and links nothing
 # new (alone: 2.5 min of rebuilds).
-cargo build --locked --example yuyv_frame --bin awareid-emulator
+cargo build --locked -p facecaptured -p awareid-emulator --example yuyv_frame --bin awareid-emulator
 emulator=target/debug/awareid-emulator
 emu_pid=
 stop_emulator() { [ -z "$emu_pid" ] || kill "$emu_pid" 2> /dev/null || true; emu_pid=; }

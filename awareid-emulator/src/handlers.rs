@@ -15,9 +15,9 @@ use super::state::{
     AuthAttempt, Enrollment, Method, RecordedRequest, Scope, User, new_registration_code,
 };
 use super::{Fault, FaultKind, Shared};
-use crate::awareid::paths;
-use crate::awareid::wire::*;
-use crate::crypto;
+use facecapture::awareid::paths;
+use facecapture::awareid::wire::*;
+use facecapture::crypto;
 
 type S = State<Arc<Shared>>;
 
@@ -301,7 +301,7 @@ async fn face_package(
     let plain = match data {
         FaceData::Plain(p) => p,
         FaceData::Sealed(env) => {
-            let json = crypto::envelope::open(&shared.keys.server, &env)
+            let json = crate::server_crypto::open_envelope(&shared.keys.server, &env)
                 .map_err(|e| bad_request("DECRYPTION_FAILED", format!("faceLivenessData: {e}")))?;
             parse::<FaceLivenessData>(&json).map_err(|e| {
                 bad_request(
@@ -330,7 +330,7 @@ async fn face_package(
     let shared = shared.clone();
     let min = shared.cfg.min_face_px;
     tokio::task::spawn_blocking(move || {
-        let mut detector = crate::lock::lock(&shared.detector);
+        let mut detector = facecapture::lock::lock(&shared.detector);
         face::analyse(&mut detector, &plain.video.workflow_data.frames, min)
     })
     .await
@@ -610,7 +610,7 @@ fn trigger_success(
     let url = shared
         .callback_url(&token)
         .map_err(|_| internal("QR encoding failed"))?;
-    let png = crate::qrimage::to_png(&url).map_err(|_| internal("QR rendering failed"))?;
+    let png = crate::server_crypto::qr_png(&url).map_err(|_| internal("QR rendering failed"))?;
     Ok(Json(TriggerResponse {
         status: "SUCCESS".into(),
         session_callback_url: Some(url),

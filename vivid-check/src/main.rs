@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use v4l::v4l_sys::*;
 
-static FACE: &[u8] = include_bytes!("../tests/fixtures/faces/astronaut.jpg");
+static FACE: &[u8] = include_bytes!("../../tests/fixtures/faces/astronaut.jpg");
 
 type Res<T> = Result<T, String>;
 type Ioc = v4l::v4l2::vidioc::_IOC_TYPE;
@@ -514,7 +514,7 @@ fn disconnect(webcam: &str) -> Res<()> {
         source,
         &s,
         &facecapture::crypto::qr::QrKeys::new(
-            facecapture::crypto::new_rsa_key(1024)
+            rsa::PrivateKey::new(&mut getrandom::SysRng, 1024)
                 .map_err(|e| e.to_string())?
                 .to_public_key(),
             [0; 32],

@@ -1,8 +1,8 @@
 //! awareid-emulator: a local AwareID-compatible server for development, demos and
-//! tests. See `facecapture::emulator`.
+//! tests. See the `awareid_emulator` library.
 
+use awareid_emulator::{EmulatorConfig, run};
 use clap::Parser;
-use facecapture::emulator::{EmulatorConfig, run};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -12,13 +12,17 @@ use super::face::Template;
 /// A request as the emulator received it, for tests to inspect.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RecordedRequest {
+    /// The HTTP method.
     pub method: String,
+    /// The path, without the query.
     pub path: String,
     /// The AwareID call name ("addFace"), if the path is one.
     pub call: Option<String>,
+    /// The Content-Type header, if any.
     pub content_type: Option<String>,
     /// The `Authorization: Bearer` token, if any.
     pub bearer: Option<String>,
+    /// The `apikey` header, if any.
     pub apikey: Option<String>,
     /// The JSON body (a form body as an object; null when empty or unparseable).
     pub body: serde_json::Value,
@@ -103,7 +107,7 @@ pub fn new_token() -> String {
     // Without an OS random source (never seen in practice) fall back to a unique,
     // guessable value: the emulator is a test tool, not a security boundary.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let b = crate::crypto::random_bytes::<16>().unwrap_or_else(|_| {
+    let b = facecapture::crypto::random_bytes::<16>().unwrap_or_else(|_| {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         (u128::from(n) | (u128::from(std::process::id()) << 64)).to_le_bytes()
     });
@@ -121,7 +125,7 @@ pub fn new_token() -> String {
 /// A six-character registration code such as "LLXL2N".
 pub fn new_registration_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let b = crate::crypto::random_bytes::<6>().unwrap_or([0; 6]);
+    let b = facecapture::crypto::random_bytes::<6>().unwrap_or([0; 6]);
     b.iter()
         .map(|x| ALPHABET[(*x as usize) % ALPHABET.len()] as char)
         .collect()

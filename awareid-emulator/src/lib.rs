@@ -8,9 +8,14 @@
 //! Control endpoints for tests and demos (loopback only, as the server is):
 //! `GET /__emulator/requests`, `DELETE /__emulator/requests`,
 //! `POST /__emulator/faults` (a [`Fault`]), `POST /__emulator/expire-tokens`.
+//!
+//! [`server_crypto`] is the server's half of SPEC 3 and 4 (making QR codes,
+//! opening envelopes), which the product library does not carry.
+#![warn(missing_docs)]
 
 mod face;
 mod handlers;
+pub mod server_crypto;
 mod state;
 
 use axum::Router;
@@ -21,20 +26,25 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::awareid::paths;
-use crate::crypto;
+use facecapture::awareid::paths;
+use facecapture::crypto;
 
 pub use state::RecordedRequest;
 
 /// How the emulator is set up.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
+    /// Where to listen: a loopback address (port 0 picks a free one).
     pub listen: SocketAddr,
     /// HTTPS with a self-signed certificate (the default); plain HTTP when false.
     pub tls: bool,
+    /// The tenant's name: the token realm is `<customer_name>-consumers`.
     pub customer_name: String,
+    /// The OAuth client id the terminal must present.
     pub client_id: String,
+    /// The OAuth client secret the terminal must present.
     pub client_secret: String,
+    /// The `apikey` header every API call must carry.
     pub apikey: String,
     /// Lifetime of issued access tokens.
     pub token_ttl: Duration,
@@ -69,9 +79,12 @@ impl Default for EmulatorConfig {
 /// name such as "addFace", or any call when absent).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Fault {
+    /// The AwareID call to fault ("addFace"); any call when absent.
     #[serde(default)]
     pub call: Option<String>,
+    /// What happens to it.
     pub kind: FaultKind,
+    /// How many of the matching requests are faulted (default 1).
     #[serde(default = "one")]
     pub times: u32,
 }
@@ -80,16 +93,26 @@ fn one() -> u32 {
     1
 }
 
+/// What an injected fault does (JSON: `{"type": "delay", "ms": 500}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FaultKind {
     /// Answer normally, after a delay.
-    Delay { ms: u64 },
+    Delay {
+        /// The delay, in milliseconds.
+        ms: u64,
+    },
     /// Handle the request at once (an addFace completes the enrollment), then
     /// hold the answer back: the server has done what the client may never hear.
-    AnswerLate { ms: u64 },
+    AnswerLate {
+        /// How long the answer is held back, in milliseconds.
+        ms: u64,
+    },
     /// Answer with this HTTP status and an AwareID error body.
-    Status { code: u16 },
+    Status {
+        /// The HTTP status code.
+        code: u16,
+    },
     /// Answer 200 with a body that is not JSON.
     MalformedJson,
     /// Expire every issued token before handling the request.
@@ -117,7 +140,7 @@ pub(crate) struct Shared {
     pub state: Mutex<state::State>,
     /// Signalled when a request arrives or is answered.
     pub changed: std::sync::Condvar,
-    pub detector: Mutex<crate::detect::Detector>,
+    pub detector: Mutex<facecapture::detect::Detector>,
 }
 
 /// A running emulator on its own thread and runtime (for tests and tools).
@@ -128,14 +151,18 @@ pub struct Emulator {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Why the emulator cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
+    /// Binding, serving or writing out its files failed.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    /// The RSA keys or the certificate could not be made.
     #[error("key generation failed: {0}")]
     Keys(String),
+    /// The face detector's model did not load.
     #[error("face model: {0}")]
-    Model(#[from] crate::detect::DetectError),
+    Model(#[from] facecapture::detect::DetectError),
 }
 
 impl Emulator {
@@ -164,6 +191,7 @@ impl Emulator {
         })
     }
 
+    /// The address it listens on (the port chosen when 0 was asked for).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -178,20 +206,21 @@ impl Emulator {
         &self.shared.keys.cert_pem
     }
 
+    /// How it was set up.
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.cfg
     }
 
     /// The `[server]` settings that reach this emulator (trust [`Self::ca_pem`]).
-    pub fn server_config(&self) -> crate::config::ServerConfig {
+    pub fn server_config(&self) -> facecapture::config::ServerConfig {
         let cfg = &self.shared.cfg;
-        crate::config::ServerConfig {
+        facecapture::config::ServerConfig {
             base_url: self.base_url(),
             customer_name: cfg.customer_name.clone(),
             client_id: cfg.client_id.clone(),
-            client_secret: crate::secret::Secret::new(cfg.client_secret.clone()),
-            apikey: crate::secret::Secret::new(cfg.apikey.clone()),
-            ..crate::config::ServerConfig::default()
+            client_secret: facecapture::secret::Secret::new(cfg.client_secret.clone()),
+            apikey: facecapture::secret::Secret::new(cfg.apikey.clone()),
+            ..facecapture::config::ServerConfig::default()
         }
     }
 
@@ -208,6 +237,7 @@ impl Emulator {
         self.shared.lock().requests.clone()
     }
 
+    /// Forgets the requests recorded so far.
     pub fn clear_requests(&self) {
         self.shared.lock().clear_requests();
     }
@@ -256,6 +286,7 @@ impl Emulator {
         }
     }
 
+    /// Queues a fault for the requests to come.
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
     }
@@ -301,8 +332,8 @@ impl Drop for Emulator {
 impl Shared {
     fn new(cfg: EmulatorConfig, addr: SocketAddr) -> Result<Self, EmulatorError> {
         let keys_err = |e: String| EmulatorError::Keys(e);
-        let server = crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
-        let qr_signing = crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
+        let server = server_crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
+        let qr_signing = server_crypto::new_rsa_key(2048).map_err(|e| keys_err(e.to_string()))?;
         let qr_aes = crypto::random_bytes::<32>().map_err(|e| keys_err(e.to_string()))?;
         let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
         names.extend(cfg.cert_names.iter().cloned());
@@ -324,12 +355,12 @@ impl Shared {
             cfg,
             state: Mutex::new(state::State::default()),
             changed: std::sync::Condvar::new(),
-            detector: Mutex::new(crate::detect::Detector::embedded()?),
+            detector: Mutex::new(facecapture::detect::Detector::embedded()?),
         })
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
-        crate::lock::lock(&self.state)
+        facecapture::lock::lock(&self.state)
     }
 
     fn base_url(&self) -> String {
@@ -352,8 +383,8 @@ impl Shared {
     pub(crate) fn callback_url(
         &self,
         session_token: &str,
-    ) -> Result<String, crypto::qr::QrEncodeError> {
-        crypto::qr::encode(
+    ) -> Result<String, server_crypto::QrEncodeError> {
+        server_crypto::encode_qr(
             &self.host,
             &self.cfg.apikey,
             session_token,

@@ -7,8 +7,8 @@
 use image::GrayImage;
 use image::imageops::FilterType;
 
-use crate::awareid::wire::Frame;
-use crate::detect::Detector;
+use facecapture::awareid::wire::Frame;
+use facecapture::detect::Detector;
 
 const TEMPLATE_SIDE: u32 = 32;
 /// Correlation at or above which two templates match.
@@ -61,7 +61,7 @@ pub fn analyse(
     let mut faces = Vec::with_capacity(frames.len());
     let mut template = None;
     for (i, frame) in frames.iter().enumerate() {
-        let bytes = crate::crypto::unb64(&frame.data)
+        let bytes = facecapture::crypto::unb64(&frame.data)
             .map_err(|_| format!("frames[{i}].data is not base64"))?;
         if image::guess_format(&bytes).ok() != Some(image::ImageFormat::Jpeg) {
             return Err(format!("frames[{i}].data is not a JPEG"));
@@ -91,7 +91,7 @@ pub fn analyse(
     Ok(Analysis { faces, template })
 }
 
-fn template_of(img: &GrayImage, face: &crate::detect::FaceBox) -> Template {
+fn template_of(img: &GrayImage, face: &facecapture::detect::FaceBox) -> Template {
     let x = face.x.max(0) as u32;
     let y = face.y.max(0) as u32;
     let w = face.width.min(img.width().saturating_sub(x)).max(1);
@@ -116,10 +116,10 @@ mod tests {
 
     fn frame(name: &str) -> Frame {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/faces")
+            .join("../tests/fixtures/faces")
             .join(name);
         Frame {
-            data: crate::crypto::b64(&std::fs::read(p).expect("fixture")),
+            data: facecapture::crypto::b64(&std::fs::read(p).expect("fixture")),
             tags: vec![],
             timestamp: 1_700_000_000_000.0,
         }
@@ -168,7 +168,7 @@ mod tests {
                 .contains("frames[0].data is not base64")
         );
         let mut f = frame("astronaut.jpg");
-        f.data = crate::crypto::b64(b"GIF89a....");
+        f.data = facecapture::crypto::b64(b"GIF89a....");
         assert!(
             analyse(&mut d, &[f], 60)
                 .expect_err("gif")

@@ -1,5 +1,5 @@
 //! The `v4l` source against a real V4L2 driver: Debian's kernel booted under qemu
-//! with `vivid` (tests/vivid/boot.sh), running examples/vivid_check.rs inside:
+//! with `vivid` (tests/vivid/boot.sh), running this crate's program (src/main.rs) inside:
 //! webcam capture with format negotiation and every format vivid offers, a face
 //! photo through vivid's HDMI
 //! loopback into a compliant package, and Disconnect mid-stream giving
@@ -14,28 +14,13 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/vivid-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("examples")
-        .join(name)
-}
-
 /// Boots the guest (vivid single- or multi-planar) and checks every step.
 fn against_vivid(multiplanar: bool) {
-    let program = example("vivid_check");
-    assert!(
-        program.is_file(),
-        "{} missing: cargo test builds examples",
-        program.display()
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vivid/boot.sh");
+    let program = env!("CARGO_BIN_EXE_vivid-check");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vivid/boot.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .arg(&program)
+        .arg(program)
         .env("VIVID_MULTIPLANAR", if multiplanar { "1" } else { "0" })
         .output()
         .expect("run boot.sh");
@@ -62,7 +47,7 @@ fn against_vivid(multiplanar: bool) {
         "{api} missing:\n{console}"
     );
     // The steps every run must pass (shared with tests/boards.sh for ARM).
-    for step in include_str!("vivid/expected").lines() {
+    for step in include_str!("../../tests/vivid/expected").lines() {
         assert!(
             checks.iter().any(|l| l.starts_with(step)),
             "{step} missing:\n{console}"
