@@ -18,7 +18,9 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("config: {key}: {problem}")]
 pub struct ConfigError {
+    /// The key, as `section.key` (`server.base_url`).
     pub key: String,
+    /// What is wrong with its value.
     pub problem: String,
 }
 
@@ -29,17 +31,27 @@ fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `[server]`: the AwareID tenant.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
+    /// AwareID's base URL: https, or http on a loopback address (the emulator).
     pub base_url: String,
+    /// The customer: the token realm is `<customer_name>-consumers`.
     pub customer_name: String,
+    /// The OAuth client id.
     pub client_id: String,
+    /// The OAuth client secret (prefer the credential or `client_secret_file`).
     pub client_secret: Secret,
+    /// A file whose first line is the client secret.
     pub client_secret_file: Option<PathBuf>,
+    /// The `apikey` header (prefer the credential or `apikey_file`).
     pub apikey: Secret,
+    /// A file whose first line is the apikey.
     pub apikey_file: Option<PathBuf>,
+    /// An extra PEM trust anchor for the server and QR hosts; empty: the public roots only.
     pub ca_file: String,
+    /// Connect and whole-request timeout of one HTTP call, in seconds.
     pub timeout_s: u64,
 }
 
@@ -59,6 +71,7 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[qr]`: the keys QR codes are checked with; both empty: QR flows off.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QrConfig {
@@ -66,27 +79,41 @@ pub struct QrConfig {
     pub signing_public_key: String,
     /// base64 of the 32-byte AES key.
     pub aes_key: Secret,
+    /// A file whose first line is the AES key (base64).
     pub aes_key_file: Option<PathBuf>,
+    /// Hosts a QR code may send the terminal to; empty: any host whose code verifies.
     pub allowed_hosts: Vec<String>,
 }
 
+/// `camera.source`: where frames come from.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CameraSource {
+    /// `"v4l"`: a V4L2 device.
     V4l,
+    /// `"files"`: images from a directory or glob, for demos and tests.
     Files,
 }
 
+/// `[camera]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
+    /// Where frames come from.
     pub source: CameraSource,
+    /// The V4L2 device (a /dev/v4l/by-id/ link keeps the name stable).
     pub device: String,
+    /// For `files`: a directory or glob, played in name order at `fps` and looped.
     pub path: String,
+    /// The frame width asked for.
     pub width: u32,
+    /// The frame height asked for.
     pub height: u32,
+    /// The frame rate asked for.
     pub fps: u32,
+    /// Pixel formats to ask for, preferred first (of [`KNOWN_FORMATS`]).
     pub formats: Vec<String>,
+    /// Degrees (0, 90, 180, 270) to turn frames clockwise so that faces are upright.
     pub rotation: u32,
     /// Keep the camera streaming between operations (lowest latency, camera LED on).
     pub keep_open: bool,
@@ -116,12 +143,17 @@ pub const KNOWN_FORMATS: [&str; 13] = [
     "NV16M",
 ];
 
+/// `[capture]`: what makes a package.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
+    /// Compliant frames per package.
     pub frames: u32,
+    /// Seconds to find a compliant face (or a QR code) before giving up.
     pub timeout_s: u64,
+    /// Faces narrower than this, in pixels, are ignored.
     pub min_face_px: u32,
+    /// JPEG quality of the packaged frames (1-100).
     pub jpeg_quality: u8,
     /// A SeetaFace model file; empty: the model embedded in the binary.
     pub face_model: String,
@@ -139,18 +171,25 @@ impl Default for CaptureConfig {
     }
 }
 
+/// `face.encryption`: how face data travels.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encryption {
+    /// `"envelope"`: sealed to the server's key (SPEC 4).
     Envelope,
+    /// `"none"`: in the clear, inside TLS.
     None,
 }
 
+/// `[face]`: the Face SDK package's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaceConfig {
+    /// The AwareID workflow: family and level (`hotel2`).
     pub workflow: String,
+    /// How face data travels.
     pub encryption: Encryption,
+    /// Sent as `meta_data.client_device_brand`.
     pub device_brand: String,
 }
 
@@ -164,16 +203,21 @@ impl Default for FaceConfig {
     }
 }
 
+/// `dbus.bus`: which bus the daemon serves on.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Bus {
+    /// `"system"`: production.
     System,
+    /// `"session"`: development and tests.
     Session,
 }
 
+/// `[dbus]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DbusConfig {
+    /// Which bus.
     pub bus: Bus,
 }
 
@@ -183,9 +227,11 @@ impl Default for DbusConfig {
     }
 }
 
+/// `[storage]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// The database's directory (systemd's `$STATE_DIRECTORY` wins when set).
     pub state_dir: PathBuf,
     /// The sealed device identity, as systemd decrypted it into the credential
     /// `device_key` (see [`crate::crypto::sealed`]); empty when the key lives in
@@ -203,9 +249,11 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[daemon]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DaemonConfig {
+    /// Every D-Bus method answers within this many seconds.
     pub operation_timeout_s: u64,
 }
 
@@ -221,13 +269,21 @@ impl Default for DaemonConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[server]`.
     pub server: ServerConfig,
+    /// `[qr]`.
     pub qr: QrConfig,
+    /// `[camera]`.
     pub camera: CameraConfig,
+    /// `[capture]`.
     pub capture: CaptureConfig,
+    /// `[face]`.
     pub face: FaceConfig,
+    /// `[dbus]`.
     pub dbus: DbusConfig,
+    /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[daemon]`.
     pub daemon: DaemonConfig,
 }
 

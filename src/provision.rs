@@ -45,8 +45,12 @@ pub enum WithKey {
 /// What to provision, and where.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// Where the sealed credentials go (the unit's `LoadCredentialEncrypted=`
+    /// directory, /etc/facecaptured/credentials).
     pub credentials_dir: PathBuf,
+    /// The daemon's state directory, with the database (/var/lib/facecaptured).
     pub state_dir: PathBuf,
+    /// Which key to seal with.
     pub with_key: WithKey,
     /// Make a new device key even if one exists (a replacement board, a TPM that
     /// was cleared): every enrollment must be made again.
@@ -76,44 +80,77 @@ impl Default for Request {
     }
 }
 
+/// Why provisioning stopped. Each says what to do; nothing is half-written (a
+/// credential is written whole and renamed into place).
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
+    /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// `systemd-creds` failed.
     #[error("systemd-creds {action} {path}: {message}")]
     Creds {
+        /// `encrypt`, `decrypt` or `has-tpm2`.
         action: &'static str,
+        /// The credential.
         path: PathBuf,
+        /// Its standard error.
         message: String,
     },
+    /// `--with-key tpm2` on a board without a usable TPM2.
     #[error("--with-key tpm2: this board has no usable TPM2 (systemd-creds has-tpm2: {0})")]
     NoTpm2(String),
+    /// The sealed key exists but does not open here.
     #[error(
         "the sealed device key {path} does not open on this board ({message}): it was sealed \
          on another board or to a TPM whose state is gone. Restore the right TPM, or make a \
          new key with --new-key and enroll everyone again"
     )]
-    KeyDoesNotOpen { path: PathBuf, message: String },
+    KeyDoesNotOpen {
+        /// The credential.
+        path: PathBuf,
+        /// What systemd-creds said.
+        message: String,
+    },
+    /// A credential opens but does not hold what it should.
     #[error("{path}: {problem}")]
-    BadCredential { path: PathBuf, problem: String },
+    BadCredential {
+        /// The credential.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The database names a sealed key, and its credential file is gone.
     #[error(
         "the database says the device key was sealed, but there is no {path}: restore that \
          file, or make a new key with --new-key and enroll everyone again"
     )]
-    KeyMissing { path: PathBuf },
+    KeyMissing {
+        /// The missing credential.
+        path: PathBuf,
+    },
+    /// `--secret` named something that is not one of [`SECRETS`].
     #[error("--secret {0}: the name must be one of client_secret, apikey, aes_key")]
     UnknownSecret(String),
+    /// A secret to seal is empty, too large or unreadable.
     #[error("secret {name} from {path}: {problem}")]
     BadSecret {
+        /// Its name.
         name: String,
+        /// Where it was read from.
         path: PathBuf,
+        /// What is wrong with it.
         problem: String,
     },
+    /// The database could not be opened or updated.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The device identity could not be made or read.
     #[error("device identity: {0}")]
     Identity(String),
 }
@@ -128,8 +165,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
 /// What was done, one line per step, for the operator.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// How the device key is sealed now.
     pub protection: Option<Protection>,
+    /// The terminal's device id.
     pub device_id: String,
+    /// One line per step, as printed.
     pub lines: Vec<String>,
     /// Whether a credential changed (the running service should restart).
     pub changed: bool,

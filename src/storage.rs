@@ -21,6 +21,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
+/// The database's file name in the state directory.
 pub const DB_FILE: &str = "facecaptured.db";
 
 /// Each entry takes the schema from version i to i + 1.
@@ -44,28 +45,47 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE enrollments ADD COLUMN reenroll_started_at INTEGER;",
 ];
 
+/// Why the store cannot be opened, read or written. Each names the file or
+/// directory; the daemon maps them all to StorageError on D-Bus.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The state directory cannot be made, or its mode set to 0700.
     #[error("state directory {path}: {source}")]
     Dir {
+        /// The state directory.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// SQLite failed (a full disk, a corrupt file, a locked database).
     #[error("database {path}: {source}")]
     Db {
+        /// The database file.
         path: PathBuf,
+        /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// The database was written by a newer build (a downgrade): it is left as
+    /// it is rather than misread.
     #[error("database {path}: schema version {found} is newer than this build's {supported}")]
     TooNew {
+        /// The database file.
         path: PathBuf,
+        /// Its schema version.
         found: i64,
+        /// The newest version this build knows.
         supported: usize,
     },
+    /// A new device identity could not be made (no random source).
     #[error("cannot make a device identity: {0}")]
     Identity(String),
+    /// The plain device key in the database does not parse.
     #[error("database {path}: the stored device key is unreadable")]
-    BadKey { path: PathBuf },
+    BadKey {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database names a sealed identity but the credential did not arrive.
     #[error(
         "the device key was sealed into the credential device_key, and this start did not \
          receive it: the credential file is missing or could not be opened here (another \
@@ -74,20 +94,28 @@ pub enum StorageError {
          (facecaptured provision --new-key) and enroll everyone again"
     )]
     KeySealedElsewhere,
+    /// The credential and the database belong to different terminals.
     #[error(
         "the sealed device key is for device {sealed}, but {path} belongs to device {stored}: \
          the credential and the database come from different terminals"
     )]
     OtherDevice {
+        /// The database file.
         path: PathBuf,
+        /// The credential's device id.
         sealed: String,
+        /// The database's device id.
         stored: String,
     },
+    /// The database holds a plain key other than the sealed one.
     #[error(
         "database {path} holds a different device key from the sealed one: run \
          facecaptured provision, which moves the database's key into the credential"
     )]
-    OtherKey { path: PathBuf },
+    OtherKey {
+        /// The database file.
+        path: PathBuf,
+    },
 }
 
 /// What [`Storage::adopt_sealed`] found.
@@ -104,10 +132,15 @@ pub enum Adopted {
 /// One enrollment as stored. The registration code is a secret.
 #[derive(Debug)]
 pub struct Enrollment {
+    /// The AwareID username (the key: one enrollment per user).
     pub username: String,
+    /// What addFace returned: authenticate's proof of enrollment.
     pub registration_code: Secret,
+    /// The AwareID host it was enrolled with.
     pub server_host: String,
+    /// The terminal's device id at enrollment.
     pub device_id: String,
+    /// When, in Unix seconds.
     pub enrolled_at: i64,
     /// When a re-enrollment began (its addFace was about to be sent) and has not
     /// been settled since: AwareID may have retired this code.
@@ -117,13 +150,17 @@ pub struct Enrollment {
 /// What `ListEnrollments` shows: no registration code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentInfo {
+    /// As [`Enrollment::username`].
     pub username: String,
+    /// As [`Enrollment::server_host`].
     pub server_host: String,
+    /// As [`Enrollment::enrolled_at`].
     pub enrolled_at: i64,
     /// See [`Enrollment::reenroll_started_at`].
     pub reenroll_started_at: Option<i64>,
 }
 
+/// The open store: one SQLite connection, owned by the daemon's engine.
 pub struct Storage {
     path: PathBuf,
     db: Connection,
@@ -177,6 +214,7 @@ impl Storage {
         Ok(Self { path, db })
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -316,6 +354,7 @@ impl Storage {
         tx.commit().map_err(err)
     }
 
+    /// The user's enrollment, if the terminal holds one.
     pub fn enrollment(&self, username: &str) -> Result<Option<Enrollment>, StorageError> {
         self.db
             .query_row(
@@ -338,6 +377,7 @@ impl Storage {
             .map_err(|e| self.err(e))
     }
 
+    /// Every enrollment, without codes, by username.
     pub fn list(&self) -> Result<Vec<EnrollmentInfo>, StorageError> {
         let mut stmt = self
             .db
@@ -433,6 +473,14 @@ mod tests {
         }
     }
 
+    /// A store in `dir` holding alice's enrollment (code 123456).
+    fn with_alice(dir: &Path) -> Storage {
+        let mut s = Storage::open(dir).expect("open");
+        s.put_enrollment(&enrollment("alice", "123456"))
+            .expect("put");
+        s
+    }
+
     #[test]
     fn creates_a_private_directory_and_database() {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -451,9 +499,7 @@ mod tests {
     fn a_reenrollment_mark_survives_reopening_until_a_new_code_or_a_clear() {
         let tmp = tempfile::tempdir().expect("tmp");
         {
-            let mut s = Storage::open(tmp.path()).expect("open");
-            s.put_enrollment(&enrollment("alice", "123456"))
-                .expect("put");
+            let mut s = with_alice(tmp.path());
             assert!(s.mark_reenrollment("alice", 1_764_000_100).expect("mark"));
             // A first enrollment has no old code to lose: nothing to mark.
             assert!(!s.mark_reenrollment("nobody", 1).expect("mark"));
@@ -470,24 +516,18 @@ mod tests {
             s.list().expect("list")[0].reenroll_started_at,
             Some(1_764_000_100)
         );
+        let mark = |s: &Storage| {
+            s.enrollment("alice")
+                .expect("get")
+                .expect("a")
+                .reenroll_started_at
+        };
         s.put_enrollment(&enrollment("alice", "654321"))
             .expect("new code");
-        assert_eq!(
-            s.enrollment("alice")
-                .expect("get")
-                .expect("a")
-                .reenroll_started_at,
-            None
-        );
+        assert_eq!(mark(&s), None);
         s.mark_reenrollment("alice", 5).expect("mark");
         s.clear_reenrollment("alice").expect("clear");
-        assert_eq!(
-            s.enrollment("alice")
-                .expect("get")
-                .expect("a")
-                .reenroll_started_at,
-            None
-        );
+        assert_eq!(mark(&s), None);
     }
 
     #[test]
@@ -517,9 +557,7 @@ mod tests {
     fn enrollments_survive_reopening_and_replace_by_username() {
         let tmp = tempfile::tempdir().expect("tmp");
         {
-            let mut s = Storage::open(tmp.path()).expect("open");
-            s.put_enrollment(&enrollment("alice", "123456"))
-                .expect("put");
+            let mut s = with_alice(tmp.path());
             s.put_enrollment(&enrollment("bob", "222222")).expect("put");
             s.put_enrollment(&enrollment("alice", "654321"))
                 .expect("replace");

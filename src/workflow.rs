@@ -44,20 +44,34 @@ impl std::fmt::Display for QrMethod {
     }
 }
 
+/// Why a flow stopped; `daemon::errors` maps each onto SPEC 6's D-Bus errors.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
+    /// An AwareID call failed (unreachable, refused, an unexpected answer).
     #[error(transparent)]
     Server(#[from] AwareIdError),
+    /// The QR code does not verify or decrypt.
     #[error("QR code: {0}")]
     Qr(#[from] QrError),
+    /// The QR session is for the other flow (an enrollment code given to
+    /// AuthenticateWithQr, or the reverse).
     #[error("the QR code starts an {got} flow, not {expected}")]
-    WrongMethod { expected: QrMethod, got: String },
+    WrongMethod {
+        /// The flow the caller runs.
+        expected: QrMethod,
+        /// The session's method, as validateSession gave it.
+        got: String,
+    },
+    /// The capture ended without a package (cancelled, timed out, the camera lost).
     #[error("capture failed: {0}")]
     Capture(#[from] crate::capture::CaptureError),
+    /// The face data could not be sealed.
     #[error("face data encryption failed: {0}")]
     Envelope(#[from] crate::crypto::envelope::EnvelopeError),
+    /// The face package could not be serialised.
     #[error("face package encoding failed: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The device key could not sign or give its public key.
     #[error("device key: {0}")]
     Device(#[from] crate::crypto::device::DeviceError),
 }
@@ -65,42 +79,61 @@ pub enum FlowError {
 /// The terminal's identity as AwareID knows it.
 #[derive(Debug)]
 pub struct Terminal {
+    /// The deviceId sent with addDevice and verifyDevice.
     pub device_id: String,
+    /// The P-256 key whose public half addDevice registers and which signs
+    /// verifyDevice's authToken.
     pub key: DeviceKey,
 }
 
 /// Who is being enrolled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
+    /// The AwareID username.
     pub username: String,
+    /// Sent with enroll.
     pub email: String,
+    /// Sent with enroll (may be empty).
     pub phone_number: String,
+    /// Sent with enroll when given.
     pub first_name: Option<String>,
+    /// Sent with enroll when given.
     pub last_name: Option<String>,
 }
 
+/// What an enrollment flow ended with (addFace's answer).
 #[derive(Debug)]
 pub struct EnrollOutcome {
+    /// Who was enrolled.
     pub username: String,
     /// Empty unless enrollment_status is 2. A secret: stored, never shown.
     pub registration_code: Secret,
+    /// addFace's enrollmentStatus (2: enrolled).
     pub enrollment_status: i32,
+    /// addFace's livenessResult.
     pub liveness: bool,
 }
 
+/// What an authentication flow ended with (verifyFace's answer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthOutcome {
+    /// Who was authenticated.
     pub username: String,
     /// liveness && matched && auth_status == 2.
     pub granted: bool,
+    /// verifyFace's livenessResult.
     pub liveness: bool,
+    /// verifyFace's matchResult.
     pub matched: bool,
+    /// verifyFace's matchScore.
     pub match_score: f64,
+    /// verifyFace's authStatus (2: authenticated).
     pub auth_status: i32,
 }
 
 /// Produces the face package for a user: the capture pipeline, or photos in tests.
 pub trait FaceSource {
+    /// The package for `username` (named in its workflow data).
     fn capture(&mut self, username: &str) -> Result<FaceLivenessData, FlowError>;
 }
 
@@ -112,8 +145,11 @@ impl<F: FnMut(&str) -> Result<FaceLivenessData, FlowError>> FaceSource for F {
 
 /// What a flow needs besides the server.
 pub struct Context<'a> {
+    /// The terminal's identity.
     pub terminal: &'a Terminal,
+    /// Whether face data goes sealed (`face.encryption`).
     pub encryption: Encryption,
+    /// Called at each step (the daemon's Progress signal).
     pub progress: &'a dyn Fn(Step),
 }
 
@@ -277,8 +313,11 @@ pub fn authenticate(
 /// A QR-started flow after validateSession: the client for the QR's host and who
 /// the session is for.
 pub struct QrSession {
+    /// A client for the QR code's host, with its session token.
     pub client: AwareIdClient,
+    /// What the QR code held (host, apikey, session token).
     pub callback: SessionCallback,
+    /// validateSession's answer: the method and who it is for.
     pub session: ValidateSessionResponse,
 }
 

@@ -170,6 +170,37 @@ fn files(dir: &Path, fps: u32) -> FilesSource {
     .expect("files source")
 }
 
+/// A QR scan of the pictures in `dir` (the files source at 30 fps) with `keys`,
+/// any host allowed.
+fn scan_dir(
+    dir: &Path,
+    s: &Settings,
+    keys: &facecapture::crypto::qr::QrKeys,
+) -> Result<facecapture::crypto::qr::SessionCallback, CaptureError> {
+    capture::scan_qr(&mut files(dir, 30), s, keys, &[], &AtomicBool::new(false))
+}
+
+/// One capture from the photos in `dir` (the files source at `fps`), with the
+/// embedded detector: the package or the error, and the feedback sent.
+fn capture_dir(
+    dir: &Path,
+    fps: u32,
+    s: &Settings,
+    username: &str,
+) -> (Result<FaceLivenessData, CaptureError>, Vec<Feedback>) {
+    let mut d = Detector::embedded().expect("model");
+    let mut feedback = Vec::new();
+    let result = capture::capture_face(
+        &mut files(dir, fps),
+        &mut d,
+        s,
+        username,
+        &mut |f| feedback.push(f),
+        &AtomicBool::new(false),
+    );
+    (result, feedback)
+}
+
 fn write(dir: &Path, name: &str, img: &RgbImage) {
     img.save(dir.join(name)).expect("write scene");
 }
@@ -212,19 +243,8 @@ fn check_package(p: &FaceLivenessData, frames: usize, username: &str) {
 fn files_source_runs_end_to_end_into_a_package() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::copy(common::fixture("astronaut.jpg"), dir.path().join("a.jpg")).expect("copy");
-    let mut source = files(dir.path(), 30);
-    let mut d = Detector::embedded().expect("model");
-    let mut feedback = Vec::new();
-    let p = capture::capture_face(
-        &mut source,
-        &mut d,
-        &settings(),
-        "alice",
-        &mut |f| feedback.push(f),
-        &AtomicBool::new(false),
-    )
-    .expect("package");
-    check_package(&p, 3, "alice");
+    let (p, feedback) = capture_dir(dir.path(), 30, &settings(), "alice");
+    check_package(&p.expect("package"), 3, "alice");
     // One compliant face on every frame: the code is sent once, not per frame.
     assert_eq!(feedback, [Feedback::FaceCompliant]);
 }
@@ -246,19 +266,9 @@ fn a_jpeg_without_huffman_tables_runs_end_to_end_into_a_package() {
     );
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("a.jpg"), &bare).expect("copy");
-    let mut d = Detector::embedded().expect("model");
-    let mut feedback = Vec::new();
-    let p = capture::capture_face(
-        &mut files(dir.path(), 30),
-        &mut d,
-        &settings(),
-        "dana",
-        &mut |f| feedback.push(f),
-        &AtomicBool::new(false),
-    )
-    .expect("package");
+    let (p, feedback) = capture_dir(dir.path(), 30, &settings(), "dana");
     // check_package decodes every frame with the image crate: complete JPEGs.
-    check_package(&p, 3, "dana");
+    check_package(&p.expect("package"), 3, "dana");
     assert_eq!(feedback, [Feedback::FaceCompliant]);
 }
 
@@ -273,20 +283,10 @@ fn feedback_follows_the_scene_without_repeats() {
     for i in 4..7 {
         write(dir.path(), &format!("{i:02}.png"), &a);
     }
-    let mut d = Detector::embedded().expect("model");
-    let mut feedback = Vec::new();
     let mut s = settings();
     s.frames = 2;
-    let p = capture::capture_face(
-        &mut files(dir.path(), 30),
-        &mut d,
-        &s,
-        "bob",
-        &mut |f| feedback.push(f),
-        &AtomicBool::new(false),
-    )
-    .expect("package");
-    check_package(&p, 2, "bob");
+    let (p, feedback) = capture_dir(dir.path(), 30, &s, "bob");
+    check_package(&p.expect("package"), 2, "bob");
     assert_eq!(
         feedback,
         [
@@ -329,15 +329,9 @@ fn no_compliant_face_times_out_with_the_last_feedback() {
     std::fs::copy(common::fixture("no-face.jpg"), dir.path().join("a.jpg")).expect("copy");
     let mut s = settings();
     s.timeout = Duration::from_secs(1);
-    let e = capture::capture_face(
-        &mut files(dir.path(), 30),
-        &mut Detector::embedded().expect("model"),
-        &s,
-        "dave",
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .expect_err("timeout");
+    let e = capture_dir(dir.path(), 30, &s, "dave")
+        .0
+        .expect_err("timeout");
     assert!(
         matches!(&e, CaptureError::Timeout { last, .. } if last == "no-face"),
         "{e}"
@@ -379,15 +373,9 @@ fn corrupt_frames_are_skipped_not_fatal() {
     std::fs::write(dir.path().join("c.jpg"), b"garbage").expect("write");
     let mut s = settings();
     s.frames = 1;
-    let p = capture::capture_face(
-        &mut files(dir.path(), 60),
-        &mut Detector::embedded().expect("model"),
-        &s,
-        "frank",
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .expect("package despite bad frames");
+    let p = capture_dir(dir.path(), 60, &s, "frank")
+        .0
+        .expect("package despite bad frames");
     check_package(&p, 1, "frank");
 }
 
@@ -503,14 +491,7 @@ fn a_qr_code_held_up_tilted_in_a_busy_scene_is_read_from_the_stream() {
     qr_scene(&url, 300, 12.0)
         .save(dir.path().join("01.png"))
         .expect("scene");
-    let callback = capture::scan_qr(
-        &mut files(dir.path(), 30),
-        &settings(),
-        &setup.qr_keys,
-        &[],
-        &AtomicBool::new(false),
-    )
-    .expect("found");
+    let callback = scan_dir(dir.path(), &settings(), &setup.qr_keys).expect("found");
     let direct = facecapture::crypto::qr::decode(&url, &setup.qr_keys, &[]).expect("decode");
     assert_eq!(callback.session_token, direct.session_token);
     assert_eq!(callback.host, direct.host);
@@ -528,14 +509,7 @@ fn a_forged_qr_code_in_view_is_refused_with_its_reason() {
         .expect("scene");
     let mut s = settings();
     s.timeout = Duration::from_secs(1);
-    let e = capture::scan_qr(
-        &mut files(dir.path(), 30),
-        &s,
-        &setup.qr_keys,
-        &[],
-        &AtomicBool::new(false),
-    )
-    .expect_err("refused");
+    let e = scan_dir(dir.path(), &s, &setup.qr_keys).expect_err("refused");
     assert!(
         matches!(
             e,
@@ -546,14 +520,7 @@ fn a_forged_qr_code_in_view_is_refused_with_its_reason() {
     // No code at all: a plain timeout.
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::copy(common::fixture("astronaut.jpg"), dir.path().join("a.jpg")).expect("copy");
-    let e = capture::scan_qr(
-        &mut files(dir.path(), 30),
-        &s,
-        &setup.qr_keys,
-        &[],
-        &AtomicBool::new(false),
-    )
-    .expect_err("nothing");
+    let e = scan_dir(dir.path(), &s, &setup.qr_keys).expect_err("nothing");
     assert!(matches!(e, CaptureError::NoQr { .. }), "{e}");
 }
 

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use facecapture::config::Encryption;
-use facecapture::workflow;
 use serde_json::{Value, json};
 
 struct Raw {
@@ -245,8 +244,7 @@ fn steps_out_of_order_and_bad_device_signatures() {
 
     // Enroll properly, then try to skip verifyDevice and to forge its signature.
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let enrolled = workflow::enroll(&s.client, &ctx, &person("v"), &mut photo("astronaut.jpg"))
-        .expect("enroll");
+    let enrolled = enroll_astronaut(&s.client, &ctx, "v").expect("enroll");
     let (st, a) = raw.json(
         "/onboarding/authentication/authenticate",
         &t,

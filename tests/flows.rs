@@ -15,13 +15,7 @@ fn enroll_then_authenticate(encryption: Encryption) {
     let record = |st: Step| steps.borrow_mut().push(st.as_str());
     let ctx = ctx(&s, encryption, &record);
 
-    let enrolled = workflow::enroll(
-        &s.client,
-        &ctx,
-        &person("alice"),
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("enroll");
+    let enrolled = enroll_astronaut(&s.client, &ctx, "alice").expect("enroll");
     assert_eq!(enrolled.enrollment_status, STATUS_COMPLETE);
     assert!(enrolled.liveness);
     assert_eq!(enrolled.registration_code.expose().len(), 6);
@@ -46,14 +40,8 @@ fn enroll_then_authenticate(encryption: Encryption) {
     };
     assert_eq!(*steps.borrow(), expected_steps);
 
-    let auth = workflow::authenticate(
-        &s.client,
-        &ctx,
-        "alice",
-        &enrolled.registration_code,
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("authenticate");
+    let auth = authenticate_astronaut(&s.client, &ctx, "alice", &enrolled.registration_code)
+        .expect("authenticate");
     assert!(auth.granted && auth.liveness && auth.matched, "{auth:?}");
     assert_eq!(auth.auth_status, STATUS_COMPLETE);
     assert!(auth.match_score > 90.0);
@@ -158,8 +146,7 @@ fn client_initiated_enrollment_and_authentication_plain() {
 fn another_face_is_not_matched() {
     let s = start();
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
-    let enrolled = workflow::enroll(&s.client, &ctx, &person("bob"), &mut photo("astronaut.jpg"))
-        .expect("enroll");
+    let enrolled = enroll_astronaut(&s.client, &ctx, "bob").expect("enroll");
     let auth = workflow::authenticate(
         &s.client,
         &ctx,
@@ -287,14 +274,8 @@ fn qr_started_enrollment_and_authentication() {
     )
     .expect("start QR auth");
     assert_eq!(qr.session.user_name, "dave");
-    let auth = workflow::authenticate(
-        &qr.client,
-        &ctx,
-        "dave",
-        &enrolled.registration_code,
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("authenticate via QR");
+    let auth = authenticate_astronaut(&qr.client, &ctx, "dave", &enrolled.registration_code)
+        .expect("authenticate via QR");
     assert!(auth.granted, "{auth:?}");
 
     // The QR flows used the session's token and the QR's apikey, never the token endpoint again.

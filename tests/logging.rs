@@ -35,21 +35,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
 /// Runs all four flows plus failures; returns every secret that went over the wire.
 fn run_everything(s: &Setup) -> Vec<String> {
     let ctx = ctx(s, Encryption::Envelope, &no_progress);
-    let enrolled = workflow::enroll(
-        &s.client,
-        &ctx,
-        &person("alice"),
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("enroll");
-    workflow::authenticate(
-        &s.client,
-        &ctx,
-        "alice",
-        &enrolled.registration_code,
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("auth");
+    let enrolled = enroll_astronaut(&s.client, &ctx, "alice").expect("enroll");
+    authenticate_astronaut(&s.client, &ctx, "alice", &enrolled.registration_code).expect("auth");
     let trigger = s
         .client
         .trigger_enroll(&TriggerEnrollRequest {
@@ -67,27 +54,15 @@ fn run_everything(s: &Setup) -> Vec<String> {
         &no_progress,
     )
     .expect("qr");
-    let bob = workflow::enroll(
-        &qr.client,
-        &ctx,
-        &person("bob"),
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("qr enroll");
+    let bob = enroll_astronaut(&qr.client, &ctx, "bob").expect("qr enroll");
     // A failure path logs too.
     s.emulator.inject(awareid_emulator::Fault {
         call: Some("verifyDevice".into()),
         kind: awareid_emulator::FaultKind::ExpireToken,
         times: 1,
     });
-    workflow::authenticate(
-        &s.client,
-        &ctx,
-        "alice",
-        &enrolled.registration_code,
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("auth after 401");
+    authenticate_astronaut(&s.client, &ctx, "alice", &enrolled.registration_code)
+        .expect("auth after 401");
 
     let mut secrets = vec![
         s.server.client_secret.expose().to_owned(),

@@ -8,7 +8,7 @@ use common::*;
 use facecapture::awareid::AwareIdError;
 use facecapture::awareid::wire::*;
 use facecapture::config::Encryption;
-use facecapture::workflow::{self, FlowError};
+use facecapture::workflow::FlowError;
 use std::time::{Duration, Instant};
 
 fn fault(call: &str, kind: FaultKind) -> Fault {
@@ -33,13 +33,7 @@ fn expired_token_gets_401_then_one_refetch_and_the_flow_completes() {
     // The token expires just before addDevice is handled.
     s.emulator
         .inject(fault("addDevice", FaultKind::ExpireToken));
-    let out = workflow::enroll(
-        &s.client,
-        &ctx,
-        &person("alice"),
-        &mut photo("astronaut.jpg"),
-    )
-    .expect("recovers");
+    let out = enroll_astronaut(&s.client, &ctx, "alice").expect("recovers");
     assert_eq!(out.enrollment_status, STATUS_COMPLETE);
     let trail: Vec<(String, u16)> = s
         .emulator
@@ -71,10 +65,7 @@ fn a_second_401_is_not_retried_again() {
         times: 2,
     });
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("401"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("401"));
     assert!(
         matches!(&err, AwareIdError::Rejected { status: 401, code, .. } if code == "TOKEN_EXPIRED"),
         "{err}"
@@ -95,10 +86,7 @@ fn a_refused_token_is_dropped_even_when_its_refetch_fails() {
         kind: FaultKind::Status { code: 503 },
         times: 3,
     });
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("no token"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("no token"));
     assert!(
         matches!(err, AwareIdError::Unavailable { call: "token", .. }),
         "{err}"
@@ -106,8 +94,7 @@ fn a_refused_token_is_dropped_even_when_its_refetch_fails() {
     s.emulator.clear_requests();
     // The next operation fetches a token first: the refused one is not sent again
     // to pay for one more 401.
-    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-        .expect("the server is back");
+    enroll_astronaut(&s.client, &ctx, "a").expect("the server is back");
     let trail = calls(&s.emulator);
     assert_eq!(
         trail.first().map(String::as_str),
@@ -126,10 +113,7 @@ fn http_500_on_a_post_is_not_retried_and_says_unavailable() {
     s.emulator
         .inject(fault("addDevice", FaultKind::Status { code: 500 }));
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("500"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("500"));
     assert!(
         matches!(
             err,
@@ -160,8 +144,7 @@ fn token_and_public_key_are_retried_with_backoff() {
     s.emulator
         .inject(fault("getPublicKey", FaultKind::DropConnection));
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
-    workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-        .expect("retries succeed");
+    enroll_astronaut(&s.client, &ctx, "a").expect("retries succeed");
     assert_eq!(
         calls(&s.emulator),
         [
@@ -211,10 +194,7 @@ fn malformed_json_is_named() {
     let s = start();
     s.emulator.inject(fault("enroll", FaultKind::MalformedJson));
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("bad"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("bad"));
     assert!(
         matches!(err, AwareIdError::Malformed { call: "enroll", .. }),
         "{err}"
@@ -254,10 +234,7 @@ fn a_slow_server_past_the_timeout_is_unavailable() {
         .inject(fault("enroll", FaultKind::Delay { ms: 2500 }));
     let started = Instant::now();
     let ctx = ctx(&s, Encryption::None, &no_progress);
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("slow"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("slow"));
     assert!(
         matches!(err, AwareIdError::Unavailable { call: "enroll", .. }),
         "{err}"
@@ -275,10 +252,7 @@ fn a_dropped_connection_on_a_post_is_unavailable() {
     s.emulator
         .inject(fault("addFace", FaultKind::DropConnection));
     let ctx = ctx(&s, Encryption::Envelope, &no_progress);
-    let err = server_error(
-        workflow::enroll(&s.client, &ctx, &person("a"), &mut photo("astronaut.jpg"))
-            .expect_err("drop"),
-    );
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "a").expect_err("drop"));
     assert!(
         matches!(
             err,

@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod paths;
-#[allow(missing_docs)]
 pub mod wire;
 
 pub use client::{AwareIdClient, AwareIdError, HttpSettings};

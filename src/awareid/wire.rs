@@ -35,9 +35,13 @@ masked_debug!(
 /// The form-encoded token request (the only non-JSON request).
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
+    /// The OAuth client id.
     pub client_id: String,
+    /// The OAuth client secret (zeroed on drop).
     pub client_secret: String,
+    /// Always `openid`.
     pub scope: String,
+    /// Always `client_credentials`.
     pub grant_type: String,
 }
 
@@ -75,22 +79,30 @@ impl fmt::Debug for TokenRequest {
     }
 }
 
+/// The token endpoint's answer (masked in Debug: it holds the token).
 #[derive(Serialize, Deserialize, Clone, PartialEq)]
 pub struct TokenResponse {
+    /// The bearer token for the API calls.
     pub access_token: String,
+    /// Its lifetime, in seconds.
     pub expires_in: u64,
+    /// The refresh token's lifetime, in seconds (unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_expires_in: Option<u64>,
+    /// `Bearer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// The OpenID id token (unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// Keycloak's `not-before-policy` (unused).
     #[serde(
         rename = "not-before-policy",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub not_before_policy: Option<i64>,
+    /// The scopes granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
@@ -101,27 +113,38 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
+/// `/enroll`: who is being enrolled.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrollRequest {
+    /// The AwareID username.
     pub username: String,
+    /// Given when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    /// Given when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    /// The person's email address.
     pub email: String,
+    /// The person's phone number (may be empty).
     pub phone_number: String,
 }
 
-/// The checks AwareID asks for after enroll / authenticate.
+/// The checks AwareID asks for after enroll.
 pub const ENROLL_CHECKS: [&str; 2] = ["addDevice", "addFace"];
+/// The checks AwareID asks for after authenticate.
 pub const AUTH_CHECKS: [&str; 2] = ["verifyDevice", "verifyFace"];
 
+/// `/enroll`'s answer.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollResponse {
+    /// Names this enrollment in addDevice and addFace.
     pub enrollment_token: String,
+    /// Whether AwareID already knew the username (a re-enrollment).
     pub user_exists_already: bool,
+    /// The calls to make next: [`ENROLL_CHECKS`].
     pub required_checks: Vec<String>,
 }
 
@@ -134,24 +157,32 @@ impl fmt::Debug for EnrollResponse {
     }
 }
 
+/// `/addDevice`: registers the terminal's device key with the enrollment.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddDeviceRequest {
+    /// From enroll.
     pub enrollment_token: String,
+    /// The terminal's device id.
     pub device_id: String,
     /// base64 DER SubjectPublicKeyInfo of the device's P-256 key (SPEC 5).
     pub public_key: String,
 }
 
-/// Status codes shared by enrollmentStatus and authStatus.
+/// enrollmentStatus and authStatus: failed (for authStatus, the attempts used up).
 pub const STATUS_FAILED: i32 = 0;
+/// enrollmentStatus and authStatus: under way, a check still to make.
 pub const STATUS_PENDING: i32 = 1;
+/// enrollmentStatus and authStatus: enrolled, or authenticated.
 pub const STATUS_COMPLETE: i32 = 2;
 
+/// `/addDevice`'s answer.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AddDeviceResponse {
+    /// [`STATUS_PENDING`] until addFace.
     pub enrollment_status: i32,
+    /// Empty until the enrollment completes.
     #[serde(default)]
     pub registration_code: String,
 }
@@ -160,9 +191,12 @@ pub struct AddDeviceResponse {
 #[derive(Serialize, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Frame {
+    /// The frame, a base64 JPEG (face data: wiped on drop).
     pub data: String,
+    /// The Face SDK's tags (none today).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Capture time, in milliseconds since the epoch.
     pub timestamp: f64,
 }
 
@@ -184,26 +218,37 @@ impl fmt::Debug for Frame {
     }
 }
 
+/// The package's frames and how to read them.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowData {
+    /// The AwareID workflow (`face.workflow`).
     pub workflow: String,
+    /// Degrees the frames were turned (they are sent upright: 0).
     pub rotation: i32,
+    /// The compliant frames, in capture order.
     pub frames: Vec<Frame>,
 }
 
+/// Who and what sent the package.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MetaData {
+    /// `face.device_brand`.
     pub client_device_brand: String,
+    /// The person the package is for.
     pub username: String,
+    /// [`client_version`].
     pub client_version: String,
 }
 
+/// The package's one object.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Video {
+    /// The frames.
     pub workflow_data: WorkflowData,
+    /// Who and what sent them.
     pub meta_data: MetaData,
 }
 
@@ -211,6 +256,7 @@ pub struct Video {
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaceLivenessData {
+    /// The frames and their meta data.
     pub video: Video,
 }
 
@@ -266,24 +312,34 @@ pub fn client_version() -> String {
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(untagged)]
 pub enum FaceData {
+    /// Sealed (`face.encryption = "envelope"`).
     Sealed(Envelope),
+    /// In the clear (`face.encryption = "none"`).
     Plain(FaceLivenessData),
 }
 
+/// `/addFace`: the face package for the enrollment.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddFaceRequest {
+    /// From enroll.
     pub enrollment_token: String,
+    /// The package, plain or sealed.
     pub face_liveness_data: FaceData,
 }
 
+/// `/addFace`'s answer: the enrollment's end.
 #[derive(Serialize, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AddFaceResponse {
+    /// Whether the face was live.
     pub liveness_result: bool,
+    /// [`STATUS_COMPLETE`] when enrolled.
     pub enrollment_status: i32,
+    /// The proof of enrollment authenticate needs (a secret).
     #[serde(default)]
     pub registration_code: String,
+    /// AwareID's liveness details, kept as they come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_results: Option<serde_json::Value>,
 }
@@ -297,73 +353,104 @@ impl fmt::Debug for AddFaceResponse {
     }
 }
 
+/// `/authenticate`: starts an authentication.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthenticateRequest {
+    /// From the enrollment.
     pub registration_code: String,
+    /// The terminal's device id.
     pub device_id: String,
 }
 
+/// `/authenticate`'s answer.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticateResponse {
+    /// Names this authentication; verifyDevice signs it.
     pub auth_token: String,
+    /// The calls to make next: [`AUTH_CHECKS`].
     pub required_checks: Vec<String>,
 }
 
+/// `/verifyDevice`: proves the terminal holds its device key.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyDeviceRequest {
+    /// From authenticate.
     pub auth_token: String,
+    /// The device key's ECDSA signature over the auth token, base64 (SPEC 5).
     pub signature: String,
+    /// The terminal's device id.
     pub device_id: String,
 }
 
+/// `/verifyDevice`'s answer.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyDeviceResponse {
+    /// AwareID's remark, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// [`STATUS_PENDING`] until verifyFace.
     pub auth_status: i32,
 }
 
+/// `/verifyFace`: the face package for the authentication.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyFaceRequest {
+    /// From authenticate.
     pub auth_token: String,
+    /// The package, plain or sealed.
     pub face_liveness_data: FaceData,
 }
 
+/// `/verifyFace`'s answer: the authentication's end.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyFaceResponse {
+    /// Whether the face was live.
     pub liveness_result: bool,
+    /// Whether it matched the enrolled face.
     pub match_result: bool,
+    /// The match score.
     pub match_score: f64,
+    /// [`STATUS_COMPLETE`] when authenticated.
     pub auth_status: i32,
+    /// AwareID's liveness details, kept as they come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_liveness_results: Option<serde_json::Value>,
+    /// AwareID's match details, kept as they come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_match_results: Option<serde_json::Value>,
 }
 
+/// `/validateSession`: what a QR code's session is.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidateSessionRequest {
+    /// From the QR code.
     pub session_token: String,
 }
 
+/// `/validateSession`'s answer.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateSessionResponse {
+    /// The bearer token for the QR flow's calls.
     pub access_token: String,
     /// "enroll" or "authenticate".
     pub method_type: String,
+    /// The tenant.
     #[serde(default)]
     pub customer_name: String,
+    /// The tenant's logo (unused).
     #[serde(default)]
     pub customer_logo: String,
+    /// Who the session is for.
     pub user_name: String,
+    /// Their email address (an enrollment's).
     #[serde(default)]
     pub email: String,
 }
@@ -378,28 +465,38 @@ impl fmt::Debug for ValidateSessionResponse {
     }
 }
 
+/// How AwareID tells the person of a triggered session.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyOptions {
+    /// By email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_by_email: Option<bool>,
+    /// By a push message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_by_push: Option<bool>,
 }
 
+/// `/triggerEnroll` (the portal's side): makes an enrollment QR code.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TriggerEnrollRequest {
+    /// Who is to enroll.
     pub username: String,
+    /// Their email address.
     pub email: String,
+    /// How to tell them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_options: Option<NotifyOptions>,
 }
 
+/// `/triggerAuthenticate` (the portal's side): makes an authentication QR code.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TriggerAuthenticateRequest {
+    /// Who is to authenticate.
     pub username: String,
+    /// How to tell them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_options: Option<NotifyOptions>,
 }
@@ -407,13 +504,18 @@ pub struct TriggerAuthenticateRequest {
 /// triggerEnroll / triggerAuthenticate answer. A FAILURE comes with HTTP 200.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct TriggerResponse {
+    /// `SUCCESS` or `FAILURE`.
     pub status: String,
+    /// The sessionCallbackURL the QR code holds.
     #[serde(rename = "sessionCallbackURL", default)]
     pub session_callback_url: Option<String>,
+    /// The QR code as a base64 PNG.
     #[serde(rename = "qrcodeImage", default)]
     pub qrcode_image: Option<String>,
+    /// The session's token.
     #[serde(rename = "sessionToken", default)]
     pub session_token: Option<String>,
+    /// Why, on FAILURE.
     #[serde(rename = "errorSummary", default)]
     pub error_summary: Option<String>,
 }
@@ -431,9 +533,13 @@ impl fmt::Debug for TriggerResponse {
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
+    /// AwareID's error code.
     pub error_code: String,
+    /// Its message.
     pub error_msg: String,
+    /// The HTTP status, again.
     pub status: u16,
+    /// When, as AwareID formats it.
     pub timestamp: String,
 }
 

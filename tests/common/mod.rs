@@ -11,7 +11,10 @@ use facecapture::awareid::{AwareIdClient, HttpSettings};
 use facecapture::config::{Encryption, ServerConfig};
 use facecapture::crypto::device::DeviceKey;
 use facecapture::crypto::qr::QrKeys;
-use facecapture::workflow::{Context, FlowError, Person, Step, Terminal};
+use facecapture::secret::Secret;
+use facecapture::workflow::{
+    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,6 +81,32 @@ pub fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData,
     move |user: &str| Ok(package_of(name, 3, user))
 }
 
+/// Enrolls `username` (as [`person`] gives them) with the astronaut photo.
+pub fn enroll_astronaut(
+    client: &AwareIdClient,
+    ctx: &Context<'_>,
+    username: &str,
+) -> Result<EnrollOutcome, FlowError> {
+    workflow::enroll(client, ctx, &person(username), &mut photo("astronaut.jpg"))
+}
+
+/// Authenticates `username` with the astronaut photo.
+pub fn authenticate_astronaut(
+    client: &AwareIdClient,
+    ctx: &Context<'_>,
+    username: &str,
+    registration_code: &Secret,
+) -> Result<AuthOutcome, FlowError> {
+    workflow::authenticate(
+        client,
+        ctx,
+        username,
+        registration_code,
+        &mut photo("astronaut.jpg"),
+    )
+}
+
+/// Who a test enrolls: `<username>@example.com`.
 pub fn person(username: &str) -> Person {
     Person {
         username: username.into(),
@@ -88,6 +117,7 @@ pub fn person(username: &str) -> Person {
     }
 }
 
+/// A progress callback that ignores the steps.
 pub fn no_progress(_: Step) {}
 
 pub fn ctx<'a>(
