@@ -84,10 +84,14 @@ elif [ ! -f "$prev_deb" ]; then
   src=$work/previous-src
   rm -rf "$src" && mkdir -p "$src"
   git archive "$prev_commit" | tar -x -C "$src"
+  # Its own workspace: inside this tree, cargo would take this tree's Cargo.toml
+  # (a workspace since 0.2.0) for its root and refuse to build it.
+  grep -q '^\[workspace\]' "$src/Cargo.toml" || printf '\n[workspace]\n' >> "$src/Cargo.toml"
   # Built into this tree's target directory with this tree's `board` profile
   # (its settings passed as CARGO_PROFILE_BOARD_*, whatever the old Cargo.toml
   # says): the dependencies are the same builds. (It overwrites this tree's
-  # binaries; their next build links them again.)
+  # binaries; their next build links them again.) --no-default-features: that
+  # release still carried the emulator as a default feature of the library.
   top=$(pwd)
   while read -r kv; do export "${kv?}"; done < <(python3 - << 'PY'
 import tomllib
