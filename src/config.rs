@@ -53,6 +53,15 @@ pub struct ServerConfig {
     pub ca_file: String,
     /// Connect and whole-request timeout of one HTTP call, in seconds.
     pub timeout_s: u64,
+    /// The site's HTTP proxy for every AwareID call, QR hosts included:
+    /// `http://host:port` or `https://host:port`, without credentials. Empty:
+    /// `HTTPS_PROXY` (or `HTTP_PROXY`, `ALL_PROXY`) and `NO_PROXY` from the
+    /// environment, as curl reads them; none set: direct.
+    pub proxy: String,
+    /// `user:password` for the proxy (HTTP Basic), a secret like the others.
+    pub proxy_credentials: Secret,
+    /// A file whose first line is the proxy's `user:password`.
+    pub proxy_credentials_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +76,9 @@ impl Default for ServerConfig {
             apikey_file: None,
             ca_file: String::new(),
             timeout_s: 15,
+            proxy: String::new(),
+            proxy_credentials: Secret::default(),
+            proxy_credentials_file: None,
         }
     }
 }
@@ -385,6 +397,13 @@ impl Config {
             "apikey",
         )?;
         resolve(
+            "server.proxy_credentials",
+            &mut self.server.proxy_credentials,
+            self.server.proxy_credentials_file.as_deref(),
+            creds,
+            "proxy_credentials",
+        )?;
+        resolve(
             "qr.aes_key",
             &mut self.qr.aes_key,
             self.qr.aes_key_file.as_deref(),
@@ -454,6 +473,7 @@ impl Config {
             read_limited("server.ca_file", Path::new(&s.ca_file))?;
         }
         in_range("server.timeout_s", s.timeout_s, 1, 120)?;
+        s.proxy_settings()?;
 
         self.qr_keys()?;
         for host in &self.qr.allowed_hosts {
@@ -658,6 +678,96 @@ pub fn check_base_url(base_url: &str) -> Result<url::Url, ConfigError> {
     }
 }
 
+/// Where a proxy is, as `server.proxy` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// `true` for an `https://` proxy (TLS to the proxy itself).
+    pub https: bool,
+    /// Its host name or address.
+    pub host: String,
+    /// Its port (default 80 for http, 443 for https).
+    pub port: u16,
+    /// `user` and `password` for HTTP Basic, from `server.proxy_credentials`.
+    pub credentials: Option<(String, Secret)>,
+}
+
+impl ServerConfig {
+    /// The proxy `server.proxy` names, checked; `None` when the key is empty
+    /// (the environment's proxy, if any, applies then).
+    ///
+    /// ```
+    /// let mut s = facecapture::config::ServerConfig::default();
+    /// s.proxy = "http://proxy.example:3128".into();
+    /// let p = s.proxy_settings().unwrap().unwrap();
+    /// assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
+    /// s.proxy = "socks5://proxy.example:1080".into();
+    /// assert!(s.proxy_settings().unwrap_err().to_string().contains("http:// or https://"));
+    /// ```
+    pub fn proxy_settings(&self) -> Result<Option<ProxySettings>, ConfigError> {
+        const KEY: &str = "server.proxy";
+        if self.proxy.is_empty() {
+            if !self.proxy_credentials.is_empty() {
+                return Err(bad(
+                    "server.proxy_credentials",
+                    "is set but server.proxy is not (a proxy from HTTPS_PROXY carries its own)",
+                ));
+            }
+            return Ok(None);
+        }
+        let url =
+            url::Url::parse(&self.proxy).map_err(|e| bad(KEY, format!("is not a URL ({e})")))?;
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => {
+                return Err(bad(
+                    KEY,
+                    format!("must be an http:// or https:// proxy URL, not {other}://"),
+                ));
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                KEY,
+                "must not carry credentials: put user:password in server.proxy_credentials \
+                 (a secret: its _file or the systemd credential proxy_credentials)",
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                KEY,
+                "must be only scheme, host and port (no path or query)",
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(bad(KEY, "names no host")),
+        };
+        let port = url.port().unwrap_or(if https { 443 } else { 80 });
+        let credentials = if self.proxy_credentials.is_empty() {
+            None
+        } else {
+            let (user, password) = self
+                .proxy_credentials
+                .expose()
+                .split_once(':')
+                .ok_or_else(|| bad("server.proxy_credentials", "must be user:password"))?;
+            if user.is_empty() {
+                return Err(bad("server.proxy_credentials", "names no user"));
+            }
+            Some((user.to_owned(), Secret::new(password)))
+        };
+        Ok(Some(ProxySettings {
+            https,
+            host,
+            port,
+            credentials,
+        }))
+    }
+}
+
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -743,6 +853,70 @@ apikey = "k3y"
         assert_eq!(c.daemon.operation_timeout_s, 20);
         assert_eq!(c.server.client_secret.expose(), "s3cret");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_proxy_is_checked_and_its_credentials_are_a_secret() {
+        let with = |extra: &str, env: &Environment| {
+            load(
+                &GOOD.replace("[server]\n", &format!("[server]\n{extra}\n")),
+                env,
+            )
+        };
+        let none = Environment::default();
+        let c = with("proxy = \"http://proxy.example:3128\"", &none).expect("proxy");
+        let p = c.server.proxy_settings().expect("valid").expect("set");
+        assert_eq!(
+            (p.https, p.host.as_str(), p.port),
+            (false, "proxy.example", 3128)
+        );
+        assert!(p.credentials.is_none());
+        let c = with("proxy = \"https://[::1]\"", &none).expect("https proxy");
+        let p = c.server.proxy_settings().expect("valid").expect("set");
+        assert_eq!((p.https, p.host.as_str(), p.port), (true, "::1", 443));
+        assert_eq!(
+            with("", &none).expect("none").server.proxy_settings(),
+            Ok(None)
+        );
+        for (proxy, says) in [
+            ("socks5://proxy.example:1080", "http:// or https://"),
+            (
+                "http://door:pw@proxy.example:3128",
+                "server.proxy_credentials",
+            ),
+            ("http://proxy.example:3128/path", "no path"),
+            ("proxy.example:3128", "http:// or https://"),
+            ("http://", "not a URL"),
+        ] {
+            let e = with(&format!("proxy = \"{proxy}\""), &none).expect_err(proxy);
+            assert_eq!(e.key, "server.proxy", "{proxy}: {e}");
+            assert!(e.problem.contains(says), "{proxy}: {e}");
+            assert!(
+                !e.to_string().contains("pw@"),
+                "credentials never shown: {e}"
+            );
+        }
+        // The credentials: a systemd credential, user:password, only with a proxy.
+        let dir = tempfile::tempdir().expect("tmp");
+        write(dir.path(), "proxy_credentials", "door:pa:ss\n");
+        let env = Environment {
+            credentials_dir: Some(dir.path().to_owned()),
+            ..Environment::default()
+        };
+        let c = with("proxy = \"http://proxy.example:3128\"", &env).expect("credential");
+        let p = c.server.proxy_settings().expect("valid").expect("set");
+        let (user, password) = p.credentials.expect("credentials");
+        assert_eq!((user.as_str(), password.expose()), ("door", "pa:ss"));
+        assert!(!format!("{c:?}").contains("pa:ss"));
+        let e = with("", &env).expect_err("credentials without a proxy");
+        assert_eq!(e.key, "server.proxy_credentials");
+        let e = with(
+            "proxy = \"http://proxy.example:3128\"\nproxy_credentials = \"nocolon\"",
+            &none,
+        )
+        .expect_err("not user:password");
+        assert!(e.to_string().contains("user:password"), "{e}");
+        assert!(!e.to_string().contains("nocolon"), "{e}");
     }
 
     #[test]

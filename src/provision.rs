@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use zeroize::Zeroizing;
 
 /// The secrets the daemon reads as credentials, by name.
-pub const SECRETS: [&str; 3] = ["client_secret", "apikey", "aes_key"];
+pub const SECRETS: [&str; 4] = ["client_secret", "apikey", "aes_key", "proxy_credentials"];
 
 /// The largest secret accepted (the daemon's own limit for a credential).
 const MAX_SECRET: u64 = 64 * 1024;
@@ -135,7 +135,9 @@ pub enum ProvisionError {
         path: PathBuf,
     },
     /// `--secret` named something that is not one of [`SECRETS`].
-    #[error("--secret {0}: the name must be one of client_secret, apikey, aes_key")]
+    #[error(
+        "--secret {0}: the name must be one of client_secret, apikey, aes_key, proxy_credentials"
+    )]
     UnknownSecret(String),
     /// A secret to seal is empty, too large or unreadable.
     #[error("secret {name} from {path}: {problem}")]

@@ -19,21 +19,22 @@ stage() { echo "== $(date +%T) $*"; }
 stage "tests/run.sh"
 
 # The C toolchain (ring, SQLite), libclang (the v4l crate's bindgen), unshare (the
-# journald test's fallback); for the V4L2 test (tests/vivid.rs) qemu, Debian's kernel
+# journald test's fallback); for the V4L2 test (vivid-check/tests/vivid.rs) qemu, Debian's kernel
 # with vivid, a static busybox, cpio and modinfo; for the daemon tests a private
 # dbus-daemon and gdbus; systemd-analyze for the unit. For the boards
 # (tests/boards.sh): the cross toolchains, qemu-user, qemu-system-arm, debootstrap.
 # For the booted system (tests/system/run.sh): mkfs.ext4 -d and debugfs, and
 # swtpm, the software TPM2 the amd64 guest seals its device key with. For the C
 # door controller libsystemd-dev (sd-bus); for the interface reference
-# (tests/interface-doc.sh) gdbus-codegen, xsltproc, docbook-xsl, man and col.
+# (tests/interface-doc.sh) gdbus-codegen, xsltproc, docbook-xsl, man and col;
+# for the proxy tests (tests/proxy.rs) tinyproxy.
 packages=(build-essential pkg-config util-linux ca-certificates libclang-dev
           libsystemd-dev libglib2.0-dev-bin xsltproc docbook-xsl man-db bsdextrautils
           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod file
           dbus libglib2.0-bin systemd python3-pip
           gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
           libc6-dev-armhf-cross qemu-user-static qemu-system-arm debootstrap dpkg-dev
-          e2fsprogs swtpm)
+          e2fsprogs swtpm tinyproxy)
 bash scripts/need-debs.sh "${packages[@]}"
 
 python3 -c "import jeepney" 2> /dev/null \

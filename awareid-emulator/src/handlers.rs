@@ -702,6 +702,10 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => {
@@ -739,6 +743,7 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
             .map(str::to_owned),
         body: body_json,
         status: 0,
+        peer,
     };
     if let Some(call) = &record.call {
         shared.lock().arrived.push(call.clone());

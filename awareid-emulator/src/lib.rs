@@ -500,7 +500,8 @@ async fn serve_on(
     listener: std::net::TcpListener,
     handle: axum_server::Handle<SocketAddr>,
 ) -> std::io::Result<()> {
-    let app = router(shared.clone()).into_make_service();
+    // The peer's address reaches each request (RecordedRequest::peer).
+    let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
     if shared.cfg.tls {
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
             shared.keys.cert_pem.clone().into_bytes(),

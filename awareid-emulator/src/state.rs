@@ -28,6 +28,8 @@ pub struct RecordedRequest {
     pub body: serde_json::Value,
     /// The HTTP status the emulator answered with.
     pub status: u16,
+    /// The address the request came from: the terminal's, or its proxy's.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

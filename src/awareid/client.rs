@@ -69,6 +69,8 @@ impl AwareIdError {
 #[derive(Clone)]
 pub struct HttpSettings {
     agent: ureq::Agent,
+    /// The proxy every call goes through (none: direct), for errors to name.
+    proxy: Option<ureq::Proxy>,
     /// Backoff before the second attempt of a retried call; doubles after.
     pub retry_backoff: Duration,
 }
@@ -81,7 +83,8 @@ impl std::fmt::Debug for HttpSettings {
 
 impl HttpSettings {
     /// Timeouts from `server.timeout_s`; trust anchors are the public web roots
-    /// plus `server.ca_file`, which also covers QR hosts.
+    /// plus `server.ca_file`, which also covers QR hosts; the proxy of
+    /// `server.proxy` (or, with the key empty, of `HTTPS_PROXY` and `NO_PROXY`).
     pub fn from_config(server: &ServerConfig) -> Result<Self, ConfigError> {
         let extra = if server.ca_file.is_empty() {
             None
@@ -91,12 +94,36 @@ impl HttpSettings {
                 problem: format!("cannot read {}: {e}", server.ca_file),
             })?)
         };
-        Self::new(Duration::from_secs(server.timeout_s), extra.as_deref())
+        let proxy = match server.proxy_settings()? {
+            Some(p) => Some(configured_proxy(&p)?),
+            None => ureq::Proxy::try_from_env(),
+        };
+        let settings = Self::build(
+            Duration::from_secs(server.timeout_s),
+            extra.as_deref(),
+            proxy,
+        )?;
+        if let Some(p) = &settings.proxy {
+            tracing::info!(
+                proxy = %proxy_name(p),
+                from_environment = p.is_from_env(),
+                "AwareID calls go through a proxy"
+            );
+        }
+        Ok(settings)
     }
 
     /// The HTTP settings: `timeout` per exchange, the web PKI roots and `extra_ca_pem`
-    /// (a private CA, the emulator's certificate).
+    /// (a private CA, the emulator's certificate); the environment's proxy, if any.
     pub fn new(timeout: Duration, extra_ca_pem: Option<&[u8]>) -> Result<Self, ConfigError> {
+        Self::build(timeout, extra_ca_pem, ureq::Proxy::try_from_env())
+    }
+
+    fn build(
+        timeout: Duration,
+        extra_ca_pem: Option<&[u8]>,
+        proxy: Option<ureq::Proxy>,
+    ) -> Result<Self, ConfigError> {
         let mut roots: Vec<ureq::tls::Certificate<'static>> =
             webpki_root_certs::TLS_SERVER_ROOT_CERTS
                 .iter()
@@ -126,13 +153,55 @@ impl HttpSettings {
             .max_redirects(0)
             .user_agent(format!("facecaptured/{}", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
+            .proxy(proxy.clone())
             .build()
             .into();
         Ok(Self {
             agent,
+            proxy,
             retry_backoff: Duration::from_millis(250),
         })
     }
+
+    /// The proxy a call to `url` goes through, as errors name it.
+    fn proxy_for(&self, url: &str) -> Option<String> {
+        let p = self.proxy.as_ref()?;
+        match url.parse::<ureq::http::Uri>() {
+            Ok(uri) if p.is_no_proxy(&uri) => None,
+            _ => Some(proxy_name(p)),
+        }
+    }
+}
+
+/// The ureq proxy for `server.proxy`.
+fn configured_proxy(p: &crate::config::ProxySettings) -> Result<ureq::Proxy, ConfigError> {
+    let protocol = if p.https {
+        ureq::ProxyProtocol::Https
+    } else {
+        ureq::ProxyProtocol::Http
+    };
+    let mut b = ureq::Proxy::builder(protocol).host(&p.host).port(p.port);
+    if let Some((user, password)) = &p.credentials {
+        b = b.username(user).password(password.expose());
+    }
+    b.build().map_err(|e| ConfigError {
+        key: "server.proxy".into(),
+        problem: format!("is not a usable proxy ({e})"),
+    })
+}
+
+/// `http://host:port`: a proxy as logs and errors name it, without credentials.
+fn proxy_name(p: &ureq::Proxy) -> String {
+    let scheme = match p.protocol() {
+        ureq::ProxyProtocol::Https => "https",
+        ureq::ProxyProtocol::Http => "http",
+        ureq::ProxyProtocol::Socks4 => "socks4",
+        ureq::ProxyProtocol::Socks4A => "socks4a",
+        ureq::ProxyProtocol::Socks5 => "socks5",
+        ureq::ProxyProtocol::Socks5h => "socks5h",
+        _ => "proxy",
+    };
+    format!("{scheme}://{}:{}", p.host(), p.port())
 }
 
 struct CachedToken {
@@ -524,8 +593,15 @@ impl AwareIdClient {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(step = call.name, duration_ms, error = %e, "AwareID call failed");
-                return Err(SendError::Failed(transport_error(call, e)));
+                let proxy = self.http.proxy_for(&url);
+                tracing::warn!(
+                    step = call.name,
+                    duration_ms,
+                    error = %e,
+                    proxy = proxy.as_deref().unwrap_or(""),
+                    "AwareID call failed"
+                );
+                return Err(SendError::Failed(transport_error(call, e, proxy)));
             }
         };
         let status = resp.status().as_u16();
@@ -552,7 +628,10 @@ impl AwareIdClient {
         }
         let text = match text {
             Ok(t) => t,
-            Err(e) => return Err(SendError::Failed(transport_error(call, e))),
+            Err(e) => {
+                let proxy = self.http.proxy_for(&url);
+                return Err(SendError::Failed(transport_error(call, e, proxy)));
+            }
         };
         match status {
             200..=299 => Ok(text),
@@ -602,19 +681,23 @@ fn rejection(call: &Call, status: u16, text: &str) -> AwareIdError {
     }
 }
 
-fn transport_error(call: &Call, e: ureq::Error) -> AwareIdError {
-    match e {
-        ureq::Error::BodyExceedsLimit(n) => {
-            AwareIdError::malformed(call, format!("response body over {n} bytes"))
+/// A failed exchange as an error; `proxy` names the proxy it went through.
+fn transport_error(call: &Call, e: ureq::Error, proxy: Option<String>) -> AwareIdError {
+    let reason = match (e, proxy) {
+        (ureq::Error::BodyExceedsLimit(n), _) => {
+            return AwareIdError::malformed(call, format!("response body over {n} bytes"));
         }
-        ureq::Error::Timeout(t) => AwareIdError::Unavailable {
-            call: call.name,
-            reason: format!("timed out ({t})"),
-        },
-        other => AwareIdError::Unavailable {
-            call: call.name,
-            reason: other.to_string(),
-        },
+        (ureq::Error::ConnectProxyFailed(why), Some(p)) => {
+            format!("the proxy {p} refused the connection ({why})")
+        }
+        (ureq::Error::Timeout(t), Some(p)) => format!("timed out ({t}) through the proxy {p}"),
+        (ureq::Error::Timeout(t), None) => format!("timed out ({t})"),
+        (other, Some(p)) => format!("{other} (through the proxy {p})"),
+        (other, None) => other.to_string(),
+    };
+    AwareIdError::Unavailable {
+        call: call.name,
+        reason,
     }
 }
 
