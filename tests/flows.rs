@@ -50,17 +50,7 @@ fn enroll_then_authenticate(encryption: Encryption) {
     let reqs = s.emulator.requests();
     let names: Vec<_> = reqs.iter().filter_map(|r| r.call.as_deref()).collect();
     let expected: &[&str] = match encryption {
-        Encryption::Envelope => &[
-            "token",
-            "getPublicKey",
-            "enroll",
-            "addDevice",
-            "addFace",
-            "authenticate",
-            "verifyDevice",
-            "getPublicKey",
-            "verifyFace",
-        ],
+        Encryption::Envelope => &ENROLL_THEN_AUTHENTICATE,
         Encryption::None => &[
             "token",
             "enroll",

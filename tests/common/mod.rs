@@ -117,6 +117,20 @@ pub fn person(username: &str) -> Person {
     }
 }
 
+/// The AwareID calls of an enrollment then an authentication with sealed face
+/// data, in order (each flow fetches the server's key).
+pub const ENROLL_THEN_AUTHENTICATE: [&str; 9] = [
+    "token",
+    "getPublicKey",
+    "enroll",
+    "addDevice",
+    "addFace",
+    "authenticate",
+    "verifyDevice",
+    "getPublicKey",
+    "verifyFace",
+];
+
 /// A progress callback that ignores the steps.
 pub fn no_progress(_: Step) {}
 

@@ -352,7 +352,13 @@ configure qr
 # (0.1.0's policy lets group facecapture call everything; it has no admin group.)
 r=$(ctl enroll carol --email carol@example.com 2>&1) || fail "enroll carol on $old: $r"
 id_before=$(ctl status | grep -o '"device_id":"[^"]*"')
-out=$(dpkg -i "$T/current.deb" 2>&1) || { echo "$out"; fail "upgrade to current.deb"; }
+# As a fleet upgrades, unattended: the site's edited config.toml is kept, and the
+# package's new one (its comments changed) is put beside it.
+site_conf=$(sha256sum < /etc/facecaptured/config.toml)
+out=$(dpkg --force-confdef --force-confold -i "$T/current.deb" 2>&1 < /dev/null) \
+  || { echo "$out"; fail "upgrade to current.deb"; }
+[ "$(sha256sum < /etc/facecaptured/config.toml)" = "$site_conf" ] \
+  || fail "the upgrade replaced the site's config.toml"
 new=$(dpkg-query -W -f='${Version}' facecaptured)
 version=$(as door busctl --system get-property org.facecapture.FaceCapture1 \
   /org/facecapture/FaceCapture1 org.facecapture.FaceCapture1 Version)
@@ -362,7 +368,7 @@ id_after=$(ctl status | grep -o '"device_id":"[^"]*"')
 list=$(actl list) || fail "list after the upgrade"
 grep -q '"carol"' <<< "$list" || fail "the upgrade lost carol: $list"
 r=$(ctl authenticate carol 2>&1) || fail "authenticate carol after the upgrade: $r"
-ok "upgrade $old -> $new: the new daemon runs, carol and the device id ($id_after) kept"
+ok "upgrade $old -> $new: the new daemon runs, carol, the device id ($id_after) and the site's config.toml kept"
 # The upgrade moved the old release's plain key into the TPM-sealed credential.
 check_sealed tpm2
 [ "$(sqlite3 /var/lib/facecaptured/facecaptured.db 'SELECT length(key_pkcs8) FROM device')" = 0 ] \
