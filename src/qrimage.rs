@@ -1,7 +1,7 @@
 //! QR codes as pictures: drawing a sessionCallbackURL on the terminal
 //! (facecapturectl; the emulator's PNG `qrcodeImage` is the server's side, in
-//! its `server_crypto`), and finding one in a grayscale picture with rxing, a ZXing port that reads the dense, tilted codes a
-//! door camera sees.
+//! its `server_crypto`), and finding one in a grayscale picture with rxing, a
+//! ZXing port that reads the dense, tilted codes a door camera sees.
 
 use image::GrayImage;
 use qrcode::{EcLevel, QrCode};

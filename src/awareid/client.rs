@@ -69,8 +69,6 @@ impl AwareIdError {
 #[derive(Clone)]
 pub struct HttpSettings {
     agent: ureq::Agent,
-    /// The proxy every call goes through (none: direct), for errors to name.
-    proxy: Option<ureq::Proxy>,
     /// Backoff before the second attempt of a retried call; doubles after.
     pub retry_backoff: Duration,
 }
@@ -103,7 +101,7 @@ impl HttpSettings {
             extra.as_deref(),
             proxy,
         )?;
-        if let Some(p) = &settings.proxy {
+        if let Some(p) = settings.agent.config().proxy() {
             tracing::info!(
                 proxy = %proxy_name(p),
                 from_environment = p.is_from_env(),
@@ -153,19 +151,18 @@ impl HttpSettings {
             .max_redirects(0)
             .user_agent(format!("facecaptured/{}", env!("CARGO_PKG_VERSION")))
             .tls_config(tls)
-            .proxy(proxy.clone())
+            .proxy(proxy)
             .build()
             .into();
         Ok(Self {
             agent,
-            proxy,
             retry_backoff: Duration::from_millis(250),
         })
     }
 
     /// The proxy a call to `url` goes through, as errors name it.
     fn proxy_for(&self, url: &str) -> Option<String> {
-        let p = self.proxy.as_ref()?;
+        let p = self.agent.config().proxy()?;
         match url.parse::<ureq::http::Uri>() {
             Ok(uri) if p.is_no_proxy(&uri) => None,
             _ => Some(proxy_name(p)),
