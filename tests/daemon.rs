@@ -717,3 +717,64 @@ fn ready_and_watchdog_notifications_reach_systemd() {
         }
     }
 }
+
+/// Every access decision is one audit record (its MESSAGE_ID and the fields an
+/// auditor filters on; tests/logging.rs checks them as journald gets them): stored,
+/// replaced, granted, refused and why, a QR code refused, the camera lost, removed.
+#[test]
+fn every_decision_is_one_audit_record() {
+    use facecapture::daemon::audit::Record;
+    let s = daemon::start();
+    let d = &s.daemon;
+    let ok = |args: &[&str]| {
+        let o = d.ctl(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    let fails = |args: &[&str]| {
+        let o = d.ctl(args);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+    };
+    ok(&["enroll", "alice", "--email", "alice@example.com"]);
+    ok(&["enroll", "alice", "--email", "alice@example.com"]);
+    ok(&["authenticate", "alice"]);
+    daemon::show(d, "solvay-einstein.jpg");
+    fails(&["authenticate", "alice"]);
+    fails(&["authenticate", "nobody"]);
+    fails(&["authenticate-qr", "https://example.com/not-a-session"]);
+    for entry in std::fs::read_dir(daemon::frames(d))
+        .expect("frames")
+        .flatten()
+    {
+        std::fs::remove_file(entry.path()).expect("rm frame");
+    }
+    fails(&["authenticate", "alice"]);
+    ok(&["remove", "alice"]);
+    d.wait_log("enrollment removed");
+
+    let log = d.log_text();
+    let records: Vec<&str> = log.lines().filter(|l| l.contains("message_id=")).collect();
+    let expected: [(Record, &str, &str); 9] = [
+        (Record::EnrollmentStored, "alice", "reason=\"-\""),
+        (Record::EnrollmentReplaced, "alice", "reason=\"-\""),
+        (Record::AccessGranted, "alice", "reason=\"-\""),
+        (Record::AccessRefused, "alice", "no match"),
+        (Record::AccessRefused, "nobody", "NotEnrolled: "),
+        (Record::QrSessionRefused, "-", "QrInvalid: "),
+        (Record::CameraLost, "-", "no images"),
+        (Record::AccessRefused, "alice", "CameraUnavailable: "),
+        (Record::EnrollmentRemoved, "alice", "reason=\"-\""),
+    ];
+    assert_eq!(records.len(), expected.len(), "{records:#?}");
+    for (line, (record, user, reason)) in records.iter().zip(expected) {
+        for needle in [
+            format!("message_id=\"{}\"", record.message_id()),
+            format!("outcome=\"{}\"", record.outcome()),
+            format!("username=\"{user}\""),
+            reason.to_owned(),
+        ] {
+            assert!(line.contains(&needle), "{needle} missing from {line}");
+        }
+        assert!(line.contains("device_id=\""), "{line}");
+        assert!(line.contains("duration_ms="), "{line}");
+    }
+}

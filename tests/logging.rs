@@ -107,7 +107,20 @@ fn no_secret_reaches_the_log() {
     let s = start();
     let buffer = Buffer::default();
     let subscriber = facecapture::logging::text_subscriber(EnvFilter::new("trace"), buffer.clone());
-    let secrets = tracing::subscriber::with_default(subscriber, || run_everything(&s));
+    let granted = facecapture::daemon::audit::Record::AccessGranted;
+    let secrets = tracing::subscriber::with_default(subscriber, || {
+        let secrets = run_everything(&s);
+        // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
+        let decision = facecapture::daemon::audit::Decision {
+            record: granted,
+            operation: "authenticate",
+            username: "alice",
+            reason: String::new(),
+            duration_ms: 812,
+        };
+        facecapture::daemon::audit::record(&decision, "0123456789abcdef0123456789abcdef");
+        secrets
+    });
     let log = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
     assert!(
         log.contains("step=\"add-face\""),
@@ -204,7 +217,20 @@ fn journald_gets_structured_fields() {
     let subscriber = tracing_subscriber::registry()
         .with(EnvFilter::new("debug"))
         .with(layer);
-    let secrets = tracing::subscriber::with_default(subscriber, || run_everything(&s));
+    let granted = facecapture::daemon::audit::Record::AccessGranted;
+    let secrets = tracing::subscriber::with_default(subscriber, || {
+        let secrets = run_everything(&s);
+        // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
+        let decision = facecapture::daemon::audit::Decision {
+            record: granted,
+            operation: "authenticate",
+            username: "alice",
+            reason: String::new(),
+            duration_ms: 812,
+        };
+        facecapture::daemon::audit::record(&decision, "0123456789abcdef0123456789abcdef");
+        secrets
+    });
 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = reader.join().expect("reader");
@@ -247,6 +273,29 @@ fn journald_gets_structured_fields() {
         .find(|e| get(e, "MESSAGE").as_deref() == Some("authentication finished"))
         .expect("the outcome");
     assert_eq!(get(done, "GRANTED").as_deref(), Some("true"));
+    // The audit record: journalctl MESSAGE_ID=... finds it, with what an auditor
+    // filters on.
+    let audit = events
+        .iter()
+        .find(|e| get(e, "MESSAGE_ID").as_deref() == Some(granted.message_id()))
+        .expect("the audit record of the grant");
+    for (field, value) in [
+        ("MESSAGE", "access granted: alice"),
+        ("USERNAME", "alice"),
+        ("OPERATION", "authenticate"),
+        ("OUTCOME", "granted"),
+        ("REASON", "-"),
+        ("DURATION_MS", "812"),
+        ("DEVICE_ID", "0123456789abcdef0123456789abcdef"),
+        // (tracing-journald: INFO is notice.)
+        ("PRIORITY", "5"),
+    ] {
+        assert_eq!(
+            get(audit, field).as_deref(),
+            Some(value),
+            "{field}: {audit:?}"
+        );
+    }
     let all: String = events
         .iter()
         .flat_map(|e| e.iter().map(|(k, v)| format!("{k}={v}\n")))

@@ -79,6 +79,53 @@ fn the_unit_verifies() {
 
 /// preinst creates the user and group before the D-Bus policy naming them lands:
 /// the same entries as the sysusers.d file the package ships.
+/// journalctl compiles the audit trail's catalog (as the systemd package's dpkg
+/// trigger does on install) and shows each record kind's text with its fields.
+#[test]
+fn the_message_catalog_compiles_with_an_entry_per_record() {
+    require("journalctl", "systemd");
+    let dir = tempfile::tempdir().expect("tmp");
+    let catalogs = dir.path().join("usr/lib/systemd/catalog");
+    std::fs::create_dir_all(&catalogs).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("var/lib/systemd/catalog")).expect("mkdir");
+    std::fs::copy(
+        root().join("systemd/facecaptured.catalog"),
+        catalogs.join("facecaptured.catalog"),
+    )
+    .expect("copy");
+    let root_arg = format!("--root={}", dir.path().display());
+    let out = Command::new("journalctl")
+        .args([&root_arg, "--update-catalog"])
+        .output()
+        .expect("journalctl");
+    assert!(out.status.success(), "--update-catalog: {}", stderr(&out));
+    let out = Command::new("journalctl")
+        .args([&root_arg, "--list-catalog"])
+        .output()
+        .expect("journalctl");
+    let listed = stdout(&out);
+    for record in facecapture::daemon::audit::Record::ALL {
+        let id = record.message_id();
+        assert!(
+            listed.contains(&format!("{id} facecaptured: ")),
+            "{record:?} ({id}) is not in the compiled catalog:\n{listed}"
+        );
+    }
+    let out = Command::new("journalctl")
+        .args([
+            &root_arg,
+            "--dump-catalog",
+            facecapture::daemon::audit::Record::AccessGranted.message_id(),
+        ])
+        .output()
+        .expect("journalctl");
+    let granted = stdout(&out);
+    assert!(
+        granted.contains("Subject: Access granted: @USERNAME@") && granted.contains("@DEVICE_ID@"),
+        "{granted}"
+    );
+}
+
 #[test]
 fn preinst_creates_the_sysusers_entries() {
     let entries = |text: &str| -> Vec<String> {

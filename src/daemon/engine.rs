@@ -3,6 +3,7 @@
 //! terminal's identity. Each operation runs on a blocking thread, reports progress,
 //! feedback and state through `Events`, and watches its cancel flag.
 
+use super::audit;
 use super::errors::Error;
 use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
 use crate::camera::Camera;
@@ -20,8 +21,8 @@ use crate::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, QrMethod, Step, Terminal,
 };
 use facecapture_dbus::Standing;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, OnceLock};
 
 /// The `State` property (the client crate's).
 pub use facecapture_dbus::State;
@@ -45,6 +46,19 @@ pub struct Op<'a> {
     pub events: &'a (dyn Fn(Event) + Sync),
     /// Set by Cancel, the caller leaving, the timeout or SIGTERM; the work checks it.
     pub cancel: &'a AtomicBool,
+    /// Whom the operation concerns, once known: the username argument, or the
+    /// one a QR code's session names (the audit record of a failure carries it).
+    pub subject: &'a OnceLock<String>,
+}
+
+/// An enrollment AwareID answered: its outcome, and whether it replaced a stored
+/// one (the user was enrolled before and the new code is stored).
+#[derive(Debug)]
+pub struct Enrolled {
+    /// addFace's answer.
+    pub outcome: EnrollOutcome,
+    /// Whether a re-enrollment replaced the stored code.
+    pub replaced: bool,
 }
 
 struct CaptureKit {
@@ -229,7 +243,7 @@ impl Engine {
         username: &str,
         flow: impl FnOnce() -> Result<EnrollOutcome, FlowError>,
         host: &str,
-    ) -> Result<EnrollOutcome, Error> {
+    ) -> Result<Enrolled, Error> {
         let marked = lock(&self.storage).mark_reenrollment(username, unix_now())?;
         if marked {
             *lock(&self.reenrolling) = Some(username.to_owned());
@@ -255,17 +269,28 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        self.store(&outcome, host)?;
+        let stored = self.store(&outcome, host)?;
         if marked && outcome.enrollment_status != 2 {
             lock(&self.storage).clear_reenrollment(username)?;
         }
-        Ok(outcome)
+        Ok(Enrolled {
+            outcome,
+            // `marked`: the user was enrolled (mark_reenrollment marks only them).
+            replaced: stored && marked,
+        })
     }
 
     /// RemoveEnrollment: forgets `username`'s stored enrollment, or NotEnrolled.
     pub fn remove(&self, username: &str) -> Result<(), Error> {
         if lock(&self.storage).remove(username)? {
-            tracing::info!(username, "enrollment removed");
+            let decision = audit::Decision {
+                record: audit::Record::EnrollmentRemoved,
+                operation: "remove-enrollment",
+                username,
+                reason: String::new(),
+                duration_ms: 0,
+            };
+            audit::record(&decision, self.device_id());
             Ok(())
         } else {
             Err(Error::NotEnrolled(format!(
@@ -362,9 +387,10 @@ impl Engine {
         )?)
     }
 
-    fn store(&self, outcome: &EnrollOutcome, host: &str) -> Result<(), Error> {
+    /// Stores the code of an enrollment AwareID completed; whether there was one.
+    fn store(&self, outcome: &EnrollOutcome, host: &str) -> Result<bool, Error> {
         if outcome.enrollment_status != 2 || outcome.registration_code.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         lock(&self.storage).put_enrollment(&Enrollment {
             username: outcome.username.clone(),
@@ -374,16 +400,11 @@ impl Engine {
             enrolled_at: unix_now(),
             reenroll_started_at: None,
         })?;
-        tracing::info!(
-            username = outcome.username.as_str(),
-            server_host = host,
-            "enrollment stored"
-        );
-        Ok(())
+        Ok(true)
     }
 
     /// Enroll: the client-initiated enrollment of `person`.
-    pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<EnrollOutcome, Error> {
+    pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<Enrolled, Error> {
         (op.events)(Event::State(State::ContactingServer));
         self.enrolling(
             &person.username,
@@ -397,8 +418,9 @@ impl Engine {
     }
 
     /// EnrollWithQr: the enrollment a QR code started (`url`, or scanned when empty).
-    pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<EnrollOutcome, Error> {
+    pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<Enrolled, Error> {
         let qr = self.qr(op, url, QrMethod::Enroll)?;
+        let _ = op.subject.set(qr.session.user_name.clone());
         let person = Person {
             username: qr.session.user_name.clone(),
             email: qr.session.email.clone(),
@@ -471,6 +493,7 @@ impl Engine {
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
         let qr = self.qr(op, url, QrMethod::Authenticate)?;
         let username = qr.session.user_name.clone();
+        let _ = op.subject.set(username.clone());
         let outcome = self.authenticating(&username, |code| {
             self.in_flow(op, |ctx, face| {
                 workflow::authenticate(&qr.client, ctx, &username, code, face)

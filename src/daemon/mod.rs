@@ -2,6 +2,7 @@
 //! keeps the watchdog fed from the main loop, and on SIGTERM cancels the
 //! operation in flight and exits.
 
+pub mod audit;
 pub mod engine;
 pub mod errors;
 pub mod readonly;

@@ -4,7 +4,8 @@
 //! operation timeout, and Progress / CaptureFeedback signals and State changes
 //! sent before the reply.
 
-use super::engine::{Engine, Event, Op, State};
+use super::audit::{self, Decision};
+use super::engine::{Engine, Enrolled, Event, Op, State};
 use super::errors::Error;
 use super::readonly::ReadOnly;
 use crate::lock::lock;
@@ -12,7 +13,7 @@ use crate::workflow::Person;
 use facecapture_dbus::Operation;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -220,16 +221,22 @@ impl FaceCapture {
 
     /// Runs one operation: takes the slot or answers Busy, runs `work` on a
     /// blocking thread, forwards its events, and ends it on completion, Cancel, the
-    /// caller leaving the bus, or the operation timeout.
-    async fn run<T: Send + 'static>(
+    /// caller leaving the bus, or the operation timeout; then writes its audit
+    /// record. `username` is whom it concerns ("" for a QR code's, which the work
+    /// learns).
+    async fn run<T: Decided + Send + 'static>(
         &self,
         hdr: &Header<'_>,
         emitter: &SignalEmitter<'_>,
         conn: &zbus::Connection,
-        operation: Operation,
+        (kind, username): (Operation, &str),
         work: impl FnOnce(&Engine, &Op<'_>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let operation = operation.as_str();
+        let operation = kind.as_str();
+        let subject = Arc::new(OnceLock::new());
+        if !username.is_empty() {
+            let _ = subject.set(username.to_owned());
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = Arc::new(tokio::sync::Notify::new());
         {
@@ -267,6 +274,7 @@ impl FaceCapture {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let engine = self.engine.clone();
         let flag = cancel.clone();
+        let who = subject.clone();
         let mut task = tokio::task::spawn_blocking(move || {
             let events = move |e: Event| {
                 let _ = tx.send(e);
@@ -275,6 +283,7 @@ impl FaceCapture {
                 name: operation,
                 events: &events,
                 cancel: &flag,
+                subject: &who,
             };
             work(&engine, &op)
         });
@@ -319,9 +328,25 @@ impl FaceCapture {
         while let Ok(event) = rx.try_recv() {
             self.emit(emitter, operation, event).await;
         }
+        let ms = started.elapsed().as_millis() as u64;
         match &outcome {
-            Err(Error::CameraUnavailable(_)) => self.set_camera(emitter, false).await,
-            Ok(_) => self.set_camera(emitter, true).await,
+            Err(e @ Error::CameraUnavailable(_)) => {
+                if self.set_camera(emitter, false).await {
+                    let lost = Decision {
+                        record: audit::Record::CameraLost,
+                        operation,
+                        username: "",
+                        reason: zbus::DBusError::description(e)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        duration_ms: ms,
+                    };
+                    audit::record(&lost, self.engine.device_id());
+                }
+            }
+            Ok(_) => {
+                self.set_camera(emitter, true).await;
+            }
             Err(_) => {}
         }
         if finished {
@@ -345,20 +370,47 @@ impl FaceCapture {
                 }
             });
         }
-        let ms = started.elapsed().as_millis() as u64;
-        match &outcome {
-            Ok(_) => tracing::info!(operation, duration_ms = ms, "operation finished"),
-            Err(e) => {
-                tracing::info!(operation, duration_ms = ms, error = e.kind(), reason = %e, "operation failed")
-            }
+        let who = subject.get().map_or("", String::as_str);
+        let decision = match &outcome {
+            Ok(done) => Some(done.decision(kind, ms)),
+            Err(e) => audit::failure(kind, who, e, ms),
+        };
+        if let Some(decision) = decision {
+            audit::record(&decision, self.engine.device_id());
         }
         outcome
     }
 
-    async fn set_camera(&self, emitter: &SignalEmitter<'_>, available: bool) {
-        if self.camera_available.swap(available, Ordering::Relaxed) != available {
+    /// Sets CameraAvailable; whether it changed.
+    async fn set_camera(&self, emitter: &SignalEmitter<'_>, available: bool) -> bool {
+        let changed = self.camera_available.swap(available, Ordering::Relaxed) != available;
+        if changed {
             let _ = self.camera_available_changed(emitter).await;
         }
+        changed
+    }
+}
+
+/// An operation's result, as the audit record it stands for.
+trait Decided {
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_>;
+}
+
+impl Decided for Enrolled {
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
+        audit::enrolled(operation, &self.outcome, self.replaced, duration_ms)
+    }
+}
+
+impl Decided for crate::workflow::AuthOutcome {
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
+        audit::authenticated(operation, self, duration_ms)
+    }
+}
+
+impl Decided for (String, crate::workflow::AuthOutcome) {
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
+        audit::authenticated(operation, &self.1, duration_ms)
     }
 }
 
@@ -383,7 +435,7 @@ impl FaceCapture {
         check_text("first_name", &first_name, MAX_NAME, false)?;
         check_text("last_name", &last_name, MAX_NAME, false)?;
         let person = Person {
-            username,
+            username: username.clone(),
             email,
             phone_number,
             first_name: Some(first_name).filter(|s| !s.is_empty()),
@@ -394,10 +446,11 @@ impl FaceCapture {
                 &hdr,
                 &emitter,
                 conn,
-                Operation::Enroll,
+                (Operation::Enroll, &username),
                 move |engine, op| engine.enroll(op, &person),
             )
-            .await?;
+            .await?
+            .outcome;
         // The registration code stays in the daemon (SPEC 6).
         Ok((out.enrollment_status, out.liveness))
     }
@@ -416,10 +469,11 @@ impl FaceCapture {
                 &hdr,
                 &emitter,
                 conn,
-                Operation::EnrollQr,
+                (Operation::EnrollQr, ""),
                 move |engine, op| engine.enroll_qr(op, &session_callback_url),
             )
-            .await?;
+            .await?
+            .outcome;
         Ok((out.username, out.enrollment_status, out.liveness))
     }
 
@@ -432,12 +486,13 @@ impl FaceCapture {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(bool, bool, bool, f64, i32), Error> {
         check_username(&username)?;
+        let who = username.clone();
         let a = self
             .run(
                 &hdr,
                 &emitter,
                 conn,
-                Operation::Authenticate,
+                (Operation::Authenticate, &who),
                 move |engine, op| engine.authenticate(op, &username),
             )
             .await?;
@@ -471,7 +526,7 @@ impl FaceCapture {
                 &hdr,
                 &emitter,
                 conn,
-                Operation::AuthenticateQr,
+                (Operation::AuthenticateQr, ""),
                 move |engine, op| engine.authenticate_qr(op, &session_callback_url),
             )
             .await?;

@@ -331,6 +331,25 @@ done
 if grep -q "data=" <<< "$all"; then fail "a QR URL is in the journal"; fi
 ok "journal: OPERATION STEP USERNAME DURATION_MS HTTP_STATUS; none of ${#SECRETS[@]} secrets, ${#codes[@]} codes, ${#tokens[@]} tokens"
 
+# --- 8b. The audit trail: journalctl MESSAGE_ID=<granted> lists the grants (alice's
+# and bob's above), and -x explains each record from the installed catalog (the
+# systemd package's trigger compiled it when the package was installed).
+granted=8446d3cfc56a4acf8e060d4bed6f0ad9 refused=7d2b23f4b0fb4d4fbd1b46e803ba81ec
+grants=$(journalctl MESSAGE_ID=$granted --no-pager -o cat)
+grep -q '^access granted: alice$' <<< "$grants" && grep -q '^access granted: bob$' <<< "$grants" \
+  || fail "journalctl MESSAGE_ID=$granted: $grants"
+if grep -v '^access granted: ' <<< "$grants"; then fail "not a grant under MESSAGE_ID=$granted"; fi
+refusals=$(journalctl MESSAGE_ID=$refused --no-pager -o verbose)
+grep -q 'REASON=ServerUnavailable: ' <<< "$refusals" || fail "the failed authentication's refusal: $refusals"
+explained=$(journalctl -x MESSAGE_ID=$granted --no-pager -n 1)
+grep -q "Subject: Access granted: alice" <<< "$explained" \
+  && grep -q "the face was live and matched the enrollment" <<< "$explained" \
+  || fail "journalctl -x shows no catalog text: $explained"
+did=$(ctl status | grep -o '"device_id":"[^"]*"' | cut -d'"' -f4)
+[ -n "$did" ] && journalctl MESSAGE_ID=$granted DEVICE_ID="$did" USERNAME=alice OUTCOME=granted -q --no-pager -o cat | grep -q . \
+  || fail "no grant under DEVICE_ID=$did USERNAME=alice OUTCOME=granted"
+ok "audit: $(wc -l <<< "$grants") grants under MESSAGE_ID=$granted, the refusal's REASON, the catalog's text under journalctl -x"
+
 # --- 9. Exposure.
 level=$(exposure)
 echo "SYSTEM-EXPOSURE facecaptured.service $level"
