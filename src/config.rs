@@ -267,12 +267,16 @@ impl Default for StorageConfig {
 pub struct DaemonConfig {
     /// Every D-Bus method answers within this many seconds.
     pub operation_timeout_s: u64,
+    /// Where to write the metrics for node_exporter's textfile collector (a
+    /// `.prom` file, replaced atomically after each operation); empty: not written.
+    pub metrics_textfile: PathBuf,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         Self {
             operation_timeout_s: 20,
+            metrics_textfile: PathBuf::new(),
         }
     }
 }
@@ -555,6 +559,19 @@ impl Config {
         })?;
         if !self.storage.state_dir.is_absolute() {
             return Err(bad("storage.state_dir", "must be an absolute path"));
+        }
+        let textfile = &self.daemon.metrics_textfile;
+        if !textfile.as_os_str().is_empty()
+            && (!textfile.is_absolute() || textfile.extension().is_none_or(|e| e != "prom"))
+        {
+            return Err(bad(
+                "daemon.metrics_textfile",
+                format!(
+                    "{} is not an absolute path ending in .prom (node_exporter's textfile \
+                     collector reads only *.prom files)",
+                    textfile.display()
+                ),
+            ));
         }
         Ok(())
     }
@@ -1118,6 +1135,16 @@ apikey = "k3y"
                 "daemon",
                 "operation_timeout_s = 30",
                 "daemon.operation_timeout_s",
+            ),
+            (
+                "daemon",
+                "metrics_textfile = \"/var/lib/m.txt\"",
+                "daemon.metrics_textfile",
+            ),
+            (
+                "daemon",
+                "metrics_textfile = \"m.prom\"",
+                "daemon.metrics_textfile",
             ),
             ("face", "workflow = \"\"", "face.workflow"),
             ("storage", "state_dir = \"relative\"", "storage.state_dir"),

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod detect;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod provision;
 pub mod qrimage;
 pub mod secret;

@@ -1,13 +1,16 @@
 //! The daemon end to end: a private dbus-daemon, facecaptured, the emulator over
 //! HTTPS and the `files` camera with real face photos. All four flows through
 //! facecapturectl and through gdbus, Busy, Cancel, a vanished caller, restarts,
-//! SIGKILL during an enrollment, bad input, and a failing server.
+//! SIGKILL during an enrollment, bad input, a failing server, the audit records
+//! and the metrics.
 
 mod common;
 
 use awareid_emulator::{Fault, FaultKind};
 use common::daemon::{self, json, stderr, stdout};
 use common::watch::Watch;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn calls(setup: &daemon::Setup) -> Vec<String> {
@@ -777,4 +780,111 @@ fn every_decision_is_one_audit_record() {
         assert!(line.contains("device_id=\""), "{line}");
         assert!(line.contains("duration_ms="), "{line}");
     }
+}
+
+/// The metrics textfile (daemon.metrics_textfile) is there from the start, passes
+/// `promtool check metrics`, and counts what was done; `facecapturectl stats` shows
+/// the same counts over D-Bus.
+#[test]
+fn metrics_count_the_operations_run_and_promtool_accepts_them() {
+    assert!(
+        Command::new("promtool").arg("--version").output().is_ok(),
+        "promtool (package prometheus) is not installed"
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    let textfile = out.path().join("facecaptured.prom");
+    let s = daemon::start_with(&format!(
+        "[daemon]\nmetrics_textfile = \"{}\"\n",
+        textfile.display()
+    ));
+    let d = &s.daemon;
+    let promtool = |text: &str| {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+        let o = child.wait_with_output().expect("promtool");
+        assert!(
+            o.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            stdout(&o),
+            stderr(&o)
+        );
+    };
+    let wait_text = |needle: &str| -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&textfile).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{needle} never reached {}:\n{text}",
+                textfile.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    promtool(&wait_text("facecaptured_camera_errors_total 0"));
+
+    let o = d.ctl(&["enroll", "alice", "--email", "alice@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.ctl(&["authenticate", "alice"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    daemon::show(d, "solvay-einstein.jpg");
+    assert_eq!(d.ctl(&["authenticate", "alice"]).status.code(), Some(1));
+    assert_eq!(d.ctl(&["authenticate", "nobody"]).status.code(), Some(1));
+
+    let text =
+        wait_text(r#"facecaptured_operations_total{operation="authenticate",outcome="refused"} 2"#);
+    promtool(&text);
+    for line in [
+        r#"facecaptured_operations_total{operation="enroll",outcome="stored"} 1"#,
+        r#"facecaptured_operations_total{operation="authenticate",outcome="granted"} 1"#,
+        r#"facecaptured_awareid_calls_total{call="verifyFace",result="2xx"} 2"#,
+        r#"facecaptured_awareid_calls_total{call="addFace",result="2xx"} 1"#,
+        r#"facecaptured_capture_duration_seconds_count{outcome="packaged"} 3"#,
+        r#"facecaptured_operation_duration_seconds_count{operation="authenticate"} 3"#,
+        "facecaptured_camera_errors_total 0",
+        "# TYPE facecaptured_awareid_call_duration_seconds histogram",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+
+    let o = d.ctl(&["stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats = json(&o);
+    let get = |k: &str| stats[k].as_f64();
+    assert_eq!(
+        get(r#"facecaptured_operations_total{operation="authenticate",outcome="refused"}"#),
+        Some(2.0),
+        "{stats}"
+    );
+    assert_eq!(
+        get(r#"facecaptured_operations_total{operation="enroll",outcome="stored"}"#),
+        Some(1.0)
+    );
+    assert!(
+        get(r#"facecaptured_feedback_total{code="face-compliant"}"#).is_some_and(|n| n >= 3.0),
+        "{stats}"
+    );
+    assert!(get("facecaptured_frames_total").is_some_and(|n| n >= 3.0));
+    assert!(
+        get(r#"facecaptured_operation_duration_seconds_sum{operation="enroll"}"#)
+            .is_some_and(|t| t > 0.0)
+    );
+    assert!(
+        !stdout(&o).contains("alice") && !text.contains("alice"),
+        "a username is in the metrics"
+    );
 }

@@ -344,7 +344,7 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
     );
 
     // The door controller authenticates and cancels; enrolling, listing and
-    // removing people is the administrators'.
+    // removing people, and the statistics, are the administrators'.
     let iface = |m: &str| format!("org.facecapture.FaceCapture1.{m}");
     let denied = |o: &std::process::Output| stderr(o).contains("AccessDenied");
     let enroll = ["carol", "carol@example.com", "", "", ""];
@@ -369,6 +369,7 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
         ("EnrollWithQr", &["not-a-url"][..]),
         ("ListEnrollments", &[][..]),
         ("RemoveEnrollment", &["carol"][..]),
+        ("GetStatistics", &[][..]),
     ] {
         let o = call_with(Some(DOOR), &iface(method), params);
         assert!(
@@ -443,7 +444,7 @@ fn the_documented_interface_is_the_one_served() {
             .expect("xml");
     let iface = "org.facecapture.FaceCapture1";
     assert_eq!(methods(&documented, iface), methods(&live, iface));
-    assert_eq!(methods(&live, iface).len(), 7);
+    assert_eq!(methods(&live, iface).len(), 8);
     for item in [
         "<property name=\"State\" type=\"s\" access=\"read\"",
         "<signal name=\"CaptureFeedback\"",

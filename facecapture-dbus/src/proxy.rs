@@ -139,6 +139,10 @@ pub trait FaceCapture1 {
     /// Forgets the stored enrollment of `username`. Admin only.
     fn remove_enrollment(&self, username: &str) -> zbus::Result<()>;
 
+    /// Every metric since the daemon started, by Prometheus series name (with
+    /// labels) -> value; histograms as `_count` and `_sum`. Admin only.
+    fn get_statistics(&self) -> zbus::Result<std::collections::HashMap<String, f64>>;
+
     /// `idle`, `capturing`, `scanning-qr` or `contacting-server` (see [`crate::State`]).
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;

@@ -586,7 +586,15 @@ impl AwareIdClient {
                 }
             }
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let duration_ms = took.as_millis() as u64;
+        if let Some(m) = crate::metrics::global() {
+            m.awareid_call(
+                call.name,
+                result.as_ref().ok().map(|r| r.status().as_u16()),
+                took,
+            );
+        }
         let resp = match result {
             Ok(r) => r,
             Err(e) => {

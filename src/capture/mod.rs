@@ -294,18 +294,22 @@ pub fn capture_face(
         }
     };
     let s = pacer.stats;
+    let outcome = match &result {
+        Ok(_) => "packaged",
+        Err(CaptureError::Cancelled) => "cancelled",
+        Err(CaptureError::Timeout { .. }) => "timeout",
+        Err(_) => "failed",
+    };
+    if let Some(m) = crate::metrics::global() {
+        m.capture(outcome, started.elapsed(), s.frames, s.bad_frames);
+    }
     tracing::info!(
         device = source.name(),
         frames = s.frames,
         bad_frames = s.bad_frames,
         compliant = s.compliant,
         duration_ms = started.elapsed().as_millis() as u64,
-        outcome = match &result {
-            Ok(_) => "packaged",
-            Err(CaptureError::Cancelled) => "cancelled",
-            Err(CaptureError::Timeout { .. }) => "timeout",
-            Err(_) => "failed",
-        },
+        outcome,
         "face capture finished"
     );
     result

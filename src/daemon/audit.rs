@@ -5,7 +5,8 @@
 //! explains each id, so `journalctl -x` shows what a record means and
 //! `journalctl MESSAGE_ID=<id>` lists every record of one kind. This module owns the
 //! ids and the one function that writes a record; the service and the engine call
-//! it where a decision is taken.
+//! it where a decision is taken. Each operation's record also counts it in the
+//! metrics (`crate::metrics`).
 
 use crate::workflow::{AuthOutcome, EnrollOutcome};
 use facecapture_dbus::{Error, Operation};
@@ -126,6 +127,15 @@ pub fn record(decision: &Decision<'_>, device_id: &str) {
         (user, false) => format!("{}: {user}: {reason}", record.message()),
     };
     let reason = if reason.is_empty() { "-" } else { reason };
+    if *record != Record::CameraLost
+        && let Some(m) = crate::metrics::global()
+    {
+        m.operation(
+            operation,
+            record.outcome(),
+            std::time::Duration::from_millis(*duration_ms),
+        );
+    }
     tracing::info!(
         message_id = record.message_id(),
         operation,

@@ -198,6 +198,20 @@ impl Engine {
         std::time::Duration::from_secs(3 * self.config.server.timeout_s + 10)
     }
 
+    /// Writes the metrics to `daemon.metrics_textfile`, when it is set; a failure
+    /// is a warning (the next operation tries again).
+    pub fn write_metrics(&self) {
+        let path = &self.config.daemon.metrics_textfile;
+        if path.as_os_str().is_empty() {
+            return;
+        }
+        if let Some(m) = crate::metrics::global()
+            && let Err(e) = m.write_textfile(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics textfile");
+        }
+    }
+
     /// Puts `camera` in place of the configured one (tests: a source that blocks).
     #[doc(hidden)]
     pub fn replace_camera(&self, camera: Camera) {
@@ -338,7 +352,11 @@ impl Engine {
             .acquire()
             .map_err(CaptureError::from)
             .and_then(|source| use_it(source, detector, settings));
-        camera.release(matches!(result, Err(CaptureError::Camera(_))));
+        let camera_failed = matches!(result, Err(CaptureError::Camera(_)));
+        if camera_failed && let Some(m) = crate::metrics::global() {
+            m.camera_error();
+        }
+        camera.release(camera_failed);
         result
     }
 
@@ -355,7 +373,12 @@ impl Engine {
                 detector,
                 settings,
                 username,
-                &mut |f| (op.events)(Event::Feedback(f)),
+                &mut |f| {
+                    if let Some(m) = crate::metrics::global() {
+                        m.feedback(f.as_str());
+                    }
+                    (op.events)(Event::Feedback(f))
+                },
                 op.cancel,
             )
         });

@@ -42,6 +42,12 @@ pub async fn run(config: Config) -> Result<(), engine::StartError> {
              run facecaptured provision (as root) to seal it"
         );
     }
+    // The textfile exists from the start (its counters at zero), so node_exporter
+    // shows a terminal that has served nobody yet.
+    {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || engine.write_metrics());
+    }
     let builder = match bus {
         Bus::System => zbus::connection::Builder::system(),
         Bus::Session => zbus::connection::Builder::session(),

@@ -378,7 +378,14 @@ impl FaceCapture {
         if let Some(decision) = decision {
             audit::record(&decision, self.engine.device_id());
         }
+        self.publish_metrics();
         outcome
+    }
+
+    /// Writes the metrics textfile (if configured) off the bus's thread.
+    fn publish_metrics(&self) {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.write_metrics());
     }
 
     /// Sets CameraAvailable; whether it changed.
@@ -578,9 +585,22 @@ impl FaceCapture {
     async fn remove_enrollment(&self, username: String) -> Result<(), Error> {
         check_username(&username)?;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.remove(&username))
+        let removed = tokio::task::spawn_blocking(move || engine.remove(&username))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.publish_metrics();
+        removed
+    }
+
+    /// (The header parameter: see `cancel`.)
+    #[zbus(out_args("statistics"))]
+    async fn get_statistics(
+        &self,
+        #[zbus(header)] _hdr: Header<'_>,
+    ) -> Result<std::collections::HashMap<String, f64>, Error> {
+        Ok(crate::metrics::global()
+            .map(|m| m.snapshot().into_iter().collect())
+            .unwrap_or_default())
     }
 
     #[zbus(property)]

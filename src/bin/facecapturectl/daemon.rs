@@ -33,6 +33,10 @@ pub enum Call {
     Remove { username: String },
     /// The daemon's state, device id, camera and version.
     Status,
+    /// The daemon's metrics since it started: operations by kind and outcome,
+    /// capture and AwareID call times, camera errors, bad frames, feedback codes
+    /// (one JSON object, by Prometheus series name).
+    Stats,
     /// Cancel the operation in flight.
     Cancel,
 }
@@ -164,6 +168,9 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             .await
             .map(|()| serde_json::json!({"removed": username})),
         Call::Status => status(&proxy).await,
+        Call::Stats => proxy.get_statistics().await.map(|stats| {
+            serde_json::json!(stats.into_iter().collect::<std::collections::BTreeMap<_, _>>())
+        }),
         Call::Cancel => proxy.cancel().await.map(|()| serde_json::json!({"cancel": "requested"})),
     };
     // Signals sent before the reply are printed before the result.
