@@ -42,6 +42,7 @@ fn the_unit_verifies() {
     for needed in [
         "Type=notify",
         "WatchdogSec=",
+        "ExecReload=",
         "User=facecaptured",
         "SupplementaryGroups=video",
         "StateDirectory=facecaptured",

@@ -177,7 +177,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(facecapture::daemon::run(cfg)) {
+    let path = args.config.clone();
+    let reload: facecapture::daemon::Reload =
+        Box::new(move || Config::load(path.as_deref(), &Environment::from_process(), Need::Daemon));
+    match runtime.block_on(facecapture::daemon::run(cfg, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ StartError::Identity(_)) => {
             // Like a configuration error: not retried by systemd, nothing signed.

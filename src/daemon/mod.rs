@@ -1,6 +1,8 @@
 //! The daemon: builds the engine, takes the bus name, tells systemd it is ready,
-//! keeps the watchdog fed from the main loop, and on SIGTERM cancels the
-//! operation in flight and exits.
+//! keeps the watchdog fed from the main loop, reloads its configuration on
+//! SIGHUP (`systemctl reload`: RELOADING=1, a new engine for the next operation,
+//! READY=1; a configuration that does not load keeps the one in force), and on
+//! SIGTERM cancels the operation in flight and exits.
 
 pub mod audit;
 pub mod engine;
@@ -24,8 +26,33 @@ fn watchdog_period() -> Option<std::time::Duration> {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), engine::StartError> {
+/// Loads the configuration again (on SIGHUP): the files, the environment and the
+/// credentials, as at start.
+pub type Reload = Box<dyn Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync>;
+
+/// Why a reload was refused: the new configuration's error (its `config:` line),
+/// a setting that only a restart can change, or the engine it could not build.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("dbus.bus cannot change on reload: restart the service")]
+    Bus,
+    #[error("{0}")]
+    Start(#[from] engine::StartError),
+}
+
+fn reloaded(reload: &Reload, bus: Bus) -> Result<engine::Engine, ReloadError> {
+    let config = reload()?;
+    if config.dbus.bus != bus {
+        return Err(ReloadError::Bus);
+    }
+    Ok(engine::Engine::new(config)?)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; `reload` loads the configuration
+/// again on SIGHUP.
+pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartError> {
     let started = std::time::Instant::now();
     let bus = config.dbus.bus;
     let engine = Arc::new(
@@ -78,11 +105,46 @@ pub async fn run(config: Config) -> Result<(), engine::StartError> {
         .await
         .map_err(|e| engine::StartError::Other(format!("D-Bus: the object is not served: {e}")))?;
     let mut stuck_logged = false;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| engine::StartError::Other(e.to_string()))?;
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind).map_err(|e| engine::StartError::Other(e.to_string()))
+    };
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let reload = Arc::new(reload);
     loop {
         tokio::select! {
             _ = term.recv() => break,
+            _ = hup.recv() => {
+                let mut states = vec![sd_notify::NotifyState::Reloading];
+                states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+                let _ = sd_notify::notify(false, &states);
+                let reload = reload.clone();
+                let started = std::time::Instant::now();
+                let result = tokio::task::spawn_blocking(move || reloaded(&reload, bus))
+                    .await
+                    .map_err(|e| ReloadError::Start(engine::StartError::Other(e.to_string())))
+                    .and_then(|r| r);
+                match result {
+                    Ok(engine) => {
+                        let emitter = served.signal_emitter().clone();
+                        served.get().await.replace_engine(&emitter, Arc::new(engine)).await;
+                        tracing::info!(
+                            reload_ms = started.elapsed().as_millis() as u64,
+                            "configuration reloaded: the next operation uses it"
+                        );
+                    }
+                    Err(e) => {
+                        let key = match &e {
+                            ReloadError::Config(c) => c.key.clone(),
+                            ReloadError::Bus => "dbus.bus".into(),
+                            ReloadError::Start(_) => String::new(),
+                        };
+                        tracing::error!(key, "{e}");
+                        tracing::warn!("reload refused: the configuration in force is kept");
+                    }
+                }
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = async {
                 match watchdog.as_mut() {

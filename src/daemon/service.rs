@@ -34,7 +34,9 @@ struct Current {
 
 /// The object: the engine, the one-operation slot, State and CameraAvailable.
 pub struct FaceCapture {
-    engine: Arc<Engine>,
+    /// The engine of the configuration in force: an operation keeps the one it
+    /// started with, a reload puts a new one here for the next.
+    engine: Mutex<Arc<Engine>>,
     slot: Arc<Mutex<Option<Current>>>,
     state: Mutex<State>,
     camera_available: AtomicBool,
@@ -162,11 +164,25 @@ impl FaceCapture {
     pub fn new(engine: Arc<Engine>) -> Self {
         let camera = engine.camera_present();
         Self {
-            engine,
+            engine: Mutex::new(engine),
             slot: Arc::new(Mutex::new(None)),
             state: Mutex::new(State::Idle),
             camera_available: AtomicBool::new(camera),
         }
+    }
+
+    /// The engine of the configuration in force.
+    pub fn engine(&self) -> Arc<Engine> {
+        lock(&self.engine).clone()
+    }
+
+    /// Puts `engine` (a reloaded configuration's) in force: the operation in flight
+    /// finishes with the one it started with; the next one runs on this. The
+    /// CameraAvailable property follows the new camera setting.
+    pub async fn replace_engine(&self, emitter: &SignalEmitter<'_>, engine: Arc<Engine>) {
+        let present = engine.camera_present();
+        *lock(&self.engine) = engine;
+        self.set_camera(emitter, present).await;
     }
 
     /// Cancels the operation in flight, if any (SIGTERM, Cancel()).
@@ -189,8 +205,8 @@ impl FaceCapture {
         let slot = lock(&self.slot);
         let cur = slot.as_ref()?;
         let age = now.saturating_duration_since(cur.started);
-        (age > self.engine.operation_timeout() + self.engine.stuck_grace())
-            .then_some((cur.operation, age))
+        let engine = self.engine();
+        (age > engine.operation_timeout() + engine.stuck_grace()).then_some((cur.operation, age))
     }
 
     async fn set_state(&self, emitter: &SignalEmitter<'_>, state: State) {
@@ -233,6 +249,8 @@ impl FaceCapture {
         work: impl FnOnce(&Engine, &Op<'_>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let operation = kind.as_str();
+        // This operation's settings, whatever a reload puts in force meanwhile.
+        let engine = self.engine();
         let subject = Arc::new(OnceLock::new());
         if !username.is_empty() {
             let _ = subject.set(username.to_owned());
@@ -272,7 +290,7 @@ impl FaceCapture {
         };
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let engine = self.engine.clone();
+        let work_engine = engine.clone();
         let flag = cancel.clone();
         let who = subject.clone();
         let mut task = tokio::task::spawn_blocking(move || {
@@ -285,9 +303,9 @@ impl FaceCapture {
                 cancel: &flag,
                 subject: &who,
             };
-            work(&engine, &op)
+            work(&work_engine, &op)
         });
-        let deadline = tokio::time::sleep(self.engine.operation_timeout());
+        let deadline = tokio::time::sleep(engine.operation_timeout());
         tokio::pin!(deadline);
         let mut finished = false;
         let outcome = loop {
@@ -314,7 +332,7 @@ impl FaceCapture {
                 }
                 _ = &mut deadline => {
                     cancel.store(true, Ordering::Relaxed);
-                    let secs = self.engine.operation_timeout().as_secs();
+                    let secs = engine.operation_timeout().as_secs();
                     let state = *lock(&self.state);
                     break Err(match state {
                         State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s (daemon.operation_timeout_s)")),
@@ -341,7 +359,7 @@ impl FaceCapture {
                             .to_owned(),
                         duration_ms: ms,
                     };
-                    audit::record(&lost, self.engine.device_id());
+                    audit::record(&lost, engine.device_id());
                 }
             }
             Ok(_) => {
@@ -376,7 +394,7 @@ impl FaceCapture {
             Err(e) => audit::failure(kind, who, e, ms),
         };
         if let Some(decision) = decision {
-            audit::record(&decision, self.engine.device_id());
+            audit::record(&decision, engine.device_id());
         }
         self.publish_metrics();
         outcome
@@ -384,7 +402,7 @@ impl FaceCapture {
 
     /// Writes the metrics textfile (if configured) off the bus's thread.
     fn publish_metrics(&self) {
-        let engine = self.engine.clone();
+        let engine = self.engine();
         tokio::task::spawn_blocking(move || engine.write_metrics());
     }
 
@@ -565,7 +583,7 @@ impl FaceCapture {
         &self,
         #[zbus(header)] _hdr: Header<'_>,
     ) -> Result<Vec<(String, String, i64, String)>, Error> {
-        let engine = self.engine.clone();
+        let engine = self.engine();
         let list = tokio::task::spawn_blocking(move || engine.list())
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
@@ -584,7 +602,7 @@ impl FaceCapture {
 
     async fn remove_enrollment(&self, username: String) -> Result<(), Error> {
         check_username(&username)?;
-        let engine = self.engine.clone();
+        let engine = self.engine();
         let removed = tokio::task::spawn_blocking(move || engine.remove(&username))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -610,12 +628,12 @@ impl FaceCapture {
 
     #[zbus(property(emits_changed_signal = "const"), name = "DeviceId")]
     fn device_id(&self) -> String {
-        self.engine.device_id().to_owned()
+        self.engine().device_id().to_owned()
     }
 
     #[zbus(property(emits_changed_signal = "const"))]
     fn device_key_protection(&self) -> String {
-        self.engine.protection().as_str().to_owned()
+        self.engine().protection().as_str().to_owned()
     }
 
     #[zbus(property)]

@@ -17,7 +17,8 @@ struct Seen {
     listening: bool,
 }
 
-/// Events as strings: `state:capturing`, `progress:enroll:token`, `feedback:no-face`.
+/// Events as strings: `state:capturing`, `progress:enroll:token`, `feedback:no-face`,
+/// `owner:-` (the daemon's bus name released) or `owner::1.7` (taken).
 pub struct Watch {
     seen: Arc<(Mutex<Seen>, Condvar)>,
     _thread: std::thread::JoinHandle<()>,
@@ -45,11 +46,18 @@ async fn listen(address: String, seen: Arc<(Mutex<Seen>, Condvar)>) -> zbus::Res
         .build()
         .await?;
     let mut changed = props.receive_properties_changed().await?;
+    let bus = zbus::fdo::DBusProxy::new(&conn).await?;
+    let mut owner = bus
+        .receive_name_owner_changed_with_args(&[(0, facecapture::daemon::BUS_NAME)])
+        .await?;
     push(&seen, |s| s.listening = true);
     loop {
         let event = tokio::select! {
             Some(p) = progress.next() => p.args().map(|a| format!("progress:{}:{}", a.operation, a.step)),
             Some(f) = feedback.next() => f.args().map(|a| format!("feedback:{}", a.code)),
+            Some(o) = owner.next() => o.args().map(|a| {
+                format!("owner:{}", a.new_owner().as_ref().map_or("-".to_owned(), |n| n.to_string()))
+            }),
             Some(c) = changed.next() => c.args().map(|a| {
                 a.changed_properties
                     .iter()

@@ -350,6 +350,35 @@ did=$(ctl status | grep -o '"device_id":"[^"]*"' | cut -d'"' -f4)
   || fail "no grant under DEVICE_ID=$did USERNAME=alice OUTCOME=granted"
 ok "audit: $(wc -l <<< "$grants") grants under MESSAGE_ID=$granted, the refusal's REASON, the catalog's text under journalctl -x"
 
+# --- 8c. systemctl reload: a changed setting (the metrics textfile, in the state
+# directory the sandbox lets it write) takes effect without a restart or the bus
+# name changing hands; a broken configuration is refused and the old one kept.
+pid=$(prop MainPID)
+owner=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+  GetNameOwner s org.facecapture.FaceCapture1)
+cp /etc/facecaptured/config.toml /root/config.toml.kept
+sed -i 's|^operation_timeout_s = 24$|&\nmetrics_textfile = "/var/lib/facecaptured/metrics.prom"|' \
+  /etc/facecaptured/config.toml
+systemctl reload facecaptured || fail "systemctl reload"
+wait_until "the reloaded configuration" sh -c \
+  'journalctl -u facecaptured -o cat --no-pager | grep -q "configuration reloaded"'
+r=$(ctl authenticate alice 2>&1) || fail "authenticate after the reload: $r"
+wait_until "the metrics textfile" grep -q 'facecaptured_operations_total{operation="authenticate",outcome="granted"}' \
+  /var/lib/facecaptured/metrics.prom
+sed -i 's|^\[capture\]$|&\nframes = 0|' /etc/facecaptured/config.toml
+systemctl reload facecaptured || fail "systemctl reload (broken)"
+wait_until "the refused reload" sh -c \
+  'journalctl -u facecaptured -o cat --no-pager | grep -q "reload refused"'
+journalctl -u facecaptured -o cat --no-pager | grep -q "^config: capture.frames: " \
+  || fail "the refused reload has no config: line"
+systemctl is-active -q facecaptured || fail "the daemon stopped after a broken reload"
+r=$(ctl authenticate alice 2>&1) || fail "authenticate after the refused reload: $r"
+[ "$(prop MainPID)" = "$pid" ] || fail "the reloads restarted the daemon"
+[ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+  GetNameOwner s org.facecapture.FaceCapture1)" = "$owner" ] || fail "the bus name changed hands"
+cp /root/config.toml.kept /etc/facecaptured/config.toml
+ok "reload: the metrics textfile appeared without a restart (pid $pid, name $owner); a broken configuration refused, the old one kept"
+
 # --- 9. Exposure.
 level=$(exposure)
 echo "SYSTEM-EXPOSURE facecaptured.service $level"
