@@ -44,6 +44,19 @@ package_files=(
   ./usr/share/dbus-1/system-services/org.facecapture.FaceCapture1.service
   ./usr/share/dbus-1/interfaces/org.facecapture.FaceCapture1.xml
   ./etc/facecaptured/config.toml
+  ./usr/lib/systemd/catalog/facecaptured.catalog
+  ./usr/share/man/man8/facecaptured.8.gz
+  ./usr/share/man/man8/facecaptured-provision.8.gz
+  ./usr/share/man/man1/facecapturectl.1.gz
+  ./usr/share/man/man1/facecapturectl-authenticate.1.gz
+  ./usr/share/man/man7/org.facecapture.FaceCapture1.7.gz
+  ./usr/share/bash-completion/completions/facecapturectl
+  ./usr/share/bash-completion/completions/facecaptured
+  ./usr/share/zsh/vendor-completions/_facecapturectl
+  ./usr/share/fish/vendor_completions.d/facecapturectl.fish
+  ./usr/share/doc/facecaptured/copyright
+  ./usr/share/doc/facecaptured/changelog.Debian.gz
+  ./usr/share/lintian/overrides/facecaptured
 )
 
 # The board binaries for one target, built once: the packages' two programs and
@@ -104,6 +117,9 @@ deb_path() {
 
 debs() {
   command -v cargo-deb >/dev/null || fail "cargo-deb missing (cargo install cargo-deb)"
+  command -v lintian >/dev/null || fail "lintian missing (tests/run.sh installs it)"
+  say "man pages and completions (scripts/package-docs.sh)"
+  bash scripts/package-docs.sh
   for a in amd64 aarch64 armv7; do
     local t deb d listing
     t=${triples[$a]}
@@ -130,6 +146,12 @@ debs() {
     file "$tmp/usr/bin/facecaptured" | grep -q "${machines[$a]}" \
       || fail "$deb: facecaptured is not an $a binary: $(file "$tmp/usr/bin/facecaptured")"
     rm -rf "$tmp"
+    # Debian's checks: no error, no warning (debian/facecaptured.lintian-overrides
+    # holds the justified ones).
+    local lint
+    lint=$(lintian --fail-on error,warning --tag-display-limit 0 "$deb" 2>&1) \
+      || { grep -v "root privileges" <<< "$lint" || true; fail "$deb: lintian reports errors or warnings (above)"; }
+    echo "   $deb: lintian: no errors, no warnings"
     printf '   %s: %d bytes, depends: %s\n' "$deb" "$(stat -c %s "$deb")" "$(dpkg-deb -f "$deb" Depends)"
   done
 }

@@ -72,6 +72,8 @@ say "the $arch package ($version)"
 # (The very build tests/boards.sh makes: nothing is built again.)
 cargo build --locked --profile board --target "$triple" -p facecaptured -p vivid-check \
   --bin facecaptured --bin facecapturectl --bin vivid-check
+# (Its man pages and completions, which tests/boards.sh made too.)
+bash scripts/package-docs.sh > /dev/null
 cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
 debs=("$work/current.deb")
 

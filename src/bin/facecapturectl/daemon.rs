@@ -2,44 +2,10 @@
 //! with the Progress and CaptureFeedback signals shown live on stderr and the
 //! result as one JSON line on stdout.
 
+use crate::cli::Call;
 use facecapture_dbus::{CaptureFeedback, Error, FaceCapture1Proxy, Progress};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
-
-/// The commands that talk to the daemon (SPEC 7); flattened into the CLI's own.
-#[derive(clap::Subcommand, Debug)]
-pub enum Call {
-    /// Enroll a person: capture their face and register this terminal for them.
-    Enroll {
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "")]
-        phone: String,
-        #[arg(long, default_value = "")]
-        first: String,
-        #[arg(long, default_value = "")]
-        last: String,
-    },
-    /// Enroll from a QR code: the sessionCallbackURL, or none to scan it with the camera.
-    EnrollQr { url: Option<String> },
-    /// Authenticate an enrolled person; exit status 1 when access is not granted.
-    Authenticate { username: String },
-    /// Authenticate from a QR code (URL, or none to scan with the camera).
-    AuthenticateQr { url: Option<String> },
-    /// List the enrollments on this terminal (no registration codes).
-    List,
-    /// Remove an enrollment from this terminal.
-    Remove { username: String },
-    /// The daemon's state, device id, camera and version.
-    Status,
-    /// The daemon's metrics since it started: operations by kind and outcome,
-    /// capture and AwareID call times, camera errors, bad frames, feedback codes
-    /// (one JSON object, by Prometheus series name).
-    Stats,
-    /// Cancel the operation in flight.
-    Cancel,
-}
 
 /// Longer than the daemon's own operation timeout, so the daemon's answer is the one seen.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -3,75 +3,18 @@
 //! `stats`, `cancel`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
 
+mod cli;
 mod daemon;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Args, Command, QrCommand};
 use facecapture::awareid::wire::{
     TriggerAuthenticateRequest, TriggerEnrollRequest, TriggerResponse,
 };
 use facecapture::awareid::{AwareIdClient, HttpSettings};
 use facecapture::config::{Config, Environment, Need};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "facecapturectl",
-    version,
-    about = "Operate facecaptured and its AwareID tenant"
-)]
-struct Args {
-    /// Configuration file (default: /etc/facecaptured/config.toml if present).
-    #[arg(long, value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-    /// Talk to the daemon on the session bus (development, tests) instead of the system bus.
-    #[arg(long, global = true)]
-    session: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    #[command(flatten)]
-    Daemon(daemon::Call),
-    /// Find faces in images; prints one JSON line per image.
-    Detect {
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        /// Smallest face to report, in pixels (default: capture.min_face_px).
-        #[arg(long)]
-        min_face_px: Option<u32>,
-    },
-    /// QR code tools.
-    Qr {
-        #[command(subcommand)]
-        command: QrCommand,
-    },
-    /// Start a QR enrollment as the web portal does; prints the QR code.
-    TriggerEnroll {
-        username: String,
-        email: String,
-        /// Also save the QR image (PNG) here.
-        #[arg(long, value_name = "FILE")]
-        png: Option<PathBuf>,
-    },
-    /// Start a QR authentication as the web portal does; prints the QR code.
-    TriggerAuthenticate {
-        username: String,
-        #[arg(long, value_name = "FILE")]
-        png: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum QrCommand {
-    /// Verify and decode a sessionCallbackURL, or the QR code in a PNG/JPEG image.
-    Decode {
-        #[arg(value_name = "URL|IMAGE")]
-        input: String,
-    },
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

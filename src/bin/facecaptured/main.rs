@@ -1,70 +1,13 @@
 //! facecaptured: the door terminal's face-capture daemon (D-Bus service
 //! `org.facecapture.FaceCapture1`; see ARCHITECTURE.md).
 
+mod cli;
+
 use clap::Parser;
+use cli::{Args, Command};
 use facecapture::config::{Config, Environment, Need};
 use facecapture::daemon::engine::StartError;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "facecaptured",
-    version,
-    about = "Face capture daemon for door terminals (D-Bus, V4L2, AwareID)"
-)]
-struct Args {
-    /// Configuration file (default: /etc/facecaptured/config.toml if present).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Validate the configuration and exit (for ExecStartPre= and operators).
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(clap::Subcommand, Debug)]
-enum Command {
-    /// Seal the device key and the tenant's secrets with systemd-creds (run as
-    /// root, once after installing and again after changing a secret).
-    ///
-    /// Makes the device key, or moves a database's plain key into the sealed
-    /// credential and scrubs the row; seals client_secret, apikey and aes_key
-    /// found as plain files in the credentials directory or given with --secret,
-    /// and removes the plain files; restarts a running service.
-    Provision {
-        /// What to seal with: tpm2 (with systemd's host key), host (host key
-        /// only), or auto (tpm2 when the board has a usable TPM2).
-        #[arg(long, value_name = "KEY", default_value = "auto", value_parser = ["auto", "tpm2", "host"])]
-        with_key: String,
-        /// A secret to seal: client_secret, apikey or aes_key, from FILE (`-`
-        /// reads stdin, so the value never touches the disk). Repeatable.
-        #[arg(long, value_name = "NAME=FILE")]
-        secret: Vec<String>,
-        /// Make a new device key even if one exists (a replacement board or a
-        /// cleared TPM); every person must then be enrolled again.
-        #[arg(long)]
-        new_key: bool,
-        /// TPM2 PCRs to bind the seal to (systemd-creds --tpm2-pcrs=, e.g.
-        /// 0+7); by default systemd's, PCR 7 (the Secure Boot state).
-        #[arg(long, value_name = "PCRS", default_value = "")]
-        tpm2_pcrs: String,
-        /// Where the credentials are.
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "/etc/facecaptured/credentials"
-        )]
-        credentials_dir: PathBuf,
-        /// The daemon's state directory (its database).
-        #[arg(long, value_name = "DIR", default_value = "/var/lib/facecaptured")]
-        state_dir: PathBuf,
-        /// Do not restart a running facecaptured.service afterwards.
-        #[arg(long)]
-        no_restart: bool,
-    },
-}
 
 fn provision(command: Command) -> ExitCode {
     let Command::Provision {

@@ -1,0 +1,99 @@
+//! facecapturectl's command line, in a file of its own: the program parses it, and
+//! facecapture-docs (the man page and shell completions of the packages) includes
+//! it with `#[path]`. Only clap and std here.
+
+use std::path::PathBuf;
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "facecapturectl",
+    version,
+    about = "Operate facecaptured and its AwareID tenant"
+)]
+pub struct Args {
+    /// Configuration file (default: /etc/facecaptured/config.toml if present).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Talk to the daemon on the session bus (development, tests) instead of the system bus.
+    #[arg(long, global = true)]
+    pub session: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    #[command(flatten)]
+    Daemon(Call),
+    /// Find faces in images; prints one JSON line per image.
+    Detect {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Smallest face to report, in pixels (default: capture.min_face_px).
+        #[arg(long)]
+        min_face_px: Option<u32>,
+    },
+    /// QR code tools.
+    Qr {
+        #[command(subcommand)]
+        command: QrCommand,
+    },
+    /// Start a QR enrollment as the web portal does; prints the QR code.
+    TriggerEnroll {
+        username: String,
+        email: String,
+        /// Also save the QR image (PNG) here.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+    /// Start a QR authentication as the web portal does; prints the QR code.
+    TriggerAuthenticate {
+        username: String,
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum QrCommand {
+    /// Verify and decode a sessionCallbackURL, or the QR code in a PNG/JPEG image.
+    Decode {
+        #[arg(value_name = "URL|IMAGE")]
+        input: String,
+    },
+}
+
+/// The commands that talk to the daemon (SPEC 7); flattened into the CLI's own.
+#[derive(clap::Subcommand, Debug)]
+pub enum Call {
+    /// Enroll a person: capture their face and register this terminal for them.
+    Enroll {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long, default_value = "")]
+        first: String,
+        #[arg(long, default_value = "")]
+        last: String,
+    },
+    /// Enroll from a QR code: the sessionCallbackURL, or none to scan it with the camera.
+    EnrollQr { url: Option<String> },
+    /// Authenticate an enrolled person; exit status 1 when access is not granted.
+    Authenticate { username: String },
+    /// Authenticate from a QR code (URL, or none to scan with the camera).
+    AuthenticateQr { url: Option<String> },
+    /// List the enrollments on this terminal (no registration codes).
+    List,
+    /// Remove an enrollment from this terminal.
+    Remove { username: String },
+    /// The daemon's state, device id, camera and version.
+    Status,
+    /// The daemon's metrics since it started: operations by kind and outcome,
+    /// capture and AwareID call times, camera errors, bad frames, feedback codes
+    /// (one JSON object, by Prometheus series name).
+    Stats,
+    /// Cancel the operation in flight.
+    Cancel,
+}
