@@ -820,21 +820,7 @@ fn metrics_count_the_operations_run_and_promtool_accepts_them() {
             stderr(&o)
         );
     };
-    let wait_text = |needle: &str| -> String {
-        let started = std::time::Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&textfile).unwrap_or_default();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{needle} never reached {}:\n{text}",
-                textfile.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait_text = |needle: &str| daemon::wait_text(&textfile, needle);
     promtool(&wait_text("facecaptured_camera_errors_total 0"));
 
     let o = d.ctl(&["enroll", "alice", "--email", "alice@example.com"]);

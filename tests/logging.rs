@@ -99,6 +99,15 @@ fn run_everything(s: &Setup) -> Vec<String> {
         }
     }
     secrets.retain(|x| x.len() >= 6);
+    // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
+    let decision = facecapture::daemon::audit::Decision {
+        record: facecapture::daemon::audit::Record::AccessGranted,
+        operation: "authenticate",
+        username: "alice",
+        reason: String::new(),
+        duration_ms: 812,
+    };
+    facecapture::daemon::audit::record(&decision, "0123456789abcdef0123456789abcdef");
     secrets
 }
 
@@ -107,20 +116,7 @@ fn no_secret_reaches_the_log() {
     let s = start();
     let buffer = Buffer::default();
     let subscriber = facecapture::logging::text_subscriber(EnvFilter::new("trace"), buffer.clone());
-    let granted = facecapture::daemon::audit::Record::AccessGranted;
-    let secrets = tracing::subscriber::with_default(subscriber, || {
-        let secrets = run_everything(&s);
-        // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
-        let decision = facecapture::daemon::audit::Decision {
-            record: granted,
-            operation: "authenticate",
-            username: "alice",
-            reason: String::new(),
-            duration_ms: 812,
-        };
-        facecapture::daemon::audit::record(&decision, "0123456789abcdef0123456789abcdef");
-        secrets
-    });
+    let secrets = tracing::subscriber::with_default(subscriber, || run_everything(&s));
     let log = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
     assert!(
         log.contains("step=\"add-face\""),
@@ -218,19 +214,7 @@ fn journald_gets_structured_fields() {
         .with(EnvFilter::new("debug"))
         .with(layer);
     let granted = facecapture::daemon::audit::Record::AccessGranted;
-    let secrets = tracing::subscriber::with_default(subscriber, || {
-        let secrets = run_everything(&s);
-        // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
-        let decision = facecapture::daemon::audit::Decision {
-            record: granted,
-            operation: "authenticate",
-            username: "alice",
-            reason: String::new(),
-            duration_ms: 812,
-        };
-        facecapture::daemon::audit::record(&decision, "0123456789abcdef0123456789abcdef");
-        secrets
-    });
+    let secrets = tracing::subscriber::with_default(subscriber, || run_everything(&s));
 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = reader.join().expect("reader");

@@ -227,15 +227,7 @@ impl Daemon {
     /// Waits until the daemon's log holds `needle` (the log is written by another
     /// process: it is read again until it does, within a bound for a hung daemon).
     pub fn wait_log(&self, needle: &str) {
-        let t = Instant::now();
-        while !self.log_text().contains(needle) {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "{needle:?} never reached the log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_text(&self.log, needle);
     }
 
     pub fn log_text(&self) -> String {
@@ -276,6 +268,25 @@ impl Daemon {
             .args(args)
             .output()
             .expect("gdbus (package libglib2.0-bin) runs")
+    }
+}
+
+/// Waits until the file at `path` (written by another process) holds `needle`;
+/// returns its text then. It is read again until it does, within a bound for a
+/// hung daemon.
+pub fn wait_text(path: &std::path::Path, needle: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{needle:?} never reached {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
