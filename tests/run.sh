@@ -69,6 +69,12 @@ fi
 log=$(mktemp)
 trap 'for p in $roots_pid $fuzz_pid; do kill "$p" 2> /dev/null; done; rm -f "$log" "$roots_log" $fuzz_log' EXIT
 
+# The fuzz crate has a lock file of its own: a dependency added to the product must
+# reach it too, and finding that out here costs seconds, not the boards' half hour.
+stage "the lock files are current (cargo metadata --locked)"
+cargo metadata --locked --format-version 1 > /dev/null
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml > /dev/null
+
 stage "cargo fmt --check"
 cargo fmt --check
 cargo fmt --check --manifest-path fuzz/Cargo.toml
