@@ -562,3 +562,149 @@ fn a_captured_package_enrolls_and_authenticates_against_the_emulator() {
         "{auth:?}"
     );
 }
+
+/// The installer's camera check on one scene (the files source at 10 fps, 1 s):
+/// the report, and the feedback sent while it ran.
+fn check_scene(img: &RgbImage) -> (capture::check::CameraReport, Vec<Feedback>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "scene.png", img);
+    let mut d = Detector::embedded().expect("model");
+    let mut feedback = Vec::new();
+    let check = capture::check::camera_check(
+        &mut files(dir.path(), 10),
+        &mut d,
+        &settings(),
+        Duration::from_secs(1),
+        false,
+        &mut |f| feedback.push(f),
+        &AtomicBool::new(false),
+    )
+    .expect("check runs");
+    assert!(check.snapshot.is_none(), "no snapshot unless asked");
+    (check.report, feedback)
+}
+
+#[test]
+fn the_camera_check_gives_the_advice_each_scene_needs() {
+    let a = rgb("astronaut.jpg");
+    let cases: [(&str, RgbImage, &str, Feedback); 4] = [
+        (
+            "good framing",
+            a.clone(),
+            "framing is good: a face in 100% of frames, 100% compliant",
+            Feedback::FaceCompliant,
+        ),
+        (
+            "face too high",
+            shifted(&a, 0, -60),
+            "faces sit high in the frame",
+            Feedback::FaceTooHigh,
+        ),
+        (
+            "too dark",
+            darkened(&a, 0.12),
+            "too dark: ",
+            Feedback::TooDark,
+        ),
+        (
+            "no face",
+            rgb("no-face.jpg"),
+            "no face in ",
+            Feedback::NoFace,
+        ),
+    ];
+    for (scene, img, want, code) in cases {
+        let (r, feedback) = check_scene(&img);
+        assert!(
+            // (a line on the board's pace may come first on a loaded machine)
+            r.advice.iter().any(|a| a.starts_with(want)),
+            "{scene}: advice {:?}, wanted {want:?}",
+            r.advice
+        );
+        // Every judged frame got the same code, sent once.
+        assert_eq!(r.commonest(), Some(code), "{scene}");
+        assert_eq!(feedback, vec![code], "{scene}");
+        assert_eq!(
+            r.feedback_counts.get(code.as_str()),
+            Some(&(r.frames)),
+            "{scene}"
+        );
+        assert!(r.frames >= 1 && r.bad_frames == 0, "{scene}: {r:?}");
+        assert_eq!(
+            (r.driver.as_str(), r.width, r.height),
+            ("files", img.width(), img.height())
+        );
+        assert_eq!(r.fps_granted, 10.0, "{scene}");
+        assert!(r.seconds >= 1.0, "{scene}: ran {} s", r.seconds);
+        // Faces only where there is one; their place and size where they are seen.
+        let face = matches!(code, Feedback::FaceCompliant | Feedback::FaceTooHigh);
+        assert_eq!(r.face_share, if face { 1.0 } else { 0.0 }, "{scene}");
+        if face {
+            assert!(r.face_width_median >= r.min_face_px, "{scene}: {r:?}");
+            assert!((0.3..0.7).contains(&r.face_x_median), "{scene}: {r:?}");
+            assert!(r.sharpness_median > r.sharpness_min, "{scene}: {r:?}");
+        }
+    }
+    // The one too high sits above the tolerance (0.25 of the height), the good one in it.
+    let (high, _) = check_scene(&shifted(&a, 0, -60));
+    assert!(high.face_y_median < 0.25, "{high:?}");
+    assert!(
+        high.advice.iter().any(|a| a.contains("tilt the camera up")),
+        "{:?}",
+        high.advice
+    );
+    let (dark, _) = check_scene(&darkened(&a, 0.12));
+    assert!(dark.dark_share_median > 0.75, "{dark:?}");
+    let dark_line = format!("{:.0}% of pixels below 40", dark.dark_share_median * 100.0);
+    assert!(
+        dark.advice.iter().any(|a| a.contains(&dark_line)),
+        "{:?}",
+        dark.advice
+    );
+}
+
+#[test]
+fn the_camera_check_snapshot_marks_the_face_on_a_small_frame() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "scene.png", &rgb("astronaut.jpg"));
+    let mut d = Detector::embedded().expect("model");
+    let check = capture::check::camera_check(
+        &mut files(dir.path(), 10),
+        &mut d,
+        &settings(),
+        Duration::from_secs(1),
+        true,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect("check runs");
+    let png = check.snapshot.expect("snapshot asked for");
+    let img = image::load_from_memory(&png).expect("a PNG").to_rgb8();
+    assert_eq!(img.width(), capture::check::SNAPSHOT_PX);
+    // The face box is drawn in amber: some pixels are, and none of the photo is.
+    let amber = img.pixels().filter(|p| p.0 == [255, 200, 0]).count();
+    let green = img.pixels().filter(|p| p.0 == [0, 200, 0]).count();
+    assert!(amber > 200 && green > 200, "amber {amber}, green {green}");
+}
+
+#[test]
+fn a_camera_check_is_cancelled_promptly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "scene.png", &rgb("no-face.jpg"));
+    let mut d = Detector::embedded().expect("model");
+    let cancel = AtomicBool::new(false);
+    let result = capture::check::camera_check(
+        &mut files(dir.path(), 10),
+        &mut d,
+        &settings(),
+        Duration::from_secs(600),
+        false,
+        &mut |_| cancel.store(true, std::sync::atomic::Ordering::Relaxed),
+        &cancel,
+    );
+    assert!(
+        matches!(result, Err(CaptureError::Cancelled)),
+        "{:?}",
+        result.err()
+    );
+}

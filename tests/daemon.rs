@@ -1,8 +1,8 @@
 //! The daemon end to end: a private dbus-daemon, facecaptured, the emulator over
 //! HTTPS and the `files` camera with real face photos. All four flows through
 //! facecapturectl and through gdbus, Busy, Cancel, a vanished caller, restarts,
-//! SIGKILL during an enrollment, bad input, a failing server, the audit records
-//! and the metrics.
+//! SIGKILL during an enrollment, bad input, a failing server, the audit records,
+//! the metrics, reload and the installer's camera check.
 
 mod common;
 
@@ -988,4 +988,119 @@ fn reload_puts_a_new_configuration_in_force_and_refuses_a_broken_one() {
         .filter(|e| e.starts_with("owner:"))
         .collect();
     assert!(owners.is_empty(), "the bus name changed hands: {owners:?}");
+}
+
+/// The installer's camera check over D-Bus through facecapturectl: the feedback
+/// live, a report with its advice, Busy for a door call while it holds the camera,
+/// Cancel, the snapshot for root only (mode 0600, marked up), no AwareID call and
+/// no audit record.
+#[test]
+fn the_camera_check_reports_what_the_camera_sees_and_holds_the_camera() {
+    let s = daemon::start();
+    let d = &s.daemon;
+    let watch = Watch::new(&d.address);
+    let before = calls(&s).len();
+
+    // A long check holds the camera: the door's call meanwhile is Busy.
+    daemon::show(d, "no-face.jpg");
+    let mark = watch.mark();
+    let long = d
+        .ctl_command(&["camera-check", "--seconds", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    watch.wait_for(mark, "feedback:no-face");
+    let o = d.ctl(&["authenticate", "alice"]);
+    assert!(
+        stderr(&o).contains("Busy: camera-check is in progress"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.ctl(&["cancel"]).status.success());
+    let out = long.wait_with_output().expect("check ends");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Cancelled"), "{}", stderr(&out));
+    watch.wait_for(mark, "state:idle");
+
+    // Out of range is named.
+    let o = d.gdbus("CameraCheck", &["0", "false"]);
+    assert!(
+        stderr(&o).contains("seconds is 0; 1 to 30"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The astronaut, framed well: the report says so.
+    daemon::show(d, "astronaut.jpg");
+    let dir = tempfile::tempdir().expect("tmp");
+    let snap = dir.path().join("aim.png");
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut args = vec!["camera-check", "--seconds", "2"];
+    let snap_arg = snap.display().to_string();
+    args.extend(["--snapshot", &snap_arg]);
+    let o = d.ctl(&args);
+    if !root {
+        // Not root: facecapturectl refuses before it asks (the daemon would too).
+        assert!(
+            stderr(&o).contains("--snapshot is for root only"),
+            "{}",
+            stderr(&o)
+        );
+        args.truncate(3);
+    }
+    let o = if root { o } else { d.ctl(&args) };
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = json(&o);
+    assert_eq!(r["driver"], "files");
+    assert_eq!(r["format"], "MJPG");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert_eq!(r["commonest_feedback"], "face-compliant");
+    assert_eq!(r["face_share"], 1.0);
+    assert!(r["frames"].as_u64() >= Some(1), "{r}");
+    let advice = r["advice"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.starts_with("framing is good"))
+        .unwrap_or_else(|| panic!("no framing is good: {r}"))
+        .to_owned();
+    assert!(
+        stderr(&o).contains("feedback: face-compliant"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!("advice: {advice}")),
+        "{}",
+        stderr(&o)
+    );
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&snap)
+            .expect("snapshot")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let img = image::open(&snap).expect("a PNG").to_rgb8();
+        assert_eq!(img.dimensions(), (320, 240));
+        assert!(
+            img.pixels().any(|p| p.0 == [255, 200, 0]),
+            "no face box drawn"
+        );
+    }
+    d.wait_log("camera check finished");
+
+    // Nothing went to AwareID, and nothing was decided about anyone.
+    assert_eq!(calls(&s).len(), before, "{:?}", calls(&s));
+    assert!(
+        !d.log_text().lines().any(|l| l.contains("message_id=")),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(json(&d.ctl(&["status"]))["state"], "idle");
 }

@@ -345,7 +345,7 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
     );
 
     // The door controller authenticates and cancels; enrolling, listing and
-    // removing people, and the statistics, are the administrators'.
+    // removing people, the statistics and the camera check are the administrators'.
     let iface = |m: &str| format!("org.facecapture.FaceCapture1.{m}");
     let denied = |o: &std::process::Output| stderr(o).contains("AccessDenied");
     let enroll = ["carol", "carol@example.com", "", "", ""];
@@ -371,6 +371,7 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
         ("ListEnrollments", &[][..]),
         ("RemoveEnrollment", &["carol"][..]),
         ("GetStatistics", &[][..]),
+        ("CameraCheck", &["1", "false"][..]),
     ] {
         let o = call_with(Some(DOOR), &iface(method), params);
         assert!(
@@ -384,6 +385,20 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
     }
     let o = call(Some(ADMIN), &iface("ListEnrollments"));
     assert!(o.status.success(), "admin lists: {}", stderr(&o));
+    // The camera check's frame is a face: the daemon gives it to root alone.
+    let o = call_with(Some(ADMIN), &iface("CameraCheck"), &["1", "true"]);
+    assert!(
+        stderr(&o).contains("AccessDenied") && stderr(&o).contains("only root may have a frame"),
+        "admin got a snapshot: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = call_with(None, &iface("CameraCheck"), &["1", "true"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("'advice'"),
+        "root's check with a snapshot: {}",
+        stderr(&o)
+    );
     // The door controller may still look.
     let o = gdbus_as(Some(DOOR), &address, &args);
     assert!(o.status.success(), "door introspects: {}", stderr(&o));
@@ -445,7 +460,7 @@ fn the_documented_interface_is_the_one_served() {
             .expect("xml");
     let iface = "org.facecapture.FaceCapture1";
     assert_eq!(methods(&documented, iface), methods(&live, iface));
-    assert_eq!(methods(&live, iface).len(), 8);
+    assert_eq!(methods(&live, iface).len(), 9);
     for item in [
         "<property name=\"State\" type=\"s\" access=\"read\"",
         "<signal name=\"CaptureFeedback\"",

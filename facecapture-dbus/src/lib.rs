@@ -34,9 +34,9 @@ mod values;
 
 pub use error::Error;
 pub use proxy::{
-    AuthenticateReply, AuthenticateWithQrReply, CaptureFeedback, CaptureFeedbackArgs,
-    CaptureFeedbackStream, EnrollReply, EnrollWithQrReply, Enrollment, FaceCapture1Proxy, Progress,
-    ProgressArgs, ProgressStream,
+    AuthenticateReply, AuthenticateWithQrReply, CameraCheckReply, CameraReport, CaptureFeedback,
+    CaptureFeedbackArgs, CaptureFeedbackStream, EnrollReply, EnrollWithQrReply, Enrollment,
+    FaceCapture1Proxy, Progress, ProgressArgs, ProgressStream,
 };
 pub use values::{EnrollmentStatus, Feedback, Operation, ParseValueError, Standing, State, Step};
 

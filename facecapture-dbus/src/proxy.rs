@@ -74,6 +74,100 @@ pub struct Enrollment {
     pub standing: String,
 }
 
+/// What `CameraCheck` saw, for an installer aiming the camera: the dictionary
+/// (`a{sv}`) of its first output, one entry per field, named as the fields are.
+/// Left and right (`face_x_median`) are as the camera sees the scene.
+///
+/// ```
+/// use facecapture_dbus::{CameraReport, Feedback};
+/// let r = CameraReport { commonest_feedback: "face-too-high".into(), ..Default::default() };
+/// assert_eq!(r.commonest(), Some(Feedback::FaceTooHigh));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, zbus::SerializeDict, zbus::DeserializeDict, Type)]
+#[zbus(signature = "a{sv}")]
+pub struct CameraReport {
+    /// The device node (or the files source's path).
+    pub device: String,
+    /// The V4L2 driver (`uvcvideo`, `vivid`, ...), or `files`.
+    pub driver: String,
+    /// The device's name as the driver gives it (V4L2's card).
+    pub card: String,
+    /// The pixel format granted, as its fourcc (`YUYV`, `MJPG`, `GREY`, ...).
+    pub format: String,
+    /// The frame width granted, in pixels.
+    pub width: u32,
+    /// The frame height granted, in pixels.
+    pub height: u32,
+    /// The frame rate the driver granted; 0 when it does not say.
+    pub fps_granted: f64,
+    /// The rate the camera delivered at: frames delivered and dropped, per second.
+    pub fps_measured: f64,
+    /// The rate the daemon judged frames at (detection included): below
+    /// `fps_measured` when the board cannot keep up, and the driver drops.
+    pub fps_judged: f64,
+    /// The median time the daemon took to judge a frame (conversion, detection,
+    /// the quality gate), in milliseconds: the board's speed.
+    pub judge_ms_median: f64,
+    /// How long the check ran, in seconds.
+    pub seconds: f64,
+    /// Frames delivered (judged and bad).
+    pub frames: u64,
+    /// Frames that could not be used (short, flagged by the driver, undecodable).
+    pub bad_frames: u64,
+    /// Frames the driver dropped (gaps in its sequence numbers).
+    pub dropped_frames: u64,
+    /// The share of judged frames with a face in them, 0 to 1.
+    pub face_share: f64,
+    /// The share of judged frames that were compliant (`face-compliant`), 0 to 1.
+    pub compliant_share: f64,
+    /// The median width of the face, in pixels (0 when none was seen).
+    pub face_width_median: u32,
+    /// `capture.min_face_px`: narrower faces are too far.
+    pub min_face_px: u32,
+    /// The median face centre across the frame, 0 (left, as the camera sees it) to 1.
+    pub face_x_median: f64,
+    /// The median face centre down the frame, 0 (top) to 1.
+    pub face_y_median: f64,
+    /// The median of the frames' mean luma, 0 to 255.
+    pub brightness_median: f64,
+    /// The median share of pixels darker than 40 (more than 0.75 is too dark).
+    pub dark_share_median: f64,
+    /// The median mean luma of the face (below 50 is too dark).
+    pub face_brightness_median: f64,
+    /// The median sharpness of the face (variance of its Laplacian at 96 px wide;
+    /// below `sharpness_min` is too blurry).
+    pub sharpness_median: f64,
+    /// The sharpness the quality gate wants.
+    pub sharpness_min: f64,
+    /// The CaptureFeedback code of most judged frames (see [`Self::commonest`]).
+    pub commonest_feedback: String,
+    /// How many judged frames got each CaptureFeedback code.
+    pub feedback_counts: std::collections::HashMap<String, u64>,
+    /// Plain advice for the installer, most important first; one line says the
+    /// framing is good when nothing is wrong.
+    pub advice: Vec<String>,
+}
+
+impl CameraReport {
+    /// [`Self::commonest_feedback`] as a value, or `None` (no frame judged, or a
+    /// code this crate does not know).
+    pub fn commonest(&self) -> Option<crate::Feedback> {
+        self.commonest_feedback.parse().ok()
+    }
+}
+
+/// The reply of `CameraCheck`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct CameraCheckReply {
+    /// The figures and advice.
+    pub report: CameraReport,
+    /// When asked for (root only): one frame, downscaled to at most 320 pixels
+    /// wide, with the face box and the area the face centre must fall in drawn on
+    /// it, as PNG. It is biometric data: keep it only as long as the aiming takes.
+    /// Empty otherwise.
+    pub frame: Vec<u8>,
+}
+
 impl EnrollReply {
     /// The enrollment status, or `None` for a number AwareID does not use.
     pub fn status(&self) -> Option<EnrollmentStatus> {
@@ -143,6 +237,12 @@ pub trait FaceCapture1 {
     /// labels) -> value; histograms as `_count` and `_sum`. Admin only.
     fn get_statistics(&self) -> zbus::Result<std::collections::HashMap<String, f64>>;
 
+    /// The installer's check: runs the capture loop for `seconds` (1 to 30) without
+    /// contacting AwareID, sends CaptureFeedback as it changes, and answers with the
+    /// figures and advice; `snapshot` (root only) adds one marked-up frame. Busy
+    /// while an operation is in flight. Admin only.
+    fn camera_check(&self, seconds: u32, snapshot: bool) -> zbus::Result<CameraCheckReply>;
+
     /// `idle`, `capturing`, `scanning-qr` or `contacting-server` (see [`crate::State`]).
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
@@ -171,4 +271,57 @@ pub trait FaceCapture1 {
     /// sent when it changes.
     #[zbus(signal)]
     fn capture_feedback(&self, code: &str) -> zbus::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::wire::{LE, serialized::Context, to_bytes};
+
+    #[test]
+    fn the_camera_report_travels_as_a_dictionary_and_back() {
+        let report = CameraReport {
+            device: "/dev/video0".into(),
+            driver: "uvcvideo".into(),
+            format: "YUYV".into(),
+            width: 640,
+            height: 480,
+            fps_granted: 30.0,
+            frames: 41,
+            face_share: 0.5,
+            commonest_feedback: "face-too-high".into(),
+            feedback_counts: [("face-too-high".to_owned(), 20u64)].into(),
+            advice: vec!["faces sit high in the frame".into()],
+            ..CameraReport::default()
+        };
+        let reply = CameraCheckReply {
+            report: report.clone(),
+            frame: vec![0x89, b'P', b'N', b'G'],
+        };
+        assert_eq!(CameraCheckReply::SIGNATURE.to_string(), "(a{sv}ay)");
+        let ctxt = Context::new(LE, 0);
+        let bytes = to_bytes(ctxt, &reply).expect("serialize");
+        let (back, _): (CameraCheckReply, _) = bytes.deserialize().expect("deserialize");
+        assert_eq!(back, reply);
+        assert_eq!(back.report.commonest(), Some(crate::Feedback::FaceTooHigh));
+
+        // A newer daemon's extra key is ignored; a missing one is an error that names it.
+        let mut dict: std::collections::HashMap<&str, zbus::Variant<'_>> = Default::default();
+        let bytes = to_bytes(ctxt, &report).expect("serialize");
+        let (full, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) =
+            bytes.deserialize().expect("as a dictionary");
+        for (k, v) in &full {
+            dict.insert(k.as_str(), zbus::Variant::try_from(v).expect("variant"));
+        }
+        dict.insert("lens_temperature", zbus::Variant::from(41.5f64));
+        let bytes = to_bytes(ctxt, &dict).expect("serialize");
+        let (newer, _): (CameraReport, _) = bytes.deserialize().expect("extra key ignored");
+        assert_eq!(newer, report);
+        dict.remove("fps_granted");
+        let bytes = to_bytes(ctxt, &dict).expect("serialize");
+        let missing = bytes
+            .deserialize::<CameraReport>()
+            .expect_err("missing key");
+        assert!(missing.to_string().contains("fps_granted"), "{missing}");
+    }
 }

@@ -170,6 +170,8 @@ wire_strings! {
         Authenticate = "authenticate",
         /// `AuthenticateWithQr`.
         AuthenticateQr = "authenticate-qr",
+        /// `CameraCheck`: the installer's check; no AwareID call, no decision.
+        CameraCheck = "camera-check",
     }
 }
 
@@ -273,6 +275,9 @@ mod tests {
         }
         for s in Step::ALL.iter().map(|v| v.as_str()) {
             assert!(xml.contains(s), "the XML does not list step {s}");
+        }
+        for s in Operation::ALL.iter().map(|v| v.as_str()) {
+            assert!(xml.contains(s), "the XML does not list operation {s}");
         }
         for s in State::ALL.iter().map(|v| v.as_str()) {
             assert!(xml.contains(s), "the XML does not list state {s}");

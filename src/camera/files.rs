@@ -31,6 +31,7 @@ pub struct FilesSource {
     next: usize,
     interval: Duration,
     due: Instant,
+    info: super::SourceInfo,
 }
 
 impl FilesSource {
@@ -57,7 +58,23 @@ impl FilesSource {
             .map(|p| load(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
+        // The first picture stands for the stream's format and size.
+        let info = images
+            .iter()
+            .find_map(|i| match i {
+                Image::Frame(f) => Some(super::SourceInfo {
+                    driver: "files".into(),
+                    card: name.clone(),
+                    format: f.format.name().into(),
+                    width: f.width,
+                    height: f.height,
+                    fps: f64::from(config.fps.max(1)),
+                }),
+                Image::Bad(_) => None,
+            })
+            .unwrap_or_default();
         Ok(Self {
+            info,
             name,
             images,
             next: 0,
@@ -158,6 +175,10 @@ fn load(path: &Path) -> Result<Image, String> {
 impl FrameSource for FilesSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn info(&self) -> super::SourceInfo {
+        self.info.clone()
     }
 
     fn next_frame(&mut self, deadline: Instant) -> Result<Next, CameraError> {

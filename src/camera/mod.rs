@@ -45,6 +45,23 @@ pub enum Next {
     Deadline,
 }
 
+/// What a source is and what its driver granted (the camera check reports it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceInfo {
+    /// The V4L2 driver (`uvcvideo`, `vivid`), or `files`.
+    pub driver: String,
+    /// The device's name as the driver gives it (V4L2's card), or the path.
+    pub card: String,
+    /// The pixel format granted, as its fourcc.
+    pub format: String,
+    /// The frame width granted.
+    pub width: u32,
+    /// The frame height granted.
+    pub height: u32,
+    /// The frame rate granted; 0 when the driver does not say.
+    pub fps: f64,
+}
+
 /// A stream of frames. Implementations block until a frame, the deadline, or an
 /// error; they never panic on a device that misbehaves.
 pub trait FrameSource: Send {
@@ -52,6 +69,15 @@ pub trait FrameSource: Send {
     fn name(&self) -> &str;
     /// The next frame, waiting no later than `deadline`.
     fn next_frame(&mut self, deadline: Instant) -> Result<Next, CameraError>;
+    /// What the source is and was granted (unknowns empty or 0).
+    fn info(&self) -> SourceInfo {
+        SourceInfo::default()
+    }
+    /// Frames the driver dropped since the source opened (gaps in its sequence
+    /// numbers): the consumer was too slow, or the bus was.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// Opens the configured source.

@@ -229,6 +229,10 @@ pub struct V4l2Source {
     height: u32,
     /// The planes as the driver set them (one with the single-planar API).
     planes: Vec<Plane>,
+    info: super::SourceInfo,
+    /// The last buffer's sequence number, and the frames dropped before it.
+    sequence: Option<u32>,
+    dropped: u64,
 }
 
 /// The plane array a multi-planar `v4l2_buffer` points at.
@@ -403,7 +407,18 @@ impl V4l2Source {
             "camera format negotiated"
         );
 
+        let info = super::SourceInfo {
+            driver: cstr(&cap.driver),
+            card: cstr(&cap.card),
+            format: fourcc_name(code),
+            width,
+            height,
+            fps,
+        };
         let mut source = Self {
+            info,
+            sequence: None,
+            dropped: 0,
             name,
             file,
             api,
@@ -583,6 +598,15 @@ impl V4l2Source {
     ) -> Result<Next, CameraError> {
         let fd = self.file.as_raw_fd();
         let index = buf.index as usize;
+        if let Some(last) = self.sequence {
+            // A gap is frames the driver had no free buffer for (the counter wraps
+            // at 2^32); a jump of more than a minute's frames is a restarted count.
+            let gap = buf.sequence.wrapping_sub(last);
+            if (2..=10_000).contains(&gap) {
+                self.dropped += u64::from(gap - 1);
+            }
+        }
+        self.sequence = Some(buf.sequence);
         let result = match self.buffers.get(index) {
             None => Next::Bad(FrameError::Empty),
             Some(_) if buf.flags & V4L2_BUF_FLAG_ERROR != 0 => Next::Bad(FrameError::Flagged),
@@ -617,6 +641,14 @@ impl V4l2Source {
 impl FrameSource for V4l2Source {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn info(&self) -> super::SourceInfo {
+        self.info.clone()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     fn next_frame(&mut self, deadline: Instant) -> Result<Next, CameraError> {

@@ -3,6 +3,7 @@
 //! `capture.frames` consecutive compliant frames packaged. Also QR scanning from
 //! the same stream. Runs on a blocking thread; checks `cancel` between frames.
 
+pub mod check;
 pub mod package;
 pub mod quality;
 

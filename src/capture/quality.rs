@@ -10,23 +10,25 @@ use image::imageops::FilterType;
 /// CaptureFeedback codes, in the order the gate tests them (the client crate's).
 pub use facecapture_dbus::Feedback;
 
-/// Howdy's dark-frame test: the share of pixels in the darkest bin of the
-/// histogram. The bin ends at 40, not 32: video-range luma starts at 16.
-const DARK_SHARE: f64 = 0.75;
-const DARK_LEVEL: u8 = 40;
+/// Howdy's dark-frame test: a frame is too dark when more than this share of
+/// its pixels is in the darkest bin of the histogram, below DARK_LEVEL.
+pub const DARK_SHARE: f64 = 0.75;
+/// The darkest bin's end. It is 40, not 32: video-range luma starts at 16.
+pub const DARK_LEVEL: u8 = 40;
 /// A face whose mean luma is below this is too dark to match.
-const DARK_FACE_MEAN: f64 = 50.0;
+pub const DARK_FACE_MEAN: f64 = 50.0;
 /// A face wider than this share of the frame's shorter side is too close.
-const CLOSE_SHARE: f64 = 0.6;
-/// The face centre may stray this share of the frame from its ideal spot.
-const CENTRE_TOLERANCE_X: f64 = 0.2;
-const CENTRE_TOLERANCE_Y: f64 = 0.2;
+pub const CLOSE_SHARE: f64 = 0.6;
+/// The face centre may stray this share of the frame's width from its middle...
+pub const CENTRE_TOLERANCE_X: f64 = 0.2;
+/// ...and this share of its height from IDEAL_Y.
+pub const CENTRE_TOLERANCE_Y: f64 = 0.2;
 /// The ideal face centre sits a little above the frame's middle.
-const IDEAL_Y: f64 = 0.45;
+pub const IDEAL_Y: f64 = 0.45;
 /// Faces are compared for sharpness at this width.
 const SHARPNESS_PX: u32 = 96;
 /// Variance of the Laplacian below this (at SHARPNESS_PX) is too blurry.
-const BLUR_VARIANCE: f64 = 40.0;
+pub const BLUR_VARIANCE: f64 = 40.0;
 
 /// The gate's verdict on one frame, with the face it judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,7 +124,16 @@ fn face_crop(gray: &GrayImage, face: &FaceBox) -> Option<GrayImage> {
     ))
 }
 
-fn mean(img: &GrayImage) -> f64 {
+/// The face's mean luma and sharpness (variance of the Laplacian at
+/// SHARPNESS_PX wide), the figures the gate's last two tests judge; `None` for a
+/// box too small to judge.
+pub fn face_figures(gray: &GrayImage, face: &FaceBox) -> Option<(f64, f64)> {
+    let crop = face_crop(gray, face)?;
+    Some((mean(&crop), laplacian_variance(&crop)))
+}
+
+/// The mean luma of a picture.
+pub fn mean(img: &GrayImage) -> f64 {
     let raw = img.as_raw();
     raw.iter().map(|&p| f64::from(p)).sum::<f64>() / raw.len().max(1) as f64
 }

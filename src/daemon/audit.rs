@@ -157,7 +157,8 @@ pub fn failure<'a>(
     error: &Error,
     duration_ms: u64,
 ) -> Option<Decision<'a>> {
-    if matches!(error, Error::Busy(_)) {
+    // Busy: no operation ran; the camera check decides nothing about anyone.
+    if matches!(error, Error::Busy(_)) || operation == Operation::CameraCheck {
         return None;
     }
     let qr = matches!(operation, Operation::EnrollQr | Operation::AuthenticateQr);
@@ -313,6 +314,7 @@ mod tests {
             Some(Record::QrSessionRefused)
         );
         assert_eq!(f(Operation::Enroll, "a", Error::Busy("x".into())), None);
+        assert_eq!(f(Operation::CameraCheck, "", timeout()), None);
         let d = failure(Operation::Authenticate, "alice", &timeout(), 7).expect("decision");
         assert_eq!(d.reason, "CaptureTimeout: no face");
         assert_eq!(d.duration_ms, 7);

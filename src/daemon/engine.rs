@@ -386,6 +386,32 @@ impl Engine {
         Ok(result?)
     }
 
+    /// CameraCheck: the capture loop for `seconds` without AwareID, its feedback
+    /// sent as CaptureFeedback; the report, and the marked-up frame when
+    /// `snapshot` (the caller's uid was checked by the service).
+    pub fn camera_check(
+        &self,
+        op: &Op<'_>,
+        seconds: u32,
+        snapshot: bool,
+    ) -> Result<capture::check::Check, Error> {
+        (op.events)(Event::State(State::Capturing));
+        (op.events)(Event::Progress(Step::Capture));
+        let check = self.with_camera(|source, detector, settings| {
+            capture::check::camera_check(
+                source,
+                detector,
+                settings,
+                std::time::Duration::from_secs(u64::from(seconds)),
+                snapshot,
+                &mut |f| (op.events)(Event::Feedback(f)),
+                op.cancel,
+            )
+        })?;
+        (op.events)(Event::Progress(Step::Done));
+        Ok(check)
+    }
+
     /// The QR code from the caller, or scanned by the camera when `url` is empty.
     fn qr(&self, op: &Op<'_>, url: &str, expected: QrMethod) -> Result<workflow::QrSession, Error> {
         let keys = self.qr_keys.as_ref().ok_or_else(|| {

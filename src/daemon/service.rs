@@ -246,11 +246,14 @@ impl FaceCapture {
         emitter: &SignalEmitter<'_>,
         conn: &zbus::Connection,
         (kind, username): (Operation, &str),
+        limit: Option<std::time::Duration>,
         work: impl FnOnce(&Engine, &Op<'_>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let operation = kind.as_str();
         // This operation's settings, whatever a reload puts in force meanwhile.
         let engine = self.engine();
+        // Its own limit, or daemon.operation_timeout_s.
+        let limit = limit.unwrap_or_else(|| engine.operation_timeout());
         let subject = Arc::new(OnceLock::new());
         if !username.is_empty() {
             let _ = subject.set(username.to_owned());
@@ -305,7 +308,7 @@ impl FaceCapture {
             };
             work(&work_engine, &op)
         });
-        let deadline = tokio::time::sleep(engine.operation_timeout());
+        let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
         let mut finished = false;
         let outcome = loop {
@@ -332,11 +335,12 @@ impl FaceCapture {
                 }
                 _ = &mut deadline => {
                     cancel.store(true, Ordering::Relaxed);
-                    let secs = engine.operation_timeout().as_secs();
+                    let secs = limit.as_secs();
                     let state = *lock(&self.state);
+                    let what = if kind == Operation::CameraCheck { "the check's seconds and the camera's stall limit" } else { "daemon.operation_timeout_s" };
                     break Err(match state {
-                        State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s (daemon.operation_timeout_s)")),
-                        _ => Error::ServerUnavailable(format!("{operation}: no answer within {secs} s (daemon.operation_timeout_s)")),
+                        State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s ({what})")),
+                        _ => Error::ServerUnavailable(format!("{operation}: no answer within {secs} s ({what})")),
                     });
                 }
             }
@@ -390,7 +394,7 @@ impl FaceCapture {
         }
         let who = subject.get().map_or("", String::as_str);
         let decision = match &outcome {
-            Ok(done) => Some(done.decision(kind, ms)),
+            Ok(done) => done.decision(kind, ms),
             Err(e) => audit::failure(kind, who, e, ms),
         };
         if let Some(decision) = decision {
@@ -416,27 +420,54 @@ impl FaceCapture {
     }
 }
 
-/// An operation's result, as the audit record it stands for.
+/// An operation's result, as the audit record it stands for (none for one that
+/// decides nothing: the camera check).
 trait Decided {
-    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_>;
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Option<Decision<'_>>;
 }
 
 impl Decided for Enrolled {
-    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
-        audit::enrolled(operation, &self.outcome, self.replaced, duration_ms)
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Option<Decision<'_>> {
+        Some(audit::enrolled(
+            operation,
+            &self.outcome,
+            self.replaced,
+            duration_ms,
+        ))
     }
 }
 
 impl Decided for crate::workflow::AuthOutcome {
-    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
-        audit::authenticated(operation, self, duration_ms)
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Option<Decision<'_>> {
+        Some(audit::authenticated(operation, self, duration_ms))
     }
 }
 
 impl Decided for (String, crate::workflow::AuthOutcome) {
-    fn decision(&self, operation: Operation, duration_ms: u64) -> Decision<'_> {
-        audit::authenticated(operation, &self.1, duration_ms)
+    fn decision(&self, operation: Operation, duration_ms: u64) -> Option<Decision<'_>> {
+        Some(audit::authenticated(operation, &self.1, duration_ms))
     }
+}
+
+impl Decided for crate::capture::check::Check {
+    fn decision(&self, _: Operation, _: u64) -> Option<Decision<'_>> {
+        None
+    }
+}
+
+/// Whether the caller of `hdr` is root (the snapshot's condition): asked of the
+/// bus, which knows the peer's uid; no answer is no.
+async fn caller_is_root(hdr: &Header<'_>, conn: &zbus::Connection) -> bool {
+    let Some(sender) = hdr.sender() else {
+        return false;
+    };
+    let Ok(bus) = zbus::fdo::DBusProxy::new(conn).await else {
+        return false;
+    };
+    matches!(
+        bus.get_connection_unix_user(sender.clone().into()).await,
+        Ok(0)
+    )
 }
 
 #[zbus::interface(name = "org.facecapture.FaceCapture1")]
@@ -472,6 +503,7 @@ impl FaceCapture {
                 &emitter,
                 conn,
                 (Operation::Enroll, &username),
+                None,
                 move |engine, op| engine.enroll(op, &person),
             )
             .await?
@@ -495,6 +527,7 @@ impl FaceCapture {
                 &emitter,
                 conn,
                 (Operation::EnrollQr, ""),
+                None,
                 move |engine, op| engine.enroll_qr(op, &session_callback_url),
             )
             .await?
@@ -518,6 +551,7 @@ impl FaceCapture {
                 &emitter,
                 conn,
                 (Operation::Authenticate, &who),
+                None,
                 move |engine, op| engine.authenticate(op, &username),
             )
             .await?;
@@ -552,6 +586,7 @@ impl FaceCapture {
                 &emitter,
                 conn,
                 (Operation::AuthenticateQr, ""),
+                None,
                 move |engine, op| engine.authenticate_qr(op, &session_callback_url),
             )
             .await?;
@@ -563,6 +598,50 @@ impl FaceCapture {
             a.match_score,
             a.auth_status,
         ))
+    }
+
+    /// The installer's check: the capture loop for `seconds`, no AwareID; the
+    /// report, and with `snapshot` (root only) one marked-up frame.
+    #[zbus(out_args("report", "frame"))]
+    async fn camera_check(
+        &self,
+        seconds: u32,
+        snapshot: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(crate::capture::check::CameraReport, Vec<u8>), Error> {
+        use crate::capture::check::MAX_SECONDS;
+        if !(1..=MAX_SECONDS).contains(&seconds) {
+            return Err(invalid(format!("seconds is {seconds}; 1 to {MAX_SECONDS}")));
+        }
+        if snapshot && !caller_is_root(&hdr, conn).await {
+            return Err(Error::ZBus(zbus::Error::FDO(Box::new(
+                zbus::fdo::Error::AccessDenied(
+                    "snapshot: only root may have a frame (it is biometric data)".into(),
+                ),
+            ))));
+        }
+        // The check's time, a stalled camera's limit, and some for the last frame.
+        let limit = std::time::Duration::from_secs(u64::from(seconds))
+            + crate::capture::STALL
+            + std::time::Duration::from_secs(10);
+        let check = self
+            .run(
+                &hdr,
+                &emitter,
+                conn,
+                (Operation::CameraCheck, ""),
+                Some(limit),
+                move |engine, op| engine.camera_check(op, seconds, snapshot),
+            )
+            .await?;
+        let png = check
+            .snapshot
+            .as_ref()
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        Ok((check.report, png))
     }
 
     /// Ends the operation in flight with Cancelled; nothing in flight is not an error.

@@ -14,6 +14,9 @@
 //! 2. loopback: a face photo, converted to YUYV, is written to vivid's HDMI output;
 //!    "Loop Video" hands it to the HDMI capture node, where the pipeline must find
 //!    the face and return a compliant package.
+//!    camera check: the installer's check on the webcam's test pattern (granted
+//!    format, size and rate; no face, and the advice says so) and on the HDMI
+//!    loopback (the face seen, the framing good).
 //! 3. disconnect: vivid's "Disconnect" control during a stream ends the operation
 //!    with CameraUnavailable; the next operation opens the camera and works.
 //!
@@ -66,6 +69,7 @@ fn run() -> Res<()> {
     );
     webcam(&nodes.webcam)?;
     formats(&nodes.webcam, nodes.multi)?;
+    webcam_check(&nodes.webcam)?;
     loopback(&nodes.hdmi_in, &nodes.hdmi_out, nodes.multi)?;
     disconnect(&nodes.webcam)?;
     Ok(())
@@ -493,11 +497,76 @@ fn loopback(hdmi_in: &str, hdmi_out: &str, multi: bool) -> Res<()> {
             "VIVID-CHECK loopback ok: compliant package of {} frames, face found in each (feedback {feedback:?})",
             frames.len()
         );
+        // The installer's check on the same stream: the face, framed well.
+        let face = check(&mut source, &mut detector)?;
+        if face.face_share < 0.5 || !face.advice.iter().any(|a| a.starts_with("framing is good")) {
+            return Err(format!("camera check of the face: {face:?}"));
+        }
+        println!(
+            "VIVID-CHECK camera-check ok: loopback {} {}x{} {} frames, a face in {:.0}%, advice {:?}",
+            face.format,
+            face.width,
+            face.height,
+            face.frames,
+            face.face_share * 100.0,
+            face.advice
+        );
         Ok(())
     })();
     stop.store(true, Ordering::Relaxed);
     let _ = feeder.join();
     result
+}
+
+/// The camera check on `source` for 2 s: what the driver granted and the report.
+fn check(
+    source: &mut V4l2Source,
+    detector: &mut Detector,
+) -> Res<facecapture::capture::check::CameraReport> {
+    let r = capture::check::camera_check(
+        source,
+        detector,
+        &settings(),
+        Duration::from_secs(2),
+        false,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .map_err(|e| format!("camera check: {e}"))?
+    .report;
+    if r.driver != "vivid"
+        || r.format != "YUYV"
+        || (r.width, r.height) != (640, 480)
+        || r.frames == 0
+    {
+        return Err(format!("camera check's report: {r:?}"));
+    }
+    Ok(r)
+}
+
+/// The installer's check on the webcam's test pattern: no face, and it says so.
+fn webcam_check(device: &str) -> Res<()> {
+    let mut source = V4l2Source::open(&camera(device, &["YUYV"])).map_err(|e| e.to_string())?;
+    let mut detector = Detector::embedded().map_err(|e| e.to_string())?;
+    let r = check(&mut source, &mut detector)?;
+    if r.fps_granted <= 0.0
+        || r.face_share != 0.0
+        || !r.advice.iter().any(|a| a.starts_with("no face in"))
+    {
+        return Err(format!("camera check of the test pattern: {r:?}"));
+    }
+    println!(
+        "VIVID-CHECK camera-check webcam: {} {} {}x{} at {:.0} fps granted, {:.1} measured, {} dropped, advice {:?}",
+        r.driver,
+        r.format,
+        r.width,
+        r.height,
+        r.fps_granted,
+        r.fps_measured,
+        r.dropped_frames,
+        r.advice
+    );
+    Ok(())
 }
 
 fn disconnect(webcam: &str) -> Res<()> {

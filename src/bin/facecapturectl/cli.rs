@@ -96,4 +96,20 @@ pub enum Call {
     Stats,
     /// Cancel the operation in flight.
     Cancel,
+    /// For installers: watch the camera for a while without contacting AwareID
+    /// and report what it sees: format, size and frame rate, bad and dropped
+    /// frames, where faces sit and how large, light and sharpness, with advice
+    /// ("faces sit high in the frame: tilt the camera up"). The feedback codes
+    /// show live on stderr while it runs; the report is one JSON line.
+    CameraCheck {
+        /// How long to watch, 1 to 30 seconds.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=30))]
+        seconds: u32,
+        /// Root only: also save one frame (at most 320 pixels wide, PNG, mode 0600)
+        /// with the face box (amber) and the area the face centre must fall in
+        /// (green) drawn on it, for aiming. It is a picture of a person's face:
+        /// biometric data. Delete it when the camera is aimed.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+    },
 }

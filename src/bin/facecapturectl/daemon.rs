@@ -138,6 +138,26 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             serde_json::json!(stats.into_iter().collect::<std::collections::BTreeMap<_, _>>())
         }),
         Call::Cancel => proxy.cancel().await.map(|()| serde_json::json!({"cancel": "requested"})),
+        Call::CameraCheck { seconds, snapshot } => {
+            if snapshot.is_some() && !is_root() {
+                return Err("--snapshot is for root only: the frame is a picture of a person's \
+                            face (biometric data)"
+                    .into());
+            }
+            match proxy.camera_check(seconds, snapshot.is_some()).await {
+                Ok(reply) => {
+                    for line in &reply.report.advice {
+                        eprintln!("advice: {line}");
+                    }
+                    if let Some(path) = &snapshot {
+                        save_snapshot(path, &reply.frame)?;
+                        eprintln!("snapshot: {} (biometric data: delete it when done)", path.display());
+                    }
+                    Ok(report_json(&reply.report))
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     // Signals sent before the reply are printed before the result.
     let _ = stop.send(());
@@ -165,4 +185,46 @@ async fn status(proxy: &FaceCapture1Proxy<'_>) -> zbus::Result<serde_json::Value
         "camera_available": proxy.camera_available().await?,
         "version": proxy.version().await?,
     }))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes the snapshot for root alone (0600, replacing an older one).
+fn save_snapshot(path: &std::path::Path, png: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if png.is_empty() {
+        return Err("the daemon sent no snapshot".into());
+    }
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(png))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn report_json(r: &facecapture_dbus::CameraReport) -> serde_json::Value {
+    serde_json::json!({
+        "device": r.device, "driver": r.driver, "card": r.card, "format": r.format,
+        "width": r.width, "height": r.height,
+        "fps_granted": r.fps_granted, "fps_measured": r.fps_measured, "fps_judged": r.fps_judged,
+        "judge_ms_median": r.judge_ms_median,
+        "seconds": r.seconds, "frames": r.frames, "bad_frames": r.bad_frames,
+        "dropped_frames": r.dropped_frames, "face_share": r.face_share,
+        "compliant_share": r.compliant_share, "face_width_median": r.face_width_median,
+        "min_face_px": r.min_face_px, "face_x_median": r.face_x_median,
+        "face_y_median": r.face_y_median, "brightness_median": r.brightness_median,
+        "dark_share_median": r.dark_share_median,
+        "face_brightness_median": r.face_brightness_median,
+        "sharpness_median": r.sharpness_median, "sharpness_min": r.sharpness_min,
+        "commonest_feedback": r.commonest_feedback,
+        "feedback_counts": r.feedback_counts.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "advice": r.advice,
+    })
 }

@@ -1,6 +1,6 @@
 //! facecapturectl: the operator's CLI (SPEC 7). Daemon commands (`enroll`,
 //! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
-//! `stats`, `cancel`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
+//! `stats`, `cancel`, `camera-check`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
 
 mod cli;
