@@ -128,7 +128,9 @@ pub fn camera_check(
     cancel: &AtomicBool,
 ) -> Result<Check, CaptureError> {
     let started = Instant::now();
-    let dropped_before = source.dropped();
+    // Counted from the first frame: a camera kept open (camera.keep_open) went on
+    // streaming unread before the check, and those frames were not the check's.
+    let mut dropped_before = None;
     let mut pacer = Pacer::new(cancel, duration);
     let mut filter = FeedbackFilter::default();
     let mut tally = Tally::default();
@@ -138,6 +140,7 @@ pub fn camera_check(
             Tick::Frame(f) => f,
             Tick::Timeout => break,
         };
+        dropped_before.get_or_insert_with(|| source.dropped());
         let judging = Instant::now();
         let (verdict, gray) = match super::judge(&frame, detector, settings) {
             Ok(judged) => judged,
@@ -160,7 +163,9 @@ pub fn camera_check(
     }
     let info = source.info();
     let stats = pacer.stats;
-    let dropped = source.dropped().saturating_sub(dropped_before);
+    let dropped = source
+        .dropped()
+        .saturating_sub(dropped_before.unwrap_or(u64::MAX));
     let span_s = tally.first_ms.map_or(0.0, |f| (tally.last_ms - f) / 1000.0);
     let rate = |n: f64| if span_s > 0.0 { n / span_s } else { 0.0 };
     let judged = tally.judged as f64;
@@ -289,15 +294,18 @@ pub fn advice(r: &CameraReport, crowd: f64) -> Vec<String> {
             r.fps_judged, r.judge_ms_median
         ));
     }
+    // Rates and drops need two judged frames at least (fps_judged is 0 before).
+    let timed = r.fps_judged > 0.0;
     let delivered = judged + r.dropped_frames;
-    if !board_bound && r.dropped_frames as f64 > DROPPED_SHARE * delivered as f64 {
+    if timed && !board_bound && r.dropped_frames as f64 > DROPPED_SHARE * delivered as f64 {
         out.push(format!(
             "the driver dropped {} of {} frames though the board kept up: check the USB \
              bandwidth (another device on the same hub) or lower camera.fps",
             r.dropped_frames, delivered
         ));
     }
-    if !board_bound
+    if timed
+        && !board_bound
         && r.fps_granted > 0.0
         && r.fps_measured > 0.0
         && r.fps_measured < SLOW_SHARE * r.fps_granted
