@@ -479,7 +479,12 @@ impl Config {
         in_range("server.timeout_s", s.timeout_s, 1, 120)?;
         s.proxy_settings()?;
 
-        self.qr_keys()?;
+        // The AES key is a secret, a credential only the service can open: an offline
+        // tool (and doctor) reading an installed terminal's configuration lacks it,
+        // and checks the QR keys when it uses them.
+        if need == Need::Daemon || !self.qr.aes_key.is_empty() {
+            self.qr_keys()?;
+        }
         for host in &self.qr.allowed_hosts {
             if host.is_empty() || host.contains('/') || host.contains("://") {
                 return Err(bad(
@@ -1097,6 +1102,19 @@ apikey = "k3y"
         )
         .expect_err("half");
         assert_eq!(e.key, "qr.signing_public_key");
+        // The AES key is a credential only the service opens: the daemon needs it,
+        // an offline tool (or doctor) reading the same file does not.
+        let half = format!("{GOOD}\n[qr]\nsigning_public_key = {pem_path:?}\n");
+        assert_eq!(
+            load(&half, &Environment::default())
+                .expect_err("daemon")
+                .key,
+            "qr.aes_key"
+        );
+        let p = write(dir.path(), "half.toml", &half);
+        let c = Config::load(Some(&p), &Environment::default(), Need::Nothing)
+            .expect("an offline tool loads it");
+        assert_eq!(c.qr_keys().expect_err("when used").key, "qr.aes_key");
     }
 
     #[test]

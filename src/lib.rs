@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod detect;
+pub mod doctor;
 pub mod lock;
 pub mod logging;
 pub mod metrics;

@@ -1104,3 +1104,68 @@ fn the_camera_check_reports_what_the_camera_sees_and_holds_the_camera() {
     );
     assert_eq!(json(&d.ctl(&["status"]))["state"], "idle");
 }
+
+/// `facecapturectl doctor` against the running daemon: every check named, a token
+/// call really made, the failures with what to do, exit 1 while any fails; AwareID
+/// refusing and the daemon down each named.
+#[test]
+fn doctor_names_what_is_wrong_and_what_to_do() {
+    let mut s = daemon::start();
+    let config = s.daemon.config.display().to_string();
+    let doctor = |d: &daemon::Daemon| d.ctl(&["--config", &config, "doctor"]);
+    let line = |o: &std::process::Output, prefix: &str| {
+        stdout(o)
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}", stdout(o)))
+            .to_owned()
+    };
+    let before = calls(&s).len();
+    let o = doctor(&s.daemon);
+    for ok in [
+        "ok   config: ",
+        "ok   daemon: facecaptured ",
+        "ok   camera: ",
+        "ok   awareid: ",
+        "ok   disk: ",
+    ] {
+        line(&o, ok);
+    }
+    assert!(line(&o, "ok   camera: ").contains("delivered a 640x480 MJPG frame"));
+    assert!(line(&o, "ok   awareid: ").contains("token issued in"));
+    assert_eq!(&calls(&s)[before..], ["token"], "one fresh token call");
+    // The test daemon's device key is a plain database row: a failure, with the fix.
+    assert!(line(&o, "FAIL credentials: ").contains("plain database row"));
+    let out = stdout(&o);
+    assert!(out.contains("     do: seal it with systemd-creds"), "{out}");
+    // The clock's line says what the kernel says (not synchronised on most test machines).
+    let clock = out
+        .lines()
+        .find(|l| l.contains(" clock: "))
+        .expect("clock line");
+    assert_eq!(
+        clock.starts_with("ok"),
+        !clock.contains("not synchronised"),
+        "{clock}"
+    );
+    assert_eq!(o.status.code(), Some(1), "a failed check fails doctor");
+    assert!(stderr(&o).contains("checks failed"), "{}", stderr(&o));
+
+    // AwareID refusing the tenant's credentials.
+    s.emulator.inject(Fault {
+        call: Some("token".into()),
+        kind: FaultKind::Status { code: 401 },
+        times: 1,
+    });
+    let o = doctor(&s.daemon);
+    assert!(line(&o, "FAIL awareid: ").contains("401"), "{}", stdout(&o));
+
+    // The daemon down: named, and the camera and disk checked from here.
+    s.daemon.stop(libc::SIGTERM);
+    let o = doctor(&s.daemon);
+    assert!(line(&o, "FAIL daemon: ").contains("nothing owns org.facecapture.FaceCapture1"));
+    assert!(stdout(&o).contains("do: systemctl status facecaptured"));
+    line(&o, "ok   camera: ");
+    line(&o, "ok   disk: ");
+    assert_eq!(o.status.code(), Some(1));
+}

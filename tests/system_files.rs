@@ -345,7 +345,8 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
     );
 
     // The door controller authenticates and cancels; enrolling, listing and
-    // removing people, the statistics and the camera check are the administrators'.
+    // removing people, the statistics, the camera check and the diagnosis are the
+    // administrators'.
     let iface = |m: &str| format!("org.facecapture.FaceCapture1.{m}");
     let denied = |o: &std::process::Output| stderr(o).contains("AccessDenied");
     let enroll = ["carol", "carol@example.com", "", "", ""];
@@ -372,6 +373,7 @@ fn the_bus_policy_lets_each_group_call_its_methods_and_others_only_look() {
         ("RemoveEnrollment", &["carol"][..]),
         ("GetStatistics", &[][..]),
         ("CameraCheck", &["1", "false"][..]),
+        ("Diagnose", &[][..]),
     ] {
         let o = call_with(Some(DOOR), &iface(method), params);
         assert!(
@@ -460,7 +462,7 @@ fn the_documented_interface_is_the_one_served() {
             .expect("xml");
     let iface = "org.facecapture.FaceCapture1";
     assert_eq!(methods(&documented, iface), methods(&live, iface));
-    assert_eq!(methods(&live, iface).len(), 9);
+    assert_eq!(methods(&live, iface).len(), 10);
     for item in [
         "<property name=\"State\" type=\"s\" access=\"read\"",
         "<signal name=\"CaptureFeedback\"",

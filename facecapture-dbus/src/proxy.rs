@@ -168,6 +168,28 @@ pub struct CameraCheckReply {
     pub frame: Vec<u8>,
 }
 
+/// One finding of `Diagnose` (`facecapturectl doctor`): a check the daemon ran
+/// from its own seat, whether it passed, what it found, and what to do if not.
+///
+/// ```
+/// let f = facecapture_dbus::Finding {
+///     check: "disk".into(), passed: true,
+///     detail: "2.1 GiB free in /var/lib/facecaptured".into(), advice: String::new(),
+/// };
+/// assert!(f.passed && f.advice.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Finding {
+    /// What was checked: `credentials`, `camera`, `awareid`, `disk`, ...
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was found, with the figures.
+    pub detail: String,
+    /// What to do when it failed (empty when it passed).
+    pub advice: String,
+}
+
 impl EnrollReply {
     /// The enrollment status, or `None` for a number AwareID does not use.
     pub fn status(&self) -> Option<EnrollmentStatus> {
@@ -242,6 +264,12 @@ pub trait FaceCapture1 {
     /// figures and advice; `snapshot` (root only) adds one marked-up frame. Busy
     /// while an operation is in flight. Admin only.
     fn camera_check(&self, seconds: u32, snapshot: bool) -> zbus::Result<CameraCheckReply>;
+
+    /// What usually breaks in the field, checked from the daemon's seat: the
+    /// credentials it decrypted and the device key's protection, the camera (opened
+    /// for one frame, or in use by an operation), AwareID (a fresh token call, through
+    /// the site's proxy), free space in the state directory. Admin only.
+    fn diagnose(&self) -> zbus::Result<Vec<Finding>>;
 
     /// `idle`, `capturing`, `scanning-qr` or `contacting-server` (see [`crate::State`]).
     #[zbus(property)]

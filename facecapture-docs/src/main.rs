@@ -192,7 +192,7 @@ fn ctl_page() -> std::io::Result<Vec<u8>> {
             roman(" (door controllers) authenticate and cancel, group "),
             italic("facecapture-admin"),
             roman(
-                " call everything (enroll, list, remove, stats, camera-check), and anyone \
+                " call everything (enroll, list, remove, stats, camera-check, doctor), and anyone \
                  read the status. Others get AccessDenied. camera-check --snapshot is for \
                  root only: the frame is a picture of a face, biometric data.",
             ),

@@ -412,6 +412,82 @@ impl Engine {
         Ok(check)
     }
 
+    /// Diagnose's checks from the daemon's seat, but the camera's (which needs the
+    /// operation slot: see [`Self::diagnose_camera`]).
+    pub fn diagnose(&self) -> Vec<crate::doctor::Finding> {
+        use crate::doctor::{fail, pass};
+        let credentials = match self.protection {
+            Protection::Plain => fail(
+                "credentials",
+                format!(
+                    "the tenant's secrets loaded; the device key is a plain database row in {}",
+                    self.config.storage.state_dir.display()
+                ),
+                "seal it with systemd-creds: systemctl start facecaptured-provision (or \
+                 facecaptured provision), then systemctl restart facecaptured",
+            ),
+            p => pass(
+                "credentials",
+                format!(
+                    "the tenant's secrets loaded; the device key is sealed ({})",
+                    p.as_str()
+                ),
+            ),
+        };
+        vec![
+            credentials,
+            self.check_server(),
+            crate::doctor::disk(&self.config.storage.state_dir),
+        ]
+    }
+
+    /// AwareID reached with a fresh token call (a new client: no cached token),
+    /// through the site's proxy when there is one.
+    fn check_server(&self) -> crate::doctor::Finding {
+        use crate::doctor::{fail, pass, took};
+        let started = std::time::Instant::now();
+        let host = &self.server_host;
+        let result = AwareIdClient::new(&self.config.server, &self.http)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.ensure_token().map_err(|e| e.to_string()));
+        match result {
+            Ok(()) => pass(
+                "awareid",
+                format!("{host}: token issued in {}", took(started.elapsed())),
+            ),
+            Err(e) => fail(
+                "awareid",
+                format!("{host}: {e}"),
+                "check server.base_url, the network and server.proxy; a TLS error after \
+                 a power cut is often the clock (see the clock check); a 401 is the \
+                 tenant's client_secret or api key",
+            ),
+        }
+    }
+
+    /// The camera opened for one frame (the caller holds the operation slot).
+    pub fn diagnose_camera(&self) -> crate::doctor::Finding {
+        let started = std::time::Instant::now();
+        let mut kit = lock(&self.kit);
+        match kit.camera.acquire() {
+            Ok(source) => {
+                let found = crate::doctor::camera_delivers(source, started);
+                let failed = !found.passed;
+                kit.camera.release(failed);
+                found
+            }
+            Err(e) => {
+                kit.camera.release(true);
+                crate::doctor::fail(
+                    "camera",
+                    e.to_string(),
+                    "check camera.device (v4l2-ctl --list-devices), the cable, and that no \
+                     other program holds the camera",
+                )
+            }
+        }
+    }
+
     /// The QR code from the caller, or scanned by the camera when `url` is empty.
     fn qr(&self, op: &Op<'_>, url: &str, expected: QrMethod) -> Result<workflow::QrSession, Error> {
         let keys = self.qr_keys.as_ref().ok_or_else(|| {

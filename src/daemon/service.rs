@@ -644,6 +644,49 @@ impl FaceCapture {
         Ok((check.report, png))
     }
 
+    /// What usually breaks, from the daemon's seat. The camera is opened only when
+    /// no operation holds it (one that does shows it works); the slot is held
+    /// meanwhile, so a door call then is Busy for that second.
+    #[zbus(out_args("findings"))]
+    async fn diagnose(
+        &self,
+        #[zbus(header)] _hdr: Header<'_>,
+    ) -> Result<Vec<crate::doctor::Finding>, Error> {
+        let engine = self.engine();
+        let camera = {
+            let mut slot = lock(&self.slot);
+            match &*slot {
+                Some(cur) => Some(crate::doctor::pass(
+                    "camera",
+                    format!("in use by {} (an operation streams from it)", cur.operation),
+                )),
+                None => {
+                    *slot = Some(Current {
+                        operation: "diagnose",
+                        started: std::time::Instant::now(),
+                        cancel: Arc::new(AtomicBool::new(false)),
+                        cancelled: Arc::new(tokio::sync::Notify::new()),
+                    });
+                    None
+                }
+            }
+        };
+        let camera = match camera {
+            Some(found) => found,
+            None => {
+                let e = engine.clone();
+                let found = tokio::task::spawn_blocking(move || e.diagnose_camera()).await;
+                *lock(&self.slot) = None;
+                found.map_err(|e| Error::Internal(e.to_string()))?
+            }
+        };
+        let mut findings = tokio::task::spawn_blocking(move || engine.diagnose())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        findings.insert(1, camera);
+        Ok(findings)
+    }
+
     /// Ends the operation in flight with Cancelled; nothing in flight is not an error.
     ///
     /// (The unused header parameter is what makes zbus 6 check the call's body:

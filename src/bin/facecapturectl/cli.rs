@@ -33,6 +33,11 @@ pub enum Command {
         #[arg(long)]
         min_face_px: Option<u32>,
     },
+    /// Check what usually breaks in the field and say what to do: the
+    /// configuration, the clock (NTP), the daemon on the bus, and from the daemon's
+    /// seat the credentials, the camera, AwareID (a token call) and the free disk
+    /// space. Exit status 0 only when every check passes.
+    Doctor,
     /// QR code tools.
     Qr {
         #[command(subcommand)]

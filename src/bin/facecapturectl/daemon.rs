@@ -20,7 +20,7 @@ pub fn run(call: Call, session: bool) -> Result<(), String> {
 
 /// The daemon's errors by their type (`Busy: enroll is in progress`); the bus's own
 /// (AccessDenied, no daemon) by their D-Bus name, with what to do about them.
-fn dbus_error(e: zbus::Error) -> String {
+pub fn dbus_error(e: zbus::Error) -> String {
     use zbus::DBusError;
     match Error::from(e) {
         Error::ZBus(zbus::Error::MethodError(name, msg, _)) => {

@@ -1,10 +1,11 @@
 //! facecapturectl: the operator's CLI (SPEC 7). Daemon commands (`enroll`,
 //! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
-//! `stats`, `cancel`, `camera-check`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
+//! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
 
 mod cli;
 mod daemon;
+mod doctor;
 
 use clap::Parser;
 use cli::{Args, Command, QrCommand};
@@ -37,6 +38,7 @@ fn run(args: Args) -> Result<(), String> {
     let session = args.session;
     match args.command {
         Command::Daemon(call) => daemon::run(call, session),
+        Command::Doctor => doctor::run(cfg_path, session),
         Command::Detect {
             images,
             min_face_px,
