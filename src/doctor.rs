@@ -8,7 +8,7 @@
 use crate::camera::{self, Next};
 use crate::config::CameraConfig;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 pub use facecapture_dbus::Finding;
 
@@ -144,18 +144,20 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 /// pipeline's stall limit).
 pub fn camera_opens(config: &CameraConfig) -> Finding {
     let started = Instant::now();
-    let mut source = match camera::open(config) {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(
-                "camera",
-                e.to_string(),
-                "check camera.device (v4l2-ctl --list-devices), the cable, and that no other \
-                 program holds the camera",
-            );
-        }
-    };
-    camera_delivers(source.as_mut(), started)
+    match camera::open(config) {
+        Ok(mut source) => camera_delivers(source.as_mut(), started),
+        Err(e) => camera_unavailable(&e),
+    }
+}
+
+/// The camera that could not be opened, with what to check.
+pub fn camera_unavailable(e: &camera::CameraError) -> Finding {
+    fail(
+        "camera",
+        e.to_string(),
+        "check camera.device (v4l2-ctl --list-devices), the cable, and that no other \
+         program holds the camera",
+    )
 }
 
 /// Waits for a frame from an opened `source`.
@@ -204,11 +206,6 @@ pub fn camera_delivers(source: &mut dyn camera::FrameSource, started: Instant) -
             }
         }
     }
-}
-
-/// How long the token call took, as a finding's detail.
-pub fn took(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl Tally {
         self.last_ms = captured_ms;
         *self.counts.entry(verdict.feedback).or_default() += 1;
         self.brightness.push(quality::mean(gray));
-        self.dark.push(quality::dark_share(gray));
+        self.dark.push(verdict.dark_share);
         let Some(face) = verdict.face else {
             return;
         };

@@ -39,21 +39,25 @@ pub struct Verdict {
     pub face: Option<FaceBox>,
     /// Variance of the Laplacian of the face (0 when no face was judged).
     pub sharpness: f64,
+    /// The share of the frame's pixels below DARK_LEVEL (the first test's figure).
+    pub dark_share: f64,
 }
 
 /// Judges a frame. `faces` are all faces the detector saw (largest first),
 /// including those narrower than `min_face_px`.
 pub fn assess(gray: &GrayImage, faces: &[FaceBox], min_face_px: u32) -> Verdict {
+    let (w, h) = gray.dimensions();
+    let dark = dark_share(gray);
     let verdict = |feedback, face, sharpness| Verdict {
         feedback,
         face,
         sharpness,
+        dark_share: dark,
     };
-    let (w, h) = gray.dimensions();
     if w == 0 || h == 0 {
         return verdict(Feedback::NoFace, None, 0.0);
     }
-    if dark_share(gray) > DARK_SHARE {
+    if dark > DARK_SHARE {
         return verdict(Feedback::TooDark, None, 0.0);
     }
     let Some(&face) = faces.first() else {

@@ -444,7 +444,7 @@ impl Engine {
     /// AwareID reached with a fresh token call (a new client: no cached token),
     /// through the site's proxy when there is one.
     fn check_server(&self) -> crate::doctor::Finding {
-        use crate::doctor::{fail, pass, took};
+        use crate::doctor::{fail, pass};
         let started = std::time::Instant::now();
         let host = &self.server_host;
         let result = AwareIdClient::new(&self.config.server, &self.http)
@@ -453,7 +453,10 @@ impl Engine {
         match result {
             Ok(()) => pass(
                 "awareid",
-                format!("{host}: token issued in {}", took(started.elapsed())),
+                format!(
+                    "{host}: token issued in {} ms",
+                    started.elapsed().as_millis()
+                ),
             ),
             Err(e) => fail(
                 "awareid",
@@ -478,12 +481,7 @@ impl Engine {
             }
             Err(e) => {
                 kit.camera.release(true);
-                crate::doctor::fail(
-                    "camera",
-                    e.to_string(),
-                    "check camera.device (v4l2-ctl --list-devices), the cable, and that no \
-                     other program holds the camera",
-                )
+                crate::doctor::camera_unavailable(&e)
             }
         }
     }

@@ -258,20 +258,9 @@ impl FaceCapture {
         if !username.is_empty() {
             let _ = subject.set(username.to_owned());
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let cancelled = Arc::new(tokio::sync::Notify::new());
-        {
-            let mut slot = lock(&self.slot);
-            if let Some(cur) = &*slot {
-                return Err(Error::Busy(format!("{} is in progress", cur.operation)));
-            }
-            *slot = Some(Current {
-                operation,
-                started: std::time::Instant::now(),
-                cancel: cancel.clone(),
-                cancelled: cancelled.clone(),
-            });
-        }
+        let (cancel, cancelled) = self
+            .take_slot(operation)
+            .map_err(|busy| Error::Busy(format!("{busy} is in progress")))?;
         let caller = hdr.sender().map(|s| s.to_string());
         tracing::info!(
             operation,
@@ -402,6 +391,27 @@ impl FaceCapture {
         }
         self.publish_metrics();
         outcome
+    }
+
+    /// Takes the one-operation slot for `operation`: its cancel flag and
+    /// notification, or the name of the operation that holds it.
+    fn take_slot(
+        &self,
+        operation: &'static str,
+    ) -> Result<(Arc<AtomicBool>, Arc<tokio::sync::Notify>), &'static str> {
+        let mut slot = lock(&self.slot);
+        if let Some(cur) = &*slot {
+            return Err(cur.operation);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let cancelled = Arc::new(tokio::sync::Notify::new());
+        *slot = Some(Current {
+            operation,
+            started: std::time::Instant::now(),
+            cancel: cancel.clone(),
+            cancelled: cancelled.clone(),
+        });
+        Ok((cancel, cancelled))
     }
 
     /// Writes the metrics textfile (if configured) off the bus's thread.
@@ -653,27 +663,12 @@ impl FaceCapture {
         #[zbus(header)] _hdr: Header<'_>,
     ) -> Result<Vec<crate::doctor::Finding>, Error> {
         let engine = self.engine();
-        let camera = {
-            let mut slot = lock(&self.slot);
-            match &*slot {
-                Some(cur) => Some(crate::doctor::pass(
-                    "camera",
-                    format!("in use by {} (an operation streams from it)", cur.operation),
-                )),
-                None => {
-                    *slot = Some(Current {
-                        operation: "diagnose",
-                        started: std::time::Instant::now(),
-                        cancel: Arc::new(AtomicBool::new(false)),
-                        cancelled: Arc::new(tokio::sync::Notify::new()),
-                    });
-                    None
-                }
-            }
-        };
-        let camera = match camera {
-            Some(found) => found,
-            None => {
+        let camera = match self.take_slot("diagnose") {
+            Err(busy) => crate::doctor::pass(
+                "camera",
+                format!("in use by {busy} (an operation streams from it)"),
+            ),
+            Ok(_) => {
                 let e = engine.clone();
                 let found = tokio::task::spawn_blocking(move || e.diagnose_camera()).await;
                 *lock(&self.slot) = None;
