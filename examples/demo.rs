@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 /// The camera: the capture pipeline on a `files` source playing a sample photo at
 /// 30 fps (detection, quality gate with feedback, packaging of 3 frames).
-fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
-    move |user: &str| {
+fn photo(
+    name: &'static str,
+) -> impl FnMut(&str, &AtomicBool) -> Result<FaceLivenessData, FlowError> + Send {
+    move |user: &str, stop: &AtomicBool| {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/faces")
             .join(name);
@@ -42,7 +44,7 @@ fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, Flo
             &settings,
             user,
             &mut |f| println!("    feedback: {f}"),
-            &AtomicBool::new(false),
+            stop,
         )?;
         println!(
             "    captured 3 frames of {name} in {} ms",

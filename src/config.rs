@@ -169,6 +169,9 @@ pub struct CaptureConfig {
     pub jpeg_quality: u8,
     /// A SeetaFace model file; empty: the model embedded in the binary.
     pub face_model: String,
+    /// Follow the face between full detections (`detect::Tracker`): a few
+    /// times less work per frame once a face is found.
+    pub track_face: bool,
 }
 
 impl Default for CaptureConfig {
@@ -179,6 +182,7 @@ impl Default for CaptureConfig {
             min_face_px: 100,
             jpeg_quality: 90,
             face_model: String::new(),
+            track_face: true,
         }
     }
 }

@@ -25,6 +25,18 @@ const PYRAMID_SCALE: f32 = 0.65;
 const WINDOW_STEP: u32 = 7;
 /// A remaining resize factor above this is skipped: the face is still above the window.
 const SKIP_RESIZE_ABOVE: f32 = 0.85;
+/// The close pass looks for faces from this share of the frame's height, with a
+/// finer pyramid and stride (its image is small).
+const CLOSE_FROM: f32 = 0.45;
+const CLOSE_PYRAMID_SCALE: f32 = 0.8;
+const CLOSE_WINDOW_STEP: u32 = 2;
+/// A tracked face is looked for in its box widened by this share of its width
+/// on each side: room for a person moving between two frames...
+const TRACK_MARGIN: f32 = 0.4;
+/// ...in the region scaled so that the face is this wide (the detector's window
+/// is 40 px). Chosen by instruction count (benches/instructions.sh): 44 to 56
+/// all keep the face; 44 costs least.
+const TRACK_FACE_PX: f32 = 44.0;
 
 /// A face in frame coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -109,38 +121,123 @@ impl Detector {
     /// also those somewhat smaller than `min_face_px` (too far away).
     pub fn detect_all(&mut self, frame: &GrayImage, min_face_px: u32) -> Vec<FaceBox> {
         let min_face = min_face_px.max(WINDOW_PX as u32) as f32;
-        let want = (TARGET_PX / min_face).min(1.0);
-        let k = ((1.0 / want).floor() as u32).max(1);
-        let boxed;
-        let mut img = frame;
-        if k > 1 {
-            boxed = box_downscale(frame, k);
-            img = &boxed;
+        let full = Rect {
+            x: 0,
+            y: 0,
+            width: frame.width(),
+            height: frame.height(),
+        };
+        let faces = self.detect_in(frame, full, (TARGET_PX / min_face).min(1.0), None);
+        if !faces.is_empty() {
+            return faces;
         }
+        self.detect_close(frame, full)
+    }
+
+    /// The coarse extra pass for a face too close to the camera (issue 15): one
+    /// filling half the frame's height or more, which the pyramid for small
+    /// faces reaches only at its last, coarsest levels, where a face cut off by
+    /// the frame's edge no longer fits the window. Here the frame is shrunk so
+    /// that such a face is just above the window and searched with a fine
+    /// stride and pyramid; the image is a few thousand pixels, so the pass costs
+    /// little, and it runs only when the usual pass found nothing.
+    fn detect_close(&mut self, frame: &GrayImage, full: Rect) -> Vec<FaceBox> {
+        let smallest = frame.height().min(frame.width()) as f32 * CLOSE_FROM;
+        if smallest < WINDOW_PX {
+            return Vec::new();
+        }
+        self.with_pyramid(CLOSE_PYRAMID_SCALE, CLOSE_WINDOW_STEP, |d| {
+            d.detect_in(frame, full, TARGET_PX / smallest, None)
+        })
+    }
+
+    /// The faces about the size of `near` in the region around it (the box
+    /// widened by 0.4 of its width on each side), in frame coordinates, largest
+    /// first: where a face seen in the previous frame is now. The region is
+    /// area-averaged down so that `near` is a little above the detector's
+    /// window; a face that shrank or grew a lot, or moved out of the region, is
+    /// not found and the caller looks at the whole frame. Much cheaper than
+    /// [`Self::detect_all`]: an image of a few thousand pixels.
+    pub fn detect_near(&mut self, frame: &GrayImage, near: &FaceBox) -> Vec<FaceBox> {
+        let margin = (near.width as f32 * TRACK_MARGIN) as i64;
+        let clip = |lo: i64, len: u32, max: u32| {
+            let a = (lo - margin).clamp(0, i64::from(max));
+            let b = (lo + i64::from(len) + margin).clamp(0, i64::from(max));
+            (a as u32, (b - a) as u32)
+        };
+        let (x, width) = clip(near.x.into(), near.width, frame.width());
+        let (y, height) = clip(near.y.into(), near.height, frame.height());
+        let region = Rect {
+            x,
+            y,
+            width,
+            height,
+        };
+        let f = (TRACK_FACE_PX / near.width.max(1) as f32).min(1.0);
+        let w = (width as f32 * f).round() as u32;
+        let h = (height as f32 * f).round() as u32;
+        let view = image::imageops::crop_imm(frame, x, y, width, height);
+        let img = image::imageops::thumbnail(&*view, w, h);
+        self.detect_scaled(&img, region, None)
+    }
+
+    /// `f` run with the detector's pyramid step and window stride set to these,
+    /// then back to the usual ones.
+    fn with_pyramid<T>(&mut self, scale: f32, step: u32, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.inner.0.set_pyramid_scale_factor(scale);
+        self.inner.0.set_slide_window_step(step, step);
+        let out = f(self);
+        self.inner.0.set_pyramid_scale_factor(PYRAMID_SCALE);
+        self.inner.0.set_slide_window_step(WINDOW_STEP, WINDOW_STEP);
+        out
+    }
+
+    /// Detection on `region` of `frame` scaled by about `want` (at most 1), for
+    /// faces up to `largest` px wide in frame pixels (all when `None`).
+    fn detect_in(
+        &mut self,
+        frame: &GrayImage,
+        region: Rect,
+        want: f32,
+        largest: Option<f32>,
+    ) -> Vec<FaceBox> {
+        let want = want.min(1.0);
+        let k = ((1.0 / want).floor() as u32).max(1);
+        let mut img = box_downscale_rect(frame, region, k);
         let rest = want * k as f32;
-        let resized;
         if rest < SKIP_RESIZE_ABOVE {
             let w = ((img.width() as f32 * rest).round() as u32).max(1);
             let h = ((img.height() as f32 * rest).round() as u32).max(1);
-            resized = image::imageops::resize(img, w, h, FilterType::Triangle);
-            img = &resized;
+            img = image::imageops::resize(&img, w, h, FilterType::Triangle);
         }
+        self.detect_scaled(&img, region, largest)
+    }
+
+    /// Detection on `img`, which is `region` of a frame scaled, for faces up to
+    /// `largest` px wide in frame pixels (all when `None`); boxes in frame pixels.
+    fn detect_scaled(
+        &mut self,
+        img: &GrayImage,
+        region: Rect,
+        largest: Option<f32>,
+    ) -> Vec<FaceBox> {
         if img.width() < WINDOW_PX as u32 || img.height() < WINDOW_PX as u32 {
             return Vec::new();
         }
-        let sx = frame.width() as f32 / img.width() as f32;
-        let sy = frame.height() as f32 / img.height() as f32;
+        let sx = region.width as f32 / img.width() as f32;
+        let sy = region.height as f32 / img.height() as f32;
+        let detector = &mut self.inner.0;
+        // rustface's max face size limits its pyramid (its min face size does not).
+        detector.set_max_face_size(largest.map_or(0, |px| (px / sx).ceil() as u32));
         let data = rustface::ImageData::new(img.as_raw(), img.width(), img.height());
-        let mut faces: Vec<FaceBox> = self
-            .inner
-            .0
+        let mut faces: Vec<FaceBox> = detector
             .detect(&data)
             .into_iter()
             .map(|f| {
                 let b = f.bbox();
                 FaceBox {
-                    x: (b.x() as f32 * sx).round() as i32,
-                    y: (b.y() as f32 * sy).round() as i32,
+                    x: region.x as i32 + (b.x() as f32 * sx).round() as i32,
+                    y: region.y as i32 + (b.y() as f32 * sy).round() as i32,
                     width: (b.width() as f32 * sx).round() as u32,
                     height: (b.height() as f32 * sy).round() as u32,
                     score: f.score(),
@@ -152,23 +249,94 @@ impl Detector {
     }
 }
 
+/// A rectangle of a frame, in its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rect {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+/// Follows one face from frame to frame (issue 15): once a full detection has
+/// found exactly one face, the next frames are searched only around it
+/// ([`Detector::detect_near`]), with a full detection every
+/// [`Tracker::FULL_EVERY`] frames and whenever the face is lost, so that a
+/// second person walking in is still seen (multiple-faces) within that many
+/// frames. Two or more faces, or none, are always looked for in the whole frame.
+#[derive(Debug, Default, Clone)]
+pub struct Tracker {
+    last: Option<FaceBox>,
+    since_full: u32,
+}
+
+impl Tracker {
+    /// Frames between full detections while a face is tracked.
+    pub const FULL_EVERY: u32 = 6;
+
+    /// The faces in `frame` as [`Detector::detect_all`] gives them, found around
+    /// the tracked face when there is one and a full detection is not due.
+    pub fn faces(
+        &mut self,
+        detector: &mut Detector,
+        frame: &GrayImage,
+        min_face_px: u32,
+    ) -> Vec<FaceBox> {
+        if let Some(last) = self.last
+            && self.since_full + 1 < Self::FULL_EVERY
+        {
+            let near = detector.detect_near(frame, &last);
+            if near.len() == 1 {
+                self.since_full += 1;
+                self.last = Some(near[0]);
+                return near;
+            }
+        }
+        let faces = detector.detect_all(frame, min_face_px);
+        self.since_full = 0;
+        self.last = match faces.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        };
+        faces
+    }
+
+    /// Forgets the face: the next frame gets a full detection.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Averages each k x k block into one pixel (the right and bottom remainders are
 /// dropped). Much cheaper than a filtered resize, and as good for detection.
 pub fn box_downscale(src: &GrayImage, k: u32) -> GrayImage {
-    let (w, h) = (src.width() / k, src.height() / k);
+    let full = Rect {
+        x: 0,
+        y: 0,
+        width: src.width(),
+        height: src.height(),
+    };
+    box_downscale_rect(src, full, k)
+}
+
+/// [`box_downscale`] of a region of `src` (which lies inside it).
+fn box_downscale_rect(src: &GrayImage, r: Rect, k: u32) -> GrayImage {
+    let k = k.max(1);
+    let (w, h) = (r.width / k, r.height / k);
     let mut out = GrayImage::new(w, h);
     if w == 0 || h == 0 {
         return out;
     }
     let stride = src.width() as usize;
-    let (k, w) = (k as usize, w as usize);
+    let (k, w, x0, y0) = (k as usize, w as usize, r.x as usize, r.y as usize);
     let area = (k * k) as u32;
     let mut sums = vec![0u32; w];
     let raw = src.as_raw();
     for (oy, out_row) in out.chunks_exact_mut(w).enumerate() {
         sums.fill(0);
-        for row in raw[oy * k * stride..].chunks(stride).take(k) {
-            for (sum, block) in sums.iter_mut().zip(row.chunks_exact(k)) {
+        let top = (y0 + oy * k) * stride + x0;
+        for row in raw[top..].chunks(stride).take(k) {
+            for (sum, block) in sums.iter_mut().zip(row[..w * k].chunks_exact(k)) {
                 *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
             }
         }

@@ -6,6 +6,7 @@
 //! logged with structured fields (operation, step, username). Registration codes,
 //! tokens and face data are never logged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::awareid::wire::*;
@@ -74,6 +75,9 @@ pub enum FlowError {
     /// The device key could not sign or give its public key.
     #[error("device key: {0}")]
     Device(#[from] crate::crypto::device::DeviceError),
+    /// The thread the capture runs on could not be started.
+    #[error("cannot start the capture thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The terminal's identity as AwareID knows it.
@@ -132,15 +136,76 @@ pub struct AuthOutcome {
 }
 
 /// Produces the face package for a user: the capture pipeline, or photos in tests.
-pub trait FaceSource {
-    /// The package for `username` (named in its workflow data).
-    fn capture(&mut self, username: &str) -> Result<FaceLivenessData, FlowError>;
+/// A flow runs it on a thread of its own, alongside its server calls, so it
+/// must be `Send`.
+pub trait FaceSource: Send {
+    /// The package for `username` (named in its workflow data). It ends early,
+    /// with [`crate::capture::CaptureError::Cancelled`], once `stop` is set: the
+    /// flow sets it when a server call failed meanwhile.
+    fn capture(&mut self, username: &str, stop: &AtomicBool)
+    -> Result<FaceLivenessData, FlowError>;
 }
 
-impl<F: FnMut(&str) -> Result<FaceLivenessData, FlowError>> FaceSource for F {
-    fn capture(&mut self, username: &str) -> Result<FaceLivenessData, FlowError> {
-        self(username)
+impl<F> FaceSource for F
+where
+    F: FnMut(&str, &AtomicBool) -> Result<FaceLivenessData, FlowError> + Send,
+{
+    fn capture(
+        &mut self,
+        username: &str,
+        stop: &AtomicBool,
+    ) -> Result<FaceLivenessData, FlowError> {
+        self(username, stop)
     }
+}
+
+/// Runs the capture on a thread of its own while `server` makes this flow's
+/// calls on this one, so that the person is captured during the round trips
+/// rather than after them. `server` calls the checkpoint it is given between
+/// its calls: once the capture has failed (cancelled, timed out, the camera
+/// lost) the checkpoint stops it, and the capture's error is the flow's. A
+/// server error sets the capture's stop flag, so the camera is let go at once,
+/// and is the flow's error.
+fn alongside_capture<T>(
+    face: &mut dyn FaceSource,
+    username: &str,
+    server: impl FnOnce(&dyn Fn() -> Result<(), FlowError>) -> Result<T, FlowError>,
+) -> Result<(T, FaceLivenessData), FlowError> {
+    let stop = AtomicBool::new(false);
+    let capture_failed = AtomicBool::new(false);
+    let interrupted = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let capture = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn_scoped(scope, || {
+                let result = face.capture(username, &stop);
+                if result.is_err() {
+                    capture_failed.store(true, Ordering::Relaxed);
+                }
+                result
+            })
+            .map_err(FlowError::Thread)?;
+        let checkpoint = || {
+            if capture_failed.load(Ordering::Relaxed) {
+                interrupted.store(true, Ordering::Relaxed);
+                Err(FlowError::Capture(crate::capture::CaptureError::Cancelled))
+            } else {
+                Ok(())
+            }
+        };
+        let served = server(&checkpoint);
+        if served.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let captured = capture
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match (served, captured) {
+            (Ok(t), Ok(data)) => Ok((t, data)),
+            (Err(_), Err(e)) if interrupted.load(Ordering::Relaxed) => Err(e),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
+    })
 }
 
 /// What a flow needs besides the server.
@@ -182,6 +247,9 @@ fn public_key_if_needed(
     ctx: &Context<'_>,
 ) -> Result<Option<rsa::PublicKey>, FlowError> {
     if ctx.encryption == Encryption::Envelope {
+        if let Some(key) = client.cached_public_key() {
+            return Ok(Some(key));
+        }
         ctx.step(op, username, Step::PublicKey);
         Ok(Some(client.public_key()?))
     } else {
@@ -189,9 +257,11 @@ fn public_key_if_needed(
     }
 }
 
-/// Client-initiated enrollment (token, public key, enroll, addDevice, capture,
-/// addFace), or the rest of a QR-started one when `client` came from
-/// [`start_qr`].
+/// Client-initiated enrollment (token, public key, enroll, addDevice, with the
+/// face captured alongside them; then addFace), or the rest of a QR-started one
+/// when `client` came from [`start_qr`]. The steps go to `ctx.progress` in that
+/// order, `capture` once the calls before it are done and the flow waits on the
+/// face.
 pub fn enroll(
     client: &AwareIdClient,
     ctx: &Context<'_>,
@@ -201,40 +271,49 @@ pub fn enroll(
     const OP: &str = "enroll";
     let started = Instant::now();
     let user = person.username.as_str();
-    if client.uses_client_credentials() {
-        ctx.step(OP, user, Step::Token);
-        client.ensure_token()?;
-    }
-    let key = public_key_if_needed(OP, user, client, ctx)?;
-    ctx.step(OP, user, Step::Enroll);
-    let enrolled = client.enroll(&EnrollRequest {
-        username: person.username.clone(),
-        first_name: person.first_name.clone(),
-        last_name: person.last_name.clone(),
-        email: person.email.clone(),
-        phone_number: person.phone_number.clone(),
+    let ((token, key), data) = alongside_capture(face, user, |checkpoint| {
+        if client.uses_client_credentials() {
+            ctx.step(OP, user, Step::Token);
+            client.ensure_token()?;
+            checkpoint()?;
+        }
+        let key = public_key_if_needed(OP, user, client, ctx)?;
+        checkpoint()?;
+        ctx.step(OP, user, Step::Enroll);
+        let enrolled = client.enroll(&EnrollRequest {
+            username: person.username.clone(),
+            first_name: person.first_name.clone(),
+            last_name: person.last_name.clone(),
+            email: person.email.clone(),
+            phone_number: person.phone_number.clone(),
+        })?;
+        let token = Secret::new(enrolled.enrollment_token.clone());
+        tracing::info!(
+            operation = OP,
+            username = user,
+            user_exists_already = enrolled.user_exists_already,
+            "enrollment started"
+        );
+        checkpoint()?;
+        ctx.step(OP, user, Step::AddDevice);
+        client.add_device(&AddDeviceRequest {
+            enrollment_token: token.expose().to_owned(),
+            device_id: ctx.terminal.device_id.clone(),
+            public_key: ctx.terminal.key.public_key_b64()?,
+        })?;
+        checkpoint()?;
+        // The face is what the flow waits on now.
+        ctx.step(OP, user, Step::Capture);
+        Ok((token, key))
     })?;
-    let token = Secret::new(enrolled.enrollment_token.clone());
-    tracing::info!(
-        operation = OP,
-        username = user,
-        user_exists_already = enrolled.user_exists_already,
-        "enrollment started"
-    );
-    ctx.step(OP, user, Step::AddDevice);
-    client.add_device(&AddDeviceRequest {
-        enrollment_token: token.expose().to_owned(),
-        device_id: ctx.terminal.device_id.clone(),
-        public_key: ctx.terminal.key.public_key_b64()?,
-    })?;
-    ctx.step(OP, user, Step::Capture);
-    let data = face.capture(user)?;
     let data = package(ctx, key.as_ref(), data)?;
     ctx.step(OP, user, Step::AddFace);
-    let added = client.add_face(&AddFaceRequest {
-        enrollment_token: token.expose().to_owned(),
-        face_liveness_data: data,
-    })?;
+    let added = client
+        .add_face(&AddFaceRequest {
+            enrollment_token: token.expose().to_owned(),
+            face_liveness_data: data,
+        })
+        .inspect_err(|_| client.forget_public_key())?;
     ctx.step(OP, user, Step::Done);
     tracing::info!(
         operation = OP,
@@ -252,8 +331,9 @@ pub fn enroll(
     })
 }
 
-/// Client-initiated authentication (authenticate, verifyDevice, capture,
-/// verifyFace) with a stored registration code.
+/// Client-initiated authentication with a stored registration code:
+/// authenticate and verifyDevice (and the token and public key when they are
+/// not cached), with the face captured alongside them; then verifyFace.
 pub fn authenticate(
     client: &AwareIdClient,
     ctx: &Context<'_>,
@@ -263,31 +343,40 @@ pub fn authenticate(
 ) -> Result<AuthOutcome, FlowError> {
     const OP: &str = "authenticate";
     let started = Instant::now();
-    if client.uses_client_credentials() {
-        ctx.step(OP, username, Step::Token);
-        client.ensure_token()?;
-    }
-    ctx.step(OP, username, Step::Authenticate);
-    let auth = client.authenticate(&AuthenticateRequest {
-        registration_code: registration_code.expose().to_owned(),
-        device_id: ctx.terminal.device_id.clone(),
+    let ((token, key), data) = alongside_capture(face, username, |checkpoint| {
+        if client.uses_client_credentials() {
+            ctx.step(OP, username, Step::Token);
+            client.ensure_token()?;
+            checkpoint()?;
+        }
+        ctx.step(OP, username, Step::Authenticate);
+        let auth = client.authenticate(&AuthenticateRequest {
+            registration_code: registration_code.expose().to_owned(),
+            device_id: ctx.terminal.device_id.clone(),
+        })?;
+        let token = Secret::new(auth.auth_token.clone());
+        checkpoint()?;
+        ctx.step(OP, username, Step::VerifyDevice);
+        client.verify_device(&VerifyDeviceRequest {
+            auth_token: token.expose().to_owned(),
+            signature: ctx.terminal.key.sign_auth_token(token.expose()),
+            device_id: ctx.terminal.device_id.clone(),
+        })?;
+        checkpoint()?;
+        let key = public_key_if_needed(OP, username, client, ctx)?;
+        checkpoint()?;
+        // The face is what the flow waits on now.
+        ctx.step(OP, username, Step::Capture);
+        Ok((token, key))
     })?;
-    let token = Secret::new(auth.auth_token.clone());
-    ctx.step(OP, username, Step::VerifyDevice);
-    client.verify_device(&VerifyDeviceRequest {
-        auth_token: token.expose().to_owned(),
-        signature: ctx.terminal.key.sign_auth_token(token.expose()),
-        device_id: ctx.terminal.device_id.clone(),
-    })?;
-    let key = public_key_if_needed(OP, username, client, ctx)?;
-    ctx.step(OP, username, Step::Capture);
-    let data = face.capture(username)?;
     let data = package(ctx, key.as_ref(), data)?;
     ctx.step(OP, username, Step::VerifyFace);
-    let v = client.verify_face(&VerifyFaceRequest {
-        auth_token: token.expose().to_owned(),
-        face_liveness_data: data,
-    })?;
+    let v = client
+        .verify_face(&VerifyFaceRequest {
+            auth_token: token.expose().to_owned(),
+            face_liveness_data: data,
+        })
+        .inspect_err(|_| client.forget_public_key())?;
     ctx.step(OP, username, Step::Done);
     let granted = v.liveness_result && v.match_result && v.auth_status == STATUS_COMPLETE;
     tracing::info!(

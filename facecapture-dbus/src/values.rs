@@ -140,7 +140,8 @@ wire_strings! {
         Enroll = "enroll",
         /// Registering this terminal as the person's device.
         AddDevice = "add-device",
-        /// Capturing the face: CaptureFeedback signals follow.
+        /// The calls before it are done and the flow waits for the face; the
+        /// capture itself began with the call (CaptureFeedback may come earlier).
         Capture = "capture",
         /// Sending the face for enrollment.
         AddFace = "add-face",

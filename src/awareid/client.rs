@@ -204,6 +204,9 @@ fn proxy_name(p: &ureq::Proxy) -> String {
 struct CachedToken {
     token: Secret,
     renew_at: Instant,
+    /// getPublicKey's answer, kept as long as this token (issue 15: one call
+    /// fewer per flow); dropped when a call that used it failed.
+    public_key: Option<rsa::PublicKey>,
 }
 
 /// How long after it was fetched a token of `expires_in` seconds is renewed: a
@@ -334,12 +337,38 @@ impl AwareIdClient {
         Ok(resp)
     }
 
-    /// `GET /getPublicKey`: the PEM key face data is encrypted to.
+    /// `GET /getPublicKey`: the PEM key face data is encrypted to. With client
+    /// credentials it is kept with the token, for the token's lifetime.
     pub fn public_key(&self) -> Result<rsa::PublicKey, AwareIdError> {
         let call = paths::PUBLIC_KEY;
         let text = self.with_retries(&call, || self.authed(&call, Body::<()>::None))?;
-        parse_public_key(&text)
-            .ok_or_else(|| AwareIdError::malformed(&call, "body is not a PEM RSA public key"))
+        let key = parse_public_key(&text)
+            .ok_or_else(|| AwareIdError::malformed(&call, "body is not a PEM RSA public key"))?;
+        self.with_live_token(|t| t.public_key = Some(key.clone()));
+        Ok(key)
+    }
+
+    /// The public key [`Self::public_key`] fetched under the token in force,
+    /// if it is still in force.
+    pub fn cached_public_key(&self) -> Option<rsa::PublicKey> {
+        self.with_live_token(|t| t.public_key.clone()).flatten()
+    }
+
+    /// Forgets the cached public key: a call that sealed face data to it failed
+    /// (AwareID may have rotated its key), so the next flow fetches it again.
+    pub fn forget_public_key(&self) {
+        self.with_live_token(|t| t.public_key = None);
+    }
+
+    /// Runs `f` on the cached client-credentials token while it is in force;
+    /// `None` without one (and for a QR session's client, which keeps nothing).
+    fn with_live_token<R>(&self, f: impl FnOnce(&mut CachedToken) -> R) -> Option<R> {
+        let Auth::ClientCredentials { cache, .. } = &self.auth else {
+            return None;
+        };
+        let mut guard = lock(cache);
+        let token = guard.as_mut().filter(|t| Instant::now() < t.renew_at)?;
+        Some(f(token))
     }
 
     /// POST enroll.
@@ -519,6 +548,7 @@ impl AwareIdClient {
                 *cache = Some(CachedToken {
                     token: token.clone(),
                     renew_at: fetched + renew_after(resp.expires_in),
+                    public_key: None,
                 });
                 Ok(token)
             }

@@ -12,7 +12,6 @@ use crate::camera::frame::{Gray, Wiped};
 use crate::detect::{Detector, FaceBox};
 use image::{Rgb, RgbImage};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -125,7 +124,7 @@ pub fn camera_check(
     duration: Duration,
     snapshot: bool,
     on_feedback: &mut dyn FnMut(Feedback),
-    cancel: &AtomicBool,
+    cancel: &dyn super::Cancel,
 ) -> Result<Check, CaptureError> {
     let started = Instant::now();
     // Counted from the first frame: a camera kept open (camera.keep_open) went on
@@ -135,6 +134,8 @@ pub fn camera_check(
     let mut filter = FeedbackFilter::default();
     let mut tally = Tally::default();
     let mut kept: Option<(Gray, Option<FaceBox>)> = None;
+    // The check judges frames as an operation does (its ms per frame too).
+    let mut tracker = crate::detect::Tracker::default();
     loop {
         let frame = match pacer.next(source)? {
             Tick::Frame(f) => f,
@@ -142,7 +143,7 @@ pub fn camera_check(
         };
         dropped_before.get_or_insert_with(|| source.dropped());
         let judging = Instant::now();
-        let (verdict, gray) = match super::judge(&frame, detector, settings) {
+        let (verdict, gray) = match super::judge_tracked(&frame, detector, &mut tracker, settings) {
             Ok(judged) => judged,
             Err(e) => {
                 pacer.skipped(source, &e);

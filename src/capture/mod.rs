@@ -14,7 +14,7 @@ use crate::camera::frame::Gray;
 use crate::camera::{CameraError, FrameError, FrameSource, Next, RawFrame};
 use crate::config::{CameraConfig, CaptureConfig, Config, FaceConfig};
 use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
-use crate::detect::Detector;
+use crate::detect::{Detector, Tracker};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,26 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// faster than 50 fps has frames skipped. A non-compliant frame restarts the burst,
 /// so the package is always consecutive judged frames, however slow the board.
 const MIN_SPACING_MS: f64 = 20.0;
+
+/// What ends a capture early when it is set: the operation's cancel flag
+/// (Cancel, the caller leaving, the timeout, SIGTERM), or that and the flow's
+/// own stop flag (a server call failed while the face was being captured).
+pub trait Cancel: Sync {
+    /// Whether the capture should end now.
+    fn is_set(&self) -> bool;
+}
+
+impl Cancel for AtomicBool {
+    fn is_set(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+impl Cancel for [&AtomicBool; 2] {
+    fn is_set(&self) -> bool {
+        self.iter().any(|f| f.is_set())
+    }
+}
 
 /// What a capture needs from the configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +68,8 @@ pub struct Settings {
     pub workflow: String,
     /// `face.device_brand`, the package's device brand.
     pub device_brand: String,
+    /// `capture.track_face`: follow the face between full detections.
+    pub track_face: bool,
 }
 
 impl Settings {
@@ -72,6 +94,7 @@ impl Settings {
             height: camera.height,
             workflow: face.workflow.clone(),
             device_brand: face.device_brand.clone(),
+            track_face: capture.track_face,
         }
     }
 
@@ -161,14 +184,30 @@ impl FeedbackFilter {
     }
 }
 
-/// One frame through conversion, rotation, detection and the gate.
+/// One frame through conversion, rotation, detection (of the whole frame) and
+/// the gate.
 pub fn judge(
     frame: &RawFrame,
     detector: &mut Detector,
     settings: &Settings,
 ) -> Result<(quality::Verdict, Gray), FrameError> {
+    judge_tracked(frame, detector, &mut Tracker::default(), settings)
+}
+
+/// [`judge`] for a frame of a stream: with `settings.track_face`, the face is
+/// looked for where `tracker` last saw it (a full detection when one is due).
+pub fn judge_tracked(
+    frame: &RawFrame,
+    detector: &mut Detector,
+    tracker: &mut Tracker,
+    settings: &Settings,
+) -> Result<(quality::Verdict, Gray), FrameError> {
     let gray = package::rotate(frame.to_gray()?, settings.rotation);
-    let faces = detector.detect_all(&gray, settings.min_face_px);
+    let faces = if settings.track_face {
+        tracker.faces(detector, &gray, settings.min_face_px)
+    } else {
+        detector.detect_all(&gray, settings.min_face_px)
+    };
     Ok((quality::assess(&gray, &faces, settings.min_face_px), gray))
 }
 
@@ -177,7 +216,7 @@ pub fn judge(
 /// caller spent on the previous frame (detection on a slow or loaded board) is not
 /// the camera's.
 struct Pacer<'a> {
-    cancel: &'a AtomicBool,
+    cancel: &'a dyn Cancel,
     deadline: Instant,
     stats: Stats,
 }
@@ -188,7 +227,7 @@ enum Tick {
 }
 
 impl<'a> Pacer<'a> {
-    fn new(cancel: &'a AtomicBool, timeout: Duration) -> Self {
+    fn new(cancel: &'a dyn Cancel, timeout: Duration) -> Self {
         Self {
             cancel,
             deadline: Instant::now() + timeout,
@@ -199,7 +238,7 @@ impl<'a> Pacer<'a> {
     fn next(&mut self, source: &mut dyn FrameSource) -> Result<Tick, CaptureError> {
         let mut waiting_since = Instant::now();
         loop {
-            if self.cancel.load(Ordering::Relaxed) {
+            if self.cancel.is_set() {
                 return Err(CaptureError::Cancelled);
             }
             let now = Instant::now();
@@ -247,12 +286,13 @@ pub fn capture_face(
     settings: &Settings,
     username: &str,
     on_feedback: &mut dyn FnMut(Feedback),
-    cancel: &AtomicBool,
+    cancel: &dyn Cancel,
 ) -> Result<FaceLivenessData, CaptureError> {
     let started = Instant::now();
     let mut pacer = Pacer::new(cancel, settings.timeout);
     let mut filter = FeedbackFilter::default();
     let mut burst: Vec<RawFrame> = Vec::with_capacity(settings.frames as usize);
+    let mut tracker = Tracker::default();
     let result = loop {
         let frame = match pacer.next(source) {
             Ok(Tick::Frame(f)) => f,
@@ -267,7 +307,7 @@ pub fn capture_face(
             }
             Err(e) => break Err(e),
         };
-        let verdict = match judge(&frame, detector, settings) {
+        let verdict = match judge_tracked(&frame, detector, &mut tracker, settings) {
             Ok((verdict, _gray)) => verdict,
             Err(e) => {
                 pacer.skipped(source, &e);
@@ -324,7 +364,7 @@ pub fn scan_qr(
     settings: &Settings,
     keys: &QrKeys,
     allowed_hosts: &[String],
-    cancel: &AtomicBool,
+    cancel: &dyn Cancel,
 ) -> Result<SessionCallback, CaptureError> {
     let started = Instant::now();
     let mut pacer = Pacer::new(cancel, settings.timeout);

@@ -327,7 +327,7 @@ impl Engine {
             encryption: self.config.face.encryption,
             progress: &progress,
         };
-        let mut face = |user: &str| self.capture(op, user);
+        let mut face = |user: &str, stop: &AtomicBool| self.capture(op, user, stop);
         flow(&ctx, &mut face)
     }
 
@@ -360,11 +360,13 @@ impl Engine {
         result
     }
 
-    /// Captures a face package from the camera for `username`.
+    /// Captures a face package from the camera for `username`, until the
+    /// operation is cancelled or the flow sets `stop` (a server call failed).
     fn capture(
         &self,
         op: &Op<'_>,
         username: &str,
+        stop: &AtomicBool,
     ) -> Result<crate::awareid::wire::FaceLivenessData, FlowError> {
         (op.events)(Event::State(State::Capturing));
         let result = self.with_camera(|source, detector, settings| {
@@ -379,7 +381,7 @@ impl Engine {
                     }
                     (op.events)(Event::Feedback(f))
                 },
-                op.cancel,
+                &[op.cancel, stop],
             )
         });
         (op.events)(Event::State(State::ContactingServer));
@@ -528,7 +530,6 @@ impl Engine {
 
     /// Enroll: the client-initiated enrollment of `person`.
     pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<Enrolled, Error> {
-        (op.events)(Event::State(State::ContactingServer));
         self.enrolling(
             &person.username,
             || {
@@ -604,7 +605,6 @@ impl Engine {
     /// Authenticate: `username` with the stored registration code.
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
         self.authenticating(username, |code| {
-            (op.events)(Event::State(State::ContactingServer));
             self.in_flow(op, |ctx, face| {
                 workflow::authenticate(&self.client, ctx, username, code, face)
             })

@@ -16,6 +16,7 @@ use facecapture::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
 };
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -77,8 +78,10 @@ pub fn package_of(photo: &str, frames: usize, username: &str) -> FaceLivenessDat
 }
 
 /// A face source that serves a photo.
-pub fn photo(name: &'static str) -> impl FnMut(&str) -> Result<FaceLivenessData, FlowError> {
-    move |user: &str| Ok(package_of(name, 3, user))
+pub fn photo(
+    name: &'static str,
+) -> impl FnMut(&str, &AtomicBool) -> Result<FaceLivenessData, FlowError> + Send {
+    move |user: &str, _: &AtomicBool| Ok(package_of(name, 3, user))
 }
 
 /// Enrolls `username` (as [`person`] gives them) with the astronaut photo.
@@ -118,8 +121,9 @@ pub fn person(username: &str) -> Person {
 }
 
 /// The AwareID calls of an enrollment then an authentication with sealed face
-/// data, in order (each flow fetches the server's key).
-pub const ENROLL_THEN_AUTHENTICATE: [&str; 9] = [
+/// data, in order (the server's key is fetched once a token: the
+/// authentication uses the one the enrollment fetched).
+pub const ENROLL_THEN_AUTHENTICATE: [&str; 8] = [
     "token",
     "getPublicKey",
     "enroll",
@@ -127,7 +131,6 @@ pub const ENROLL_THEN_AUTHENTICATE: [&str; 9] = [
     "addFace",
     "authenticate",
     "verifyDevice",
-    "getPublicKey",
     "verifyFace",
 ];
 
