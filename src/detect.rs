@@ -263,11 +263,15 @@ struct Rect {
 /// ([`Detector::detect_near`]), with a full detection every
 /// [`Tracker::FULL_EVERY`] frames and whenever the face is lost, so that a
 /// second person walking in is still seen (multiple-faces) within that many
-/// frames. Two or more faces, or none, are always looked for in the whole frame.
+/// frames. Two or more faces, or none, are always looked for in the whole frame;
+/// after the region search misses the face, it waits for six full detections.
 #[derive(Debug, Default, Clone)]
 pub struct Tracker {
     last: Option<FaceBox>,
     since_full: u32,
+    /// Full detections left before the region is tried again: a face the
+    /// region search missed is not looked for there on every frame.
+    wait: u32,
 }
 
 impl Tracker {
@@ -284,6 +288,7 @@ impl Tracker {
     ) -> Vec<FaceBox> {
         if let Some(last) = self.last
             && self.since_full + 1 < Self::FULL_EVERY
+            && self.wait == 0
         {
             let near = detector.detect_near(frame, &last);
             if near.len() == 1 {
@@ -291,7 +296,9 @@ impl Tracker {
                 self.last = Some(near[0]);
                 return near;
             }
+            self.wait = Self::FULL_EVERY;
         }
+        self.wait = self.wait.saturating_sub(1);
         let faces = detector.detect_all(frame, min_face_px);
         self.since_full = 0;
         self.last = match faces.as_slice() {
