@@ -121,17 +121,11 @@ impl Detector {
     /// also those somewhat smaller than `min_face_px` (too far away).
     pub fn detect_all(&mut self, frame: &GrayImage, min_face_px: u32) -> Vec<FaceBox> {
         let min_face = min_face_px.max(WINDOW_PX as u32) as f32;
-        let full = Rect {
-            x: 0,
-            y: 0,
-            width: frame.width(),
-            height: frame.height(),
-        };
-        let faces = self.detect_in(frame, full, (TARGET_PX / min_face).min(1.0), None);
+        let faces = self.detect_scaled_to(frame, (TARGET_PX / min_face).min(1.0));
         if !faces.is_empty() {
             return faces;
         }
-        self.detect_close(frame, full)
+        self.detect_close(frame)
     }
 
     /// The coarse extra pass for a face too close to the camera (issue 15): one
@@ -141,13 +135,13 @@ impl Detector {
     /// that such a face is just above the window and searched with a fine
     /// stride and pyramid; the image is a few thousand pixels, so the pass costs
     /// little, and it runs only when the usual pass found nothing.
-    fn detect_close(&mut self, frame: &GrayImage, full: Rect) -> Vec<FaceBox> {
+    fn detect_close(&mut self, frame: &GrayImage) -> Vec<FaceBox> {
         let smallest = frame.height().min(frame.width()) as f32 * CLOSE_FROM;
         if smallest < WINDOW_PX {
             return Vec::new();
         }
         self.with_pyramid(CLOSE_PYRAMID_SCALE, CLOSE_WINDOW_STEP, |d| {
-            d.detect_in(frame, full, TARGET_PX / smallest, None)
+            d.detect_scaled_to(frame, TARGET_PX / smallest)
         })
     }
 
@@ -178,7 +172,7 @@ impl Detector {
         let h = (height as f32 * f).round() as u32;
         let view = image::imageops::crop_imm(frame, x, y, width, height);
         let img = image::imageops::thumbnail(&*view, w, h);
-        self.detect_scaled(&img, region, None)
+        self.detect_scaled(&img, region)
     }
 
     /// `f` run with the detector's pyramid step and window stride set to these,
@@ -192,45 +186,39 @@ impl Detector {
         out
     }
 
-    /// Detection on `region` of `frame` scaled by about `want` (at most 1), for
-    /// faces up to `largest` px wide in frame pixels (all when `None`).
-    fn detect_in(
-        &mut self,
-        frame: &GrayImage,
-        region: Rect,
-        want: f32,
-        largest: Option<f32>,
-    ) -> Vec<FaceBox> {
+    /// Detection on `frame` scaled by about `want` (at most 1): a box average
+    /// by the whole factor, then a resize for the rest when it is large.
+    fn detect_scaled_to(&mut self, frame: &GrayImage, want: f32) -> Vec<FaceBox> {
         let want = want.min(1.0);
         let k = ((1.0 / want).floor() as u32).max(1);
-        let mut img = box_downscale_rect(frame, region, k);
+        let mut img = box_downscale(frame, k);
         let rest = want * k as f32;
         if rest < SKIP_RESIZE_ABOVE {
             let w = ((img.width() as f32 * rest).round() as u32).max(1);
             let h = ((img.height() as f32 * rest).round() as u32).max(1);
             img = image::imageops::resize(&img, w, h, FilterType::Triangle);
         }
-        self.detect_scaled(&img, region, largest)
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            width: frame.width(),
+            height: frame.height(),
+        };
+        self.detect_scaled(&img, whole)
     }
 
-    /// Detection on `img`, which is `region` of a frame scaled, for faces up to
-    /// `largest` px wide in frame pixels (all when `None`); boxes in frame pixels.
-    fn detect_scaled(
-        &mut self,
-        img: &GrayImage,
-        region: Rect,
-        largest: Option<f32>,
-    ) -> Vec<FaceBox> {
+    /// Detection on `img`, which is `region` of a frame scaled; boxes in frame
+    /// pixels.
+    fn detect_scaled(&mut self, img: &GrayImage, region: Rect) -> Vec<FaceBox> {
         if img.width() < WINDOW_PX as u32 || img.height() < WINDOW_PX as u32 {
             return Vec::new();
         }
         let sx = region.width as f32 / img.width() as f32;
         let sy = region.height as f32 / img.height() as f32;
-        let detector = &mut self.inner.0;
-        // rustface's max face size limits its pyramid (its min face size does not).
-        detector.set_max_face_size(largest.map_or(0, |px| (px / sx).ceil() as u32));
         let data = rustface::ImageData::new(img.as_raw(), img.width(), img.height());
-        let mut faces: Vec<FaceBox> = detector
+        let mut faces: Vec<FaceBox> = self
+            .inner
+            .0
             .detect(&data)
             .into_iter()
             .map(|f| {
@@ -317,33 +305,20 @@ impl Tracker {
 /// Averages each k x k block into one pixel (the right and bottom remainders are
 /// dropped). Much cheaper than a filtered resize, and as good for detection.
 pub fn box_downscale(src: &GrayImage, k: u32) -> GrayImage {
-    let full = Rect {
-        x: 0,
-        y: 0,
-        width: src.width(),
-        height: src.height(),
-    };
-    box_downscale_rect(src, full, k)
-}
-
-/// [`box_downscale`] of a region of `src` (which lies inside it).
-fn box_downscale_rect(src: &GrayImage, r: Rect, k: u32) -> GrayImage {
-    let k = k.max(1);
-    let (w, h) = (r.width / k, r.height / k);
+    let (w, h) = (src.width() / k, src.height() / k);
     let mut out = GrayImage::new(w, h);
     if w == 0 || h == 0 {
         return out;
     }
     let stride = src.width() as usize;
-    let (k, w, x0, y0) = (k as usize, w as usize, r.x as usize, r.y as usize);
+    let (k, w) = (k as usize, w as usize);
     let area = (k * k) as u32;
     let mut sums = vec![0u32; w];
     let raw = src.as_raw();
     for (oy, out_row) in out.chunks_exact_mut(w).enumerate() {
         sums.fill(0);
-        let top = (y0 + oy * k) * stride + x0;
-        for row in raw[top..].chunks(stride).take(k) {
-            for (sum, block) in sums.iter_mut().zip(row[..w * k].chunks_exact(k)) {
+        for row in raw[oy * k * stride..].chunks(stride).take(k) {
+            for (sum, block) in sums.iter_mut().zip(row.chunks_exact(k)) {
                 *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
             }
         }

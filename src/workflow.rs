@@ -173,7 +173,6 @@ fn alongside_capture<T>(
 ) -> Result<(T, FaceLivenessData), FlowError> {
     let stop = AtomicBool::new(false);
     let capture_failed = AtomicBool::new(false);
-    let interrupted = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let capture = std::thread::Builder::new()
             .name("capture".into())
@@ -185,9 +184,10 @@ fn alongside_capture<T>(
                 result
             })
             .map_err(FlowError::Thread)?;
+        // Server calls never fail with a capture error: this one is the
+        // checkpoint's, and the capture's own error stands for it below.
         let checkpoint = || {
             if capture_failed.load(Ordering::Relaxed) {
-                interrupted.store(true, Ordering::Relaxed);
                 Err(FlowError::Capture(crate::capture::CaptureError::Cancelled))
             } else {
                 Ok(())
@@ -202,7 +202,7 @@ fn alongside_capture<T>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         match (served, captured) {
             (Ok(t), Ok(data)) => Ok((t, data)),
-            (Err(_), Err(e)) if interrupted.load(Ordering::Relaxed) => Err(e),
+            (Err(FlowError::Capture(_)), Err(e)) => Err(e),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         }
     })

@@ -67,13 +67,13 @@ fn two_faces() -> RgbImage {
         60,
         110,
     );
-    imageops::overlay(
-        &mut out,
-        &imageops::crop_imm(&e, 188, 64, 240, 280).to_image(),
-        350,
-        100,
-    );
+    imageops::overlay(&mut out, &einstein_head(&e), 350, 100);
     out
+}
+
+/// Einstein's head and shoulders from his photo, 240x280.
+fn einstein_head(e: &RgbImage) -> RgbImage {
+    imageops::crop_imm(e, 188, 64, 240, 280).to_image()
 }
 
 fn darkened(img: &RgbImage, f: f32) -> RgbImage {
@@ -298,10 +298,9 @@ fn a_second_person_stepping_in_beside_a_tracked_face_is_seen() {
     let s = settings();
     let alone = rgb("astronaut.jpg");
     let mut beside = alone.clone();
-    let e = rgb("solvay-einstein.jpg");
     imageops::overlay(
         &mut beside,
-        &imageops::crop_imm(&e, 188, 64, 240, 280).to_image(),
+        &einstein_head(&rgb("solvay-einstein.jpg")),
         410,
         100,
     );
