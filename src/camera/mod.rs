@@ -78,6 +78,14 @@ pub trait FrameSource: Send {
     fn dropped(&self) -> u64 {
         0
     }
+    /// Hands back to the driver every frame already waiting in its queue, without
+    /// waiting for more, and says how many there were. A camera kept open
+    /// between operations (`camera.keep_open`) filled its buffers while nobody
+    /// read them: those frames show whoever stood at the door then, not who asks
+    /// now, and the next operation must not see them.
+    fn discard_pending(&mut self) -> Result<usize, CameraError> {
+        Ok(0)
+    }
 }
 
 /// Opens the configured source.
@@ -111,12 +119,27 @@ impl Camera {
         }
     }
 
-    /// The stream for one operation.
+    /// The stream for one operation: opened now, or (kept open) with the frames
+    /// it queued since the last operation discarded, so that the operation sees
+    /// only frames taken after it began.
     pub fn acquire(&mut self) -> Result<&mut dyn FrameSource, CameraError> {
-        if self.open.is_none() {
-            let source = open(&self.config)?;
-            tracing::debug!(device = source.name(), "camera opened");
-            self.open = Some(source);
+        match self.open.as_deref_mut() {
+            None => {
+                let source = open(&self.config)?;
+                tracing::debug!(device = source.name(), "camera opened");
+                self.open = Some(source);
+            }
+            Some(source) => match source.discard_pending() {
+                Ok(stale) => tracing::debug!(device = source.name(), stale, "camera kept open"),
+                Err(e) => {
+                    // A kept camera that went away: open it afresh (once).
+                    tracing::debug!(device = source.name(), error = %e, "kept camera failed");
+                    self.open = None;
+                    let source = open(&self.config)?;
+                    tracing::debug!(device = source.name(), "camera opened");
+                    self.open = Some(source);
+                }
+            },
         }
         match self.open.as_deref_mut() {
             Some(source) => Ok(source),
@@ -176,6 +199,61 @@ mod tests {
         // A camera error closes it even with keep_open.
         cam.release(true);
         assert!(!cam.is_open());
+    }
+
+    /// A kept-open stream whose driver queue holds `queued` stale frames (or
+    /// fails, once unplugged).
+    struct Kept {
+        queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        unplugged: bool,
+    }
+
+    impl FrameSource for Kept {
+        fn name(&self) -> &str {
+            "kept"
+        }
+        fn next_frame(&mut self, _: Instant) -> Result<Next, CameraError> {
+            Ok(Next::Deadline)
+        }
+        fn discard_pending(&mut self) -> Result<usize, CameraError> {
+            if self.unplugged {
+                return Err(CameraError::Unavailable {
+                    device: "kept".into(),
+                    reason: "unplugged".into(),
+                });
+            }
+            Ok(self.queued.swap(0, std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn a_kept_camera_drops_the_frames_it_queued_between_operations() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let queued = std::sync::Arc::new(AtomicUsize::new(4));
+        let source = Kept {
+            queued: queued.clone(),
+            unplugged: false,
+        };
+        let mut cam = Camera::with_source(config(true), Box::new(source));
+        assert_eq!(cam.acquire().expect("kept").name(), "kept");
+        assert_eq!(
+            queued.load(Ordering::SeqCst),
+            0,
+            "the frames queued while idle were handed back before the operation"
+        );
+        cam.release(false);
+        assert!(cam.is_open());
+
+        // A kept camera that went away meanwhile is opened afresh.
+        let gone = Kept {
+            queued,
+            unplugged: true,
+        };
+        let mut cam = Camera::with_source(config(true), Box::new(gone));
+        assert_eq!(
+            cam.acquire().expect("reopened").name(),
+            config(true).path.as_str()
+        );
     }
 
     #[test]

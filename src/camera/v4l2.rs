@@ -651,6 +651,35 @@ impl FrameSource for V4l2Source {
         self.dropped
     }
 
+    fn discard_pending(&mut self) -> Result<usize, CameraError> {
+        let fd = self.file.as_raw_fd();
+        let mut discarded = 0;
+        // At most one pass over the queue: each DQBUF gives back a full buffer, and
+        // a frame the driver finishes meanwhile is fresh enough to keep.
+        for _ in 0..BUFFERS {
+            let mut planes: PlaneArray = zeroed();
+            let mut buf = self.buffer(0, &mut planes);
+            // SAFETY: DQBUF takes a v4l2_buffer (its planes in `planes`); the file
+            // is non-blocking, so an empty queue answers EAGAIN.
+            match unsafe { xioctl(fd, vidioc::VIDIOC_DQBUF, &mut buf) } {
+                Ok(()) => {
+                    if self.api == Api::Multi {
+                        buf.m.planes = planes.as_mut_ptr();
+                    }
+                    // SAFETY: QBUF takes the v4l2_buffer DQBUF just filled.
+                    unsafe { xioctl(fd, vidioc::VIDIOC_QBUF, &mut buf) }
+                        .map_err(|e| self.unavailable(&e))?;
+                    discarded += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(self.unavailable(&e)),
+            }
+        }
+        // The frames the driver dropped while nobody read are no consumer's fault.
+        self.sequence = None;
+        Ok(discarded)
+    }
+
     fn next_frame(&mut self, deadline: Instant) -> Result<Next, CameraError> {
         let fd = self.file.as_raw_fd();
         loop {
