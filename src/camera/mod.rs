@@ -123,23 +123,20 @@ impl Camera {
     /// it queued since the last operation discarded, so that the operation sees
     /// only frames taken after it began.
     pub fn acquire(&mut self) -> Result<&mut dyn FrameSource, CameraError> {
-        match self.open.as_deref_mut() {
-            None => {
-                let source = open(&self.config)?;
-                tracing::debug!(device = source.name(), "camera opened");
-                self.open = Some(source);
-            }
-            Some(source) => match source.discard_pending() {
+        if let Some(source) = self.open.as_deref_mut() {
+            match source.discard_pending() {
                 Ok(stale) => tracing::debug!(device = source.name(), stale, "camera kept open"),
                 Err(e) => {
-                    // A kept camera that went away: open it afresh (once).
+                    // A kept camera that went away: opened afresh below.
                     tracing::debug!(device = source.name(), error = %e, "kept camera failed");
                     self.open = None;
-                    let source = open(&self.config)?;
-                    tracing::debug!(device = source.name(), "camera opened");
-                    self.open = Some(source);
                 }
-            },
+            }
+        }
+        if self.open.is_none() {
+            let source = open(&self.config)?;
+            tracing::debug!(device = source.name(), "camera opened");
+            self.open = Some(source);
         }
         match self.open.as_deref_mut() {
             Some(source) => Ok(source),
