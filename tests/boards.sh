@@ -11,7 +11,8 @@
 #                   debootstrap (tests/system/root.sh's, kept in its cache):
 #                   files, users, enable links, conffile, removal.
 # Usage: tests/boards.sh [STEP...]   (default: all four, in that order; each step
-# builds what it needs, and nothing twice.)
+# builds what it needs, and nothing twice. The emulated boards' vivid boots run in
+# the background beside the next build; their verdicts are read at the end.)
 #
 # Needs what .ci/run installs: Debian's cross toolchains, qemu-user-static,
 # qemu-system-arm, debootstrap, cargo-deb, the rustup targets, and the ARM kernels
@@ -74,7 +75,7 @@ build() {
 }
 
 arm() {
-  local a=$1 t log
+  local a=$1 t
   t=${triples[$a]}
   build "$a"
   # The library's unit tests under qemu-user on the 32-bit board only: its ABI
@@ -86,29 +87,56 @@ arm() {
     say "$a: unit tests under qemu-user"
     cargo test --locked --profile board --target "$t" -p facecaptured --lib
   fi
-  local api
-  for api in single-planar multi-planar; do
-    say "$a: the V4L2 test on an emulated $a board, vivid $api (qemu-system, Debian's kernel)"
-    log=$(mktemp)
-    if ! VIVID_MULTIPLANAR=$([ "$api" = multi-planar ] && echo 1 || echo 0) \
-        bash tests/vivid/boot.sh "target/$t/board/vivid-check" "$a" > "$log" 2>&1; then
-      cat "$log"
-      rm -f "$log"
-      fail "$a: the vivid test ($api) failed"
-    fi
-    grep '^VIVID-' "$log" || true
-    grep -q "^VIVID-API $api" "$log" || { cat "$log"; rm -f "$log"; fail "$a: the nodes were not $api"; }
-    while IFS= read -r step; do
-      grep -q "^$step" "$log" || { cat "$log"; rm -f "$log"; fail "$a: '$step' missing ($api)"; }
-    done < tests/vivid/expected
-    local machine
-    machine=$(sed -n 's/^VIVID-ARCH \([^[:space:]]*\).*/\1/p' "$log")
-    rm -f "$log"
-    case "$a:$machine" in
-      aarch64:aarch64 | armv7:armv7l) ;;
-      *) fail "$a: the guest said it is '$machine'" ;;
-    esac
+  vivid_start "$a"
+}
+
+# The emulated boards' V4L2 tests run in the background while the next target
+# builds: a boot under TCG keeps about one core busy, and the build takes the
+# other. Each board's two boots (single- and multi-planar, one after the other)
+# run in a session of their own, ended if this script stops first; vivid_check
+# waits for them and reads their consoles.
+vivid_dir=$(mktemp -d)
+vivid_pids=() vivid_arches=()
+trap 'for p in "${vivid_pids[@]}"; do kill -- -"$p" 2> /dev/null || true; done; rm -rf "$vivid_dir"' EXIT
+apis=(single-planar multi-planar)
+
+vivid_start() {
+  local a=$1
+  say "$a: the V4L2 test on an emulated $a board, vivid ${apis[*]} (qemu-system, Debian's kernel), in the background"
+  setsid bash -c '
+    prog=$1 a=$2 dir=$3; shift 3
+    for api in "$@"; do
+      VIVID_MULTIPLANAR=$([ "$api" = multi-planar ] && echo 1 || echo 0) \
+        bash tests/vivid/boot.sh "$prog" "$a" > "$dir/$a-$api.log" 2>&1
+      echo "$?" > "$dir/$a-$api.rc"
+    done' _ "target/${triples[$a]}/board/vivid-check" "$a" "$vivid_dir" "${apis[@]}" &
+  vivid_pids+=($!)
+  vivid_arches+=("$a")
+}
+
+vivid_check() {
+  local p a api log machine
+  for p in "${vivid_pids[@]}"; do wait "$p" || true; done
+  vivid_pids=()
+  for a in "${vivid_arches[@]}"; do
+    for api in "${apis[@]}"; do
+      log=$vivid_dir/$a-$api.log
+      say "$a: the V4L2 test, vivid $api"
+      [ "$(cat "$vivid_dir/$a-$api.rc" 2> /dev/null)" = 0 ] \
+        || { cat "$log" 2> /dev/null; fail "$a: the vivid test ($api) failed"; }
+      grep '^VIVID-' "$log" || true
+      grep -q "^VIVID-API $api" "$log" || { cat "$log"; fail "$a: the nodes were not $api"; }
+      while IFS= read -r step; do
+        grep -q "^$step" "$log" || { cat "$log"; fail "$a: '$step' missing ($api)"; }
+      done < tests/vivid/expected
+      machine=$(sed -n 's/^VIVID-ARCH \([^[:space:]]*\).*/\1/p' "$log")
+      case "$a:$machine" in
+        aarch64:aarch64 | armv7:armv7l) ;;
+        *) fail "$a: the guest said it is '$machine'" ;;
+      esac
+    done
   done
+  vivid_arches=()
 }
 
 deb_path() {
@@ -181,4 +209,5 @@ for s in "${steps[@]}"; do
     *) fail "unknown step $s (aarch64, armv7, deb, install)" ;;
   esac
 done
+vivid_check
 say "all passed: ${steps[*]}"

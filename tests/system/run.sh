@@ -51,7 +51,7 @@ esac
 say() { echo "== system $arch $(date +%T): $*"; }
 fail() { echo "system/run.sh: $arch: FAILED: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "run as root (debootstrap, mkfs.ext4)"
-tools=("${qemu[0]}" mkfs.ext4 cargo-deb cpio)
+tools=("${qemu[0]}" mkfs.ext4 cargo-deb cpio flock)
 [ "$arch" = amd64 ] && tools+=(swtpm)
 for tool in "${tools[@]}"; do
   command -v "$tool" > /dev/null || fail "$tool missing (tests/run.sh installs it)"
@@ -72,9 +72,14 @@ say "the $arch package ($version)"
 # (The very build tests/boards.sh makes: nothing is built again.)
 cargo build --locked --profile board --target "$triple" -p facecaptured -p vivid-check \
   --bin facecaptured --bin facecapturectl --bin vivid-check
-# (Its man pages and completions, which tests/boards.sh made too.)
-bash scripts/package-docs.sh > /dev/null
-cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
+# (Its man pages and completions, which tests/boards.sh made too. tests/run.sh
+# runs the amd64 and arm64 tests side by side: the lock keeps one from remaking
+# the pages while the other's cargo deb reads them.)
+(
+  flock 9
+  bash scripts/package-docs.sh > /dev/null
+  cargo deb --no-build --target "$triple" --profile board --output "$work/current.deb" > /dev/null
+) 9> target/package-docs.lock
 debs=("$work/current.deb")
 
 prev_commit=$(grep -v '^#' tests/system/previous | head -1)
