@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # All the tests, on a fresh Debian 12 machine of ours (Rust, build-essential, git,
 # python3, dbus, systemd): installs what they need when it is missing, then runs
-# formatting, lints, `cargo test` with every ignored test included, the boards and
-# packages (tests/boards.sh), and the installed system booted under qemu, amd64 and
-# an arm64 board side by side (tests/system/run.sh), with a short run of every fuzz
-# target (tests/fuzz.sh) beside them. Any test left ignored or skipped is a failure.
+# formatting, lints, `cargo test` with every ignored test included, a short run of
+# every fuzz target (tests/fuzz.sh) beside the boards and packages (tests/boards.sh), and
+# the installed system booted under qemu, amd64 and an arm64 board side by side
+# (tests/system/run.sh). Any test left ignored or skipped is a failure.
 #
 #   bash tests/run.sh        (as root, or as a user who may sudo apt-get)
 #
@@ -97,21 +97,32 @@ bash tests/interface-doc.sh
 # The totals, for the closing line.
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 
+# The fuzz targets are built and run in the background beside the boards: the
+# boards' fat-LTO links, qemu-user tests and emulated boots leave a core idle
+# for minutes, and the fuzz build (its own target directory) fills it.
+stage "the fuzz targets, 10 s each (tests/fuzz.sh), in the background beside the boards"
+fuzz_log=$(mktemp)
+bash tests/fuzz.sh 10 > "$fuzz_log" 2>&1 &
+fuzz_pid=$!
+
 stage "the boards and the packages (tests/boards.sh)"
 bash tests/boards.sh
+stage "the fuzz targets' result"
+if ! wait "$fuzz_pid"; then
+  fuzz_pid=
+  cat "$fuzz_log"
+  echo "tests/run.sh: FAILED: tests/fuzz.sh" >&2
+  exit 1
+fi
+fuzz_pid=
+grep -v '^ *Compiling ' "$fuzz_log" || true
 if [ -n "$roots_pid" ]; then
   wait "$roots_pid" || echo "tests/run.sh: the background root maker failed; trying again" >&2
   roots_pid=
   cat "$roots_log"
 fi
-# The two guests side by side, and the fuzz targets (built in a target directory
-# of their own, then run) beside both: a TCG guest keeps about one core busy
-# (vmstat: half the machine idle during the amd64 boots alone), while the boards'
-# builds before it keep both busy, so the fuzz build there only slowed them.
-stage "the fuzz targets, 10 s each (tests/fuzz.sh), in the background beside the booted systems"
-fuzz_log=$(mktemp)
-bash tests/fuzz.sh 10 > "$fuzz_log" 2>&1 &
-fuzz_pid=$!
+# The two guests side by side: much of a TCG guest's time is one busy vCPU, so the
+# arm64 board's boot (about a minute) fits beside the amd64 system's two boots.
 stage "the installed system, booted: amd64 (tests/system/run.sh amd64), the arm64 board beside it"
 arm64_log=$(mktemp)
 bash tests/system/run.sh arm64 > "$arm64_log" 2>&1 &
@@ -123,15 +134,6 @@ wait "$arm64_pid" || arm64_rc=$?
 arm64_pid=
 cat "$arm64_log"
 [ "$arm64_rc" = 0 ] || { echo "tests/run.sh: FAILED: tests/system/run.sh arm64" >&2; exit 1; }
-stage "the fuzz targets' result"
-if ! wait "$fuzz_pid"; then
-  fuzz_pid=
-  cat "$fuzz_log"
-  echo "tests/run.sh: FAILED: tests/fuzz.sh" >&2
-  exit 1
-fi
-fuzz_pid=
-grep -v '^ *Compiling ' "$fuzz_log" || true
 stage "all tests passed"
 # The closing line: cargo test's totals (the boards and the booted system passed too).
 echo "cargo-test: $passed passed, $failed failed"
