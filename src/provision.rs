@@ -155,6 +155,21 @@ pub enum ProvisionError {
     /// The device identity could not be made or read.
     #[error("device identity: {0}")]
     Identity(String),
+    /// A name provision would touch is not what it must be (a link, another
+    /// owner's file, a directory others may change). Provision runs as root in
+    /// the daemon's state directory, which the daemon's user could fill with
+    /// links to any root file: it refuses rather than follow them.
+    #[error(
+        "{path}: {problem}; provision runs as root and never follows a link or touches a \
+         file the daemon's user could have put in its place: remove it (the daemon makes \
+         its database anew) or put the original back"
+    )]
+    Unsafe {
+        /// The path refused.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
@@ -190,6 +205,7 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
         }
     }
     std::fs::create_dir_all(&req.credentials_dir).map_err(io(&req.credentials_dir))?;
+    root_only_dir(&req.credentials_dir)?;
     let protection = choose(req)?;
     let mut report = Report {
         protection: Some(protection),
@@ -242,12 +258,12 @@ fn device_key(
     report: &mut Report,
 ) -> Result<(), ProvisionError> {
     let cred = credential_path(&req.credentials_dir, sealed::CREDENTIAL);
-    let db = req.state_dir.join(DB_FILE);
-    // Never create the database here: it would belong to root.
-    let mut storage = if db.exists() {
-        Some(Storage::open(&req.state_dir)?)
-    } else {
-        None
+    // Never create the database here (it would belong to root), and never open a
+    // name the daemon's user could have replaced with a link.
+    let state = StateDir::check(&req.state_dir)?;
+    let mut storage = match &state {
+        Some(state) if state.has_database => Some(Storage::open_existing_nofollow(&req.state_dir)?),
+        _ => None,
     };
     let stored = match &storage {
         Some(s) => s.stored_identity()?,
@@ -276,9 +292,7 @@ fn device_key(
             s.adopt_sealed(&kept)?;
             line.push_str("; the database's plain copy is scrubbed");
         }
-        if storage.is_some() {
-            fix_owner(&req.state_dir)?;
-        }
+        close(storage, state.as_ref())?;
         report.device_id = kept.device_id;
         report.lines.push(line);
         return Ok(());
@@ -313,16 +327,26 @@ fn device_key(
         cred.display(),
         identity.device_id
     );
-    if let Some(s) = storage.as_mut() {
-        if s.stored_identity()?.is_some_and(|(_, key)| key.is_some()) {
-            s.scrub_key()?;
-            line.push_str("; the database row is scrubbed");
-        }
-        fix_owner(&req.state_dir)?;
+    if let Some(s) = storage.as_mut()
+        && s.stored_identity()?.is_some_and(|(_, key)| key.is_some())
+    {
+        s.scrub_key()?;
+        line.push_str("; the database row is scrubbed");
     }
+    close(storage, state.as_ref())?;
     report.device_id = identity.device_id;
     report.lines.push(line);
     report.changed = true;
+    Ok(())
+}
+
+/// Closes the database (SQLite checkpoints its WAL), then gives its files back
+/// to the daemon's user.
+fn close(storage: Option<Storage>, state: Option<&StateDir>) -> Result<(), ProvisionError> {
+    if let (Some(storage), Some(state)) = (storage, state) {
+        drop(storage);
+        state.fix_owner()?;
+    }
     Ok(())
 }
 
@@ -405,12 +429,19 @@ fn read_secret(name: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>, ProvisionE
 /// journalling file system or flash this narrows, not closes, the window in
 /// which the old blocks hold the value: `--secret NAME=-` never writes it.
 fn shred(path: &Path) -> Result<(), ProvisionError> {
-    let len = std::fs::metadata(path).map_err(io(path))?.len();
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io(path))?;
-    f.write_all(&vec![0u8; len as usize]).map_err(io(path))?;
+    let meta = f.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(unsafe_path(path, kind_of(&meta)));
+    }
+    // A secret file is at most MAX_SECRET bytes (read_secret refused larger).
+    let len = usize::try_from(meta.len().min(MAX_SECRET)).unwrap_or(0);
+    f.write_all(&vec![0u8; len]).map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
     drop(f);
     std::fs::remove_file(path).map_err(io(path))
@@ -513,19 +544,159 @@ fn last_line(stderr: &[u8]) -> String {
         .to_owned()
 }
 
-/// The database and its WAL files keep the state directory's owner (the daemon's
-/// user) after root has written them.
-fn fix_owner(state_dir: &Path) -> Result<(), ProvisionError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(state_dir).map_err(io(state_dir))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let path = state_dir.join(format!("{DB_FILE}{suffix}"));
-        if path.exists() {
-            std::os::unix::fs::chown(&path, Some(meta.uid()), Some(meta.gid()))
-                .map_err(io(&path))?;
+/// The database's files in the state directory: the database, its WAL and its
+/// shared-memory index.
+const DB_NAMES: [&str; 3] = ["", "-wal", "-shm"];
+
+/// The daemon's state directory as root may touch it: a real directory (not a
+/// link), whose owner (the daemon's user) is whom the database belongs to, and
+/// whose database files are each a regular file with one link, owned by that
+/// user or by root. Each open checks again what it opened (`O_NOFOLLOW`, then
+/// `fstat` of the descriptor): this check names a problem early, the opens are
+/// what make a link planted meanwhile harmless.
+struct StateDir {
+    path: PathBuf,
+    uid: u32,
+    gid: u32,
+    has_database: bool,
+}
+
+impl StateDir {
+    /// `None` when there is no state directory yet (the daemon has never run).
+    fn check(path: &Path) -> Result<Option<Self>, ProvisionError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            r => r.map_err(io(path))?,
+        };
+        if !meta.is_dir() {
+            return Err(unsafe_path(path, kind_of(&meta)));
         }
+        let mut dir = Self {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            has_database: false,
+        };
+        for suffix in DB_NAMES {
+            let name = dir.path.join(format!("{DB_FILE}{suffix}"));
+            match std::fs::symlink_metadata(&name) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                r => dir.check_file(&name, &r.map_err(io(&name))?)?,
+            }
+            if suffix.is_empty() {
+                dir.has_database = true;
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    /// A database file root may open: a regular file, one link, owned by the
+    /// daemon's user or by root.
+    fn check_file(&self, path: &Path, meta: &std::fs::Metadata) -> Result<(), ProvisionError> {
+        use std::os::unix::fs::MetadataExt;
+        if !meta.file_type().is_file() {
+            return Err(unsafe_path(path, kind_of(meta)));
+        }
+        if meta.nlink() != 1 {
+            return Err(unsafe_path(
+                path,
+                format!("has {} hard links (a database file has one)", meta.nlink()),
+            ));
+        }
+        if meta.uid() != self.uid && meta.uid() != 0 {
+            return Err(unsafe_path(
+                path,
+                format!(
+                    "is owned by uid {}, neither the state directory's owner (uid {}) nor root",
+                    meta.uid(),
+                    self.uid
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database and its WAL files keep the state directory's owner (the
+    /// daemon's user) after root has written them: each is opened without
+    /// following a link, checked through its descriptor, and that descriptor
+    /// is chowned, so a name swapped for a link meanwhile changes nothing.
+    fn fix_owner(&self) -> Result<(), ProvisionError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        for suffix in DB_NAMES {
+            let path = self.path.join(format!("{DB_FILE}{suffix}"));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&path);
+            let file = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(unsafe_path(&path, "is a symbolic link".into()));
+                }
+                Err(e) => return Err(io(&path)(e)),
+            };
+            self.check_file(&path, &file.metadata().map_err(io(&path))?)?;
+            std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.gid)).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The credentials directory holds the sealed secrets and, for a moment, plain
+/// ones: only root (the user provision runs as) may change it.
+fn root_only_dir(path: &Path) -> Result<(), ProvisionError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if !meta.is_dir() {
+        return Err(unsafe_path(path, kind_of(&meta)));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(unsafe_path(
+            path,
+            format!("is owned by uid {}, not by root (uid {me})", meta.uid()),
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_path(
+            path,
+            format!(
+                "may be changed by others than root (mode {:04o}; make it 0700)",
+                meta.mode() & 0o7777
+            ),
+        ));
     }
     Ok(())
+}
+
+fn unsafe_path(path: &Path, problem: String) -> ProvisionError {
+    ProvisionError::Unsafe {
+        path: path.to_owned(),
+        problem,
+    }
+}
+
+/// What a file is, for a refusal: "is a symbolic link", "is a directory", ...
+fn kind_of(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a device node"
+    };
+    format!("is {what}")
 }
 
 #[cfg(test)]
@@ -555,5 +726,60 @@ mod tests {
         let e = provision(&req).expect_err("unknown");
         assert!(e.to_string().contains("--secret password"), "{e}");
         assert!(!req.credentials_dir.exists());
+    }
+
+    /// The race: a name swapped for a link after the check. The chown opens
+    /// the name itself without following it, so the check is not what protects.
+    #[test]
+    fn a_name_swapped_for_a_link_after_the_check_is_not_followed() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("state");
+        drop(Storage::open(&state).expect("db"));
+        let target = tmp.path().join("root-file");
+        std::fs::write(&target, "x").expect("write");
+        let before = std::fs::metadata(&target).expect("meta");
+        let checked = StateDir::check(&state).expect("check").expect("there");
+        assert!(checked.has_database);
+        for name in ["facecaptured.db-wal", "facecaptured.db"] {
+            let path = state.join(name);
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(&target, &path).expect("swap");
+            let e = checked.fix_owner().expect_err("followed a link");
+            assert!(
+                matches!(&e, ProvisionError::Unsafe { path: p, problem } if *p == path && problem == "is a symbolic link"),
+                "{e}"
+            );
+            let after = std::fs::metadata(&target).expect("meta");
+            assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+            std::fs::remove_file(&path).expect("rm");
+        }
+    }
+
+    /// SQLite itself refuses a link on the database's name, and on the WAL's
+    /// when it opens it, after any check root made.
+    #[test]
+    fn sqlite_refuses_links_planted_after_the_check() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("state");
+        drop(Storage::open(&state).expect("db"));
+        let target = tmp.path().join("root-file");
+        std::fs::write(&target, "not to be written").expect("write");
+        let wal = state.join(format!("{DB_FILE}-wal"));
+        std::os::unix::fs::symlink(&target, &wal).expect("plant");
+        let opened = Storage::open_existing_nofollow(&state).and_then(|s| s.stored_identity());
+        assert!(opened.is_err(), "SQLite followed the WAL link");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read"),
+            "not to be written"
+        );
+        std::fs::remove_file(&wal).expect("rm");
+
+        let db = state.join(DB_FILE);
+        let real = tmp.path().join("real.db");
+        std::fs::rename(&db, &real).expect("mv");
+        std::os::unix::fs::symlink(&real, &db).expect("plant");
+        let e = Storage::open_existing_nofollow(&state).expect_err("followed the db link");
+        assert!(e.to_string().contains(&db.display().to_string()), "{e}");
     }
 }

@@ -195,11 +195,37 @@ impl Storage {
             .mode(0o600)
             .open(&path)
             .map_err(dir_err)?;
+        let db = Connection::open(&path).map_err(|source| StorageError::Db {
+            path: path.clone(),
+            source,
+        })?;
+        Self::ready(db, path)
+    }
+
+    /// Opens the existing database in `state_dir` as root does in `facecaptured
+    /// provision`: nothing is created or re-permissioned, and SQLite refuses a
+    /// symbolic link anywhere in the path (`SQLITE_OPEN_NOFOLLOW`; it opens the
+    /// `-wal` and `-shm` files with `O_NOFOLLOW` too). The state directory belongs
+    /// to the daemon's user, who could plant a link to any root file there.
+    pub fn open_existing_nofollow(state_dir: &Path) -> Result<Self, StorageError> {
+        use rusqlite::OpenFlags;
+        let path = state_dir.join(DB_FILE);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let db = Connection::open_with_flags(&path, flags).map_err(|source| StorageError::Db {
+            path: path.clone(),
+            source,
+        })?;
+        Self::ready(db, path)
+    }
+
+    /// The connection's settings and the schema's migrations, for both opens.
+    fn ready(mut db: Connection, path: PathBuf) -> Result<Self, StorageError> {
         let db_err = |source| StorageError::Db {
             path: path.clone(),
             source,
         };
-        let mut db = Connection::open(&path).map_err(db_err)?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db_err)?;
         db.pragma_update(None, "journal_mode", "WAL")

@@ -344,3 +344,212 @@ fn the_daemon_refuses_a_sealed_row_without_its_own_credential() {
         text(&out.stderr)
     );
 }
+
+/// A root file's bytes.
+const SHADOW: &str = "root:$y$secret:20000::::::\n";
+
+/// The daemon's user as these tests play it: the owner of the state directory.
+const DAEMON_UID: u32 = 65534;
+
+/// Whether this test runs as root (it chowns, as provision does); if not it
+/// says SKIPPED, which tests/run.sh counts as a failure.
+fn as_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        println!("SKIPPED {test}: needs root (provision chowns the daemon's files)");
+    }
+    root
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).expect("chown");
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).expect("dir").flatten() {
+            chown_tree(&entry.path(), uid);
+        }
+    }
+}
+
+impl Board {
+    /// A terminal that ran plain (a database with its key), its state
+    /// directory and database the daemon's user's.
+    fn ran_plain(&self) {
+        let mut storage = Storage::open(&self.state()).expect("db");
+        storage
+            .device_identity(|| {
+                Ok((
+                    "5c1e2f8a93474d0ba61f33e27d90c458".into(),
+                    DeviceKey::generate().expect("key"),
+                ))
+            })
+            .expect("plain identity");
+        drop(storage);
+        chown_tree(&self.state(), DAEMON_UID);
+    }
+
+    /// A root file outside the state directory (a stand-in for /etc/shadow),
+    /// holding `content`: an empty one is what SQLite takes for an empty
+    /// database, and would have written its schema into.
+    fn root_file(&self, content: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join("shadow");
+        std::fs::write(&path, content).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    }
+}
+
+/// The root file is as it was: root's, 0600, its bytes unchanged.
+fn untouched(path: &Path, content: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).expect("target");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "{} changed owner",
+        path.display()
+    );
+    assert_eq!(
+        meta.mode() & 0o7777,
+        0o600,
+        "{} changed mode",
+        path.display()
+    );
+    assert_eq!(std::fs::read_to_string(path).expect("read"), content);
+}
+
+fn refused(out: &Output, path: &Path, problem: &str) {
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "provision accepted {}: {err}",
+        path.display()
+    );
+    assert!(
+        err.contains(&path.display().to_string()) && err.contains(problem),
+        "the refusal names neither {} nor {problem:?}: {err}",
+        path.display()
+    );
+    assert!(err.contains("never follows a link"), "{err}");
+}
+
+#[test]
+fn a_link_planted_on_any_database_name_is_refused_and_its_target_keeps_its_owner() {
+    if !as_root("a_link_planted_on_any_database_name_is_refused") {
+        return;
+    }
+    for name in [
+        "facecaptured.db",
+        "facecaptured.db-wal",
+        "facecaptured.db-shm",
+    ] {
+        let board = Board::new();
+        board.ran_plain();
+        let content = if name == "facecaptured.db" {
+            ""
+        } else {
+            SHADOW
+        };
+        let target = board.root_file(content);
+        let planted = board.state().join(name);
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(&target, &planted).expect("plant");
+        let out = board.provision(&["--with-key", "host"]);
+        refused(&out, &planted, "is a symbolic link");
+        untouched(&target, content);
+        // Nothing was sealed either.
+        assert!(!board.creds().join("device_key.cred").exists(), "{name}");
+    }
+}
+
+#[test]
+fn a_dangling_link_hard_link_or_strangers_file_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    if !as_root("a_dangling_link_hard_link_or_strangers_file_is_refused") {
+        return;
+    }
+    // A dangling link on the WAL's name: SQLite as root would have made a root
+    // file wherever it points.
+    let board = Board::new();
+    board.ran_plain();
+    let nowhere = board.dir.path().join("made-by-root");
+    let wal = board.state().join("facecaptured.db-wal");
+    std::os::unix::fs::symlink(&nowhere, &wal).expect("plant");
+    refused(
+        &board.provision(&["--with-key", "host"]),
+        &wal,
+        "is a symbolic link",
+    );
+    assert!(!nowhere.exists(), "root made a file through the link");
+
+    // A hard link to a root file (a kernel without protected_hardlinks lets the
+    // daemon's user make one).
+    let board = Board::new();
+    board.ran_plain();
+    let target = board.root_file("");
+    let db = board.state().join("facecaptured.db");
+    std::fs::remove_file(&db).expect("rm");
+    std::fs::hard_link(&target, &db).expect("link");
+    refused(
+        &board.provision(&["--with-key", "host"]),
+        &db,
+        "has 2 hard links",
+    );
+    untouched(&target, "");
+
+    // A database owned by neither the daemon's user nor root.
+    let board = Board::new();
+    board.ran_plain();
+    let db = board.state().join("facecaptured.db");
+    std::os::unix::fs::lchown(&db, Some(4242), Some(4242)).expect("chown");
+    refused(
+        &board.provision(&["--with-key", "host"]),
+        &db,
+        "is owned by uid 4242",
+    );
+    assert_eq!(std::fs::metadata(&db).expect("db").uid(), 4242);
+
+    // The state directory itself a link, and a FIFO in the database's place.
+    let board = Board::new();
+    let elsewhere = board.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("dir");
+    std::os::unix::fs::symlink(&elsewhere, board.state()).expect("plant");
+    refused(
+        &board.provision(&["--with-key", "host"]),
+        &board.state(),
+        "is a symbolic link",
+    );
+    let board = Board::new();
+    std::fs::create_dir(board.state()).expect("state");
+    let db = board.state().join("facecaptured.db");
+    let c = std::ffi::CString::new(db.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    refused(&board.provision(&["--with-key", "host"]), &db, "is a FIFO");
+}
+
+#[test]
+fn the_database_goes_back_to_the_daemons_user_and_a_lax_credentials_dir_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !as_root("the_database_goes_back_to_the_daemons_user") {
+        return;
+    }
+    let board = Board::new();
+    board.ran_plain();
+    ok(&board.provision(&["--with-key", "host"]));
+    for entry in std::fs::read_dir(board.state()).expect("state").flatten() {
+        let meta = entry.metadata().expect("meta");
+        assert_eq!(meta.uid(), DAEMON_UID, "{}", entry.path().display());
+    }
+
+    // A credentials directory others may write to could have a link planted in
+    // it too: refused before anything is sealed.
+    let board = Board::new();
+    std::fs::set_permissions(board.creds(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::write(board.creds().join("apikey"), "key-0123456789").expect("write");
+    let out = board.provision(&["--with-key", "host"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.contains("mode 0777"), "{err}");
+    assert!(board.creds().join("apikey").exists(), "the plain file went");
+}
