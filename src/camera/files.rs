@@ -53,9 +53,10 @@ impl FilesSource {
                 paths.len()
             )));
         }
+        let asked = (config.width, config.height);
         let images = paths
             .iter()
-            .map(|p| load(p))
+            .map(|p| load(p, asked))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
         // The first picture stands for the stream's format and size.
@@ -114,7 +115,8 @@ fn list(path: &str) -> Result<Vec<PathBuf>, String> {
 /// One image file as the frame this source would deliver (`facecapturectl detect`
 /// runs photos through the pipeline this way).
 pub fn frame_from_file(path: &Path) -> Result<RawFrame, String> {
-    match load(path)? {
+    let any = (super::MAX_SIDE, super::MAX_SIDE);
+    match load(path, any)? {
         Image::Frame(mut f) => {
             f.captured_ms = now_ms();
             Ok(f)
@@ -123,7 +125,10 @@ pub fn frame_from_file(path: &Path) -> Result<RawFrame, String> {
     }
 }
 
-fn load(path: &Path) -> Result<Image, String> {
+/// Reads one file as a frame. Its size, read from its header, is held to
+/// [`super::check_size`] against `asked` before it is decoded: a small PNG can
+/// name 8192x8192.
+fn load(path: &Path, asked: (u32, u32)) -> Result<Image, String> {
     let len = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();
@@ -141,11 +146,18 @@ fn load(path: &Path) -> Result<Image, String> {
             Ok(r) => r,
             Err(e) => return Ok(bad(&e)),
         };
+    let size = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(image::ImageError::IoError)
+        .and_then(|r| r.into_dimensions());
+    let (width, height) = match size {
+        Ok(d) => d,
+        Err(e) => return Ok(bad(&e)),
+    };
+    if let Err(problem) = super::check_size(asked, (width, height)) {
+        return Ok(bad(&problem));
+    }
     if reader.format() == Some(image::ImageFormat::Jpeg) {
-        let (width, height) = match reader.into_dimensions() {
-            Ok(d) => d,
-            Err(e) => return Ok(bad(&e)),
-        };
         return Ok(Image::Frame(RawFrame {
             format: PixelFormat::Mjpg,
             width,

@@ -293,12 +293,19 @@ impl RawFrame {
             &self.data[..]
         };
         let mut dec = zune_jpeg::JpegDecoder::new_with_options(data, options);
-        let pixels = dec
-            .decode()
+        // The header first: a frame whose size is not the stream's is refused
+        // before anything is allocated for its pixels (an 8192x8192 frame from
+        // a hostile camera would take a gigabyte to decode).
+        dec.decode_headers()
             .map_err(|e| FrameError::Jpeg(format!("{e:?}")))?;
         let (w, h) = dec
             .dimensions()
-            .map(|(w, h)| (w as u32, h as u32))
+            .map(|(w, h)| {
+                (
+                    u32::try_from(w).unwrap_or(u32::MAX),
+                    u32::try_from(h).unwrap_or(u32::MAX),
+                )
+            })
             .unwrap_or((0, 0));
         if (w, h) != (self.width, self.height) {
             return Err(FrameError::Size {
@@ -308,6 +315,9 @@ impl RawFrame {
                 got_h: h,
             });
         }
+        let pixels = dec
+            .decode()
+            .map_err(|e| FrameError::Jpeg(format!("{e:?}")))?;
         let want = w as usize * h as usize * colorspace.num_components();
         if pixels.len() != want {
             return Err(FrameError::Jpeg(format!(

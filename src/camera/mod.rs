@@ -33,6 +33,45 @@ pub enum CameraError {
     },
 }
 
+/// The longest frame side any source may give (a V4L2 driver's answer, a file).
+pub const MAX_SIDE: u32 = 8192;
+
+/// How many times the pixels asked for (`camera.width` x `camera.height`) a
+/// source may give instead: a driver rounds to a size it has (640x480 asked,
+/// 1280x720 given), but memory for every frame is sized from the answer, and
+/// a hostile camera or file naming 8192x8192 must not take the daemon past its
+/// `MemoryMax=` before a frame is refused.
+pub const MAX_PIXELS_FACTOR: u64 = 4;
+
+/// Checks a frame size a source gives against the size asked for: each side
+/// from 1 to [`MAX_SIDE`], and at most [`MAX_PIXELS_FACTOR`] times the pixels
+/// asked. The problem in words otherwise.
+///
+/// ```
+/// use facecapture::camera::check_size;
+/// assert!(check_size((640, 480), (1280, 720)).is_ok());
+/// assert!(check_size((640, 480), (8192, 8192)).unwrap_err().contains("8192x8192"));
+/// assert!(check_size((640, 480), (0, 480)).is_err());
+/// ```
+pub fn check_size(asked: (u32, u32), got: (u32, u32)) -> Result<(), String> {
+    let (w, h) = got;
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!(
+            "{w}x{h} is not a usable size (each side 1 to {MAX_SIDE})"
+        ));
+    }
+    let pixels = u64::from(w) * u64::from(h);
+    let limit = MAX_PIXELS_FACTOR * u64::from(asked.0.max(1)) * u64::from(asked.1.max(1));
+    if pixels > limit {
+        return Err(format!(
+            "{w}x{h} is more than {MAX_PIXELS_FACTOR} times the {}x{} asked for \
+             (camera.width, camera.height)",
+            asked.0, asked.1
+        ));
+    }
+    Ok(())
+}
+
 /// What a source's `next_frame` yields.
 #[derive(Debug)]
 pub enum Next {

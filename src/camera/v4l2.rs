@@ -364,10 +364,13 @@ impl V4l2Source {
                 ),
             });
         }
-        if width == 0 || height == 0 || width > 8192 || height > 8192 {
+        if let Err(problem) = super::check_size((config.width, config.height), (width, height)) {
             return Err(CameraError::Unavailable {
                 device: name,
-                reason: format!("the driver gave an unusable size {width}x{height}"),
+                reason: format!(
+                    "the driver gave {problem}: set camera.width and camera.height to a size \
+                     it offers (v4l2-ctl --list-formats-ext)"
+                ),
             });
         }
 
