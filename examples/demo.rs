@@ -73,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         terminal: &terminal,
         encryption: Encryption::Envelope,
         progress: &progress,
+        interrupt: &workflow::Interrupt::new(),
     };
     let alice = Person {
         username: "alice".into(),

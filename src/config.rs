@@ -93,7 +93,9 @@ pub struct QrConfig {
     pub aes_key: Secret,
     /// A file whose first line is the AES key (base64).
     pub aes_key_file: Option<PathBuf>,
-    /// Hosts a QR code may send the terminal to; empty: any host whose code verifies.
+    /// Hosts a QR code may send the terminal to. Empty (the default): the host
+    /// of `server.base_url` only; `["*"]`: any host whose code verifies. See
+    /// [`Config::qr_allowed_hosts`].
     pub allowed_hosts: Vec<String>,
 }
 
@@ -489,8 +491,15 @@ impl Config {
         if need == Need::Daemon || !self.qr.aes_key.is_empty() {
             self.qr_keys()?;
         }
-        for host in &self.qr.allowed_hosts {
-            if host.is_empty() || host.contains('/') || host.contains("://") {
+        let hosts = &self.qr.allowed_hosts;
+        if hosts.len() > 1 && hosts.iter().any(|h| h == "*") {
+            return Err(bad(
+                "qr.allowed_hosts",
+                "\"*\" (any host) stands alone: it cannot be listed with hosts",
+            ));
+        }
+        for host in hosts.iter().filter(|h| *h != "*") {
+            if host.is_empty() || host.contains('/') || host.contains("://") || host.contains('*') {
                 return Err(bad(
                     "qr.allowed_hosts",
                     format!("{host:?} is not a host name"),
@@ -583,6 +592,30 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The hosts a QR code may send the terminal to, as the decoder takes them
+    /// (an empty list: any host). `qr.allowed_hosts` when it lists hosts; when
+    /// it is empty, the host of `server.base_url` alone: a correctly signed QR
+    /// code naming another host would otherwise receive an enrolled user's
+    /// registration code and the device's signatures on demand. `["*"]` is
+    /// any host, for sites that really want it.
+    ///
+    /// ```
+    /// let mut c = facecapture::config::Config::default();
+    /// c.server.base_url = "https://tenant.awareid.example:8443/api".into();
+    /// assert_eq!(c.qr_allowed_hosts(), ["tenant.awareid.example:8443"]);
+    /// c.qr.allowed_hosts = vec!["*".into()];
+    /// assert!(c.qr_allowed_hosts().is_empty(), "any host");
+    /// c.qr.allowed_hosts = vec!["qr.awareid.example".into()];
+    /// assert_eq!(c.qr_allowed_hosts(), ["qr.awareid.example"]);
+    /// ```
+    pub fn qr_allowed_hosts(&self) -> Vec<String> {
+        match self.qr.allowed_hosts.as_slice() {
+            [any] if any == "*" => Vec::new(),
+            [] => vec![self.server.host()],
+            hosts => hosts.to_vec(),
+        }
     }
 
     /// The QR keys, if QR flows are configured: both keys or neither.
@@ -718,6 +751,19 @@ pub struct ProxySettings {
 }
 
 impl ServerConfig {
+    /// The host of `base_url`, with its port when it names one (as AwareID's
+    /// QR codes and the stored enrollments name it); empty when the URL does
+    /// not parse (validation refuses such a URL first).
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+            })
+            .unwrap_or_default()
+    }
+
     /// The proxy `server.proxy` names, checked; `None` when the key is empty
     /// (the environment's proxy, if any, applies then).
     ///
@@ -964,6 +1010,25 @@ apikey = "k3y"
         assert_eq!(c.qr.allowed_hosts, ["a.example", "b.example"]);
         assert_eq!(c.server.apikey.expose(), "12345");
         assert_eq!(c.storage.state_dir, PathBuf::from("/run/state"));
+    }
+
+    #[test]
+    fn any_qr_host_is_asked_for_alone() {
+        let env = Environment::default();
+        let c = load(&format!("{GOOD}\n[qr]\nallowed_hosts = [\"*\"]\n"), &env).expect("*");
+        assert!(c.qr_allowed_hosts().is_empty());
+        let e = load(
+            &format!("{GOOD}\n[qr]\nallowed_hosts = [\"*\", \"a.example\"]\n"),
+            &env,
+        )
+        .expect_err("* with a host");
+        assert_eq!(e.key, "qr.allowed_hosts");
+        let e = load(
+            &format!("{GOOD}\n[qr]\nallowed_hosts = [\"*.example\"]\n"),
+            &env,
+        )
+        .expect_err("a wildcard");
+        assert!(e.to_string().contains("not a host name"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
+pub mod names;
 pub mod provision;
 pub mod qrimage;
 pub mod secret;

@@ -75,6 +75,11 @@ pub enum FlowError {
     /// The device key could not sign or give its public key.
     #[error("device key: {0}")]
     Device(#[from] crate::crypto::device::DeviceError),
+    /// validateSession named a username the terminal cannot take as it is (too
+    /// long, a hidden character, white space that makes it show as another):
+    /// nothing is stored or sent for it.
+    #[error("the QR code's session (validateSession) names a bad userName: {0}")]
+    SessionUser(String),
     /// The thread the capture runs on could not be started.
     #[error("cannot start the capture thread: {0}")]
     Thread(std::io::Error),
@@ -159,6 +164,93 @@ where
     }
 }
 
+/// The caller's say over a running flow, and the flow's point of no return.
+///
+/// Anyone may ask a flow to stop (Cancel, the caller leaving the bus, the
+/// operation timeout, SIGTERM); the flow looks before each call that changes
+/// state on the server. The last such call, addFace or verifyFace, is where the
+/// outcome becomes real: AwareID stores the enrollment (retiring an old code)
+/// or decides the access. Once it is sent its outcome is the operation's,
+/// whoever asked to stop: the flow [commits](Self::commit) before sending it,
+/// and a [`cancel`](Self::cancel) that comes later is told so and waits for that
+/// outcome. Both sides write their flag before reading the other's (sequentially
+/// consistent), so at least one sees the other: never a call sent and a reply of
+/// Cancelled.
+///
+/// ```
+/// use facecapture::workflow::Interrupt;
+/// let before = Interrupt::new();
+/// assert!(before.cancel(), "stopped before the point of no return");
+/// assert!(before.commit().is_err(), "the flow does not send addFace");
+///
+/// let after = Interrupt::new();
+/// assert!(after.commit().is_ok());
+/// assert!(!after.cancel(), "addFace was sent: its outcome stands");
+/// ```
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    cancel: AtomicBool,
+    committed: AtomicBool,
+}
+
+impl Interrupt {
+    /// Neither cancelled nor committed.
+    pub const fn new() -> Self {
+        Self {
+            cancel: AtomicBool::new(false),
+            committed: AtomicBool::new(false),
+        }
+    }
+
+    /// The flag the capture and the QR scan watch (set by [`Self::cancel`]).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.cancel
+    }
+
+    /// Asks the flow to stop. `true` when it stops short of the server's state
+    /// (the operation may answer Cancelled now); `false` when the flow has
+    /// committed: its last call was sent, and its outcome is the operation's.
+    pub fn cancel(&self) -> bool {
+        self.cancel.store(true, Ordering::SeqCst);
+        !self.committed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the flow was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Whether the flow has passed its point of no return.
+    pub fn is_committed(&self) -> bool {
+        self.committed.load(Ordering::SeqCst)
+    }
+
+    /// Before a call whose outcome is real: an error (Cancelled) if the flow was
+    /// asked to stop first, and then the call is not sent.
+    pub fn commit(&self) -> Result<(), FlowError> {
+        self.committed.store(true, Ordering::SeqCst);
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(cancelled());
+        }
+        Ok(())
+    }
+
+    /// Before a call that changes state on the server short of the outcome
+    /// (enroll, addDevice, authenticate, verifyDevice): an error (Cancelled) if
+    /// the flow was asked to stop.
+    pub fn check(&self) -> Result<(), FlowError> {
+        if self.is_cancelled() {
+            Err(cancelled())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn cancelled() -> FlowError {
+    FlowError::Capture(crate::capture::CaptureError::Cancelled)
+}
+
 /// Runs the capture on a thread of its own while `server` makes this flow's
 /// calls on this one, so that the person is captured during the round trips
 /// rather than after them. `server` calls the checkpoint it is given between
@@ -168,6 +260,7 @@ where
 /// and is the flow's error.
 fn alongside_capture<T>(
     face: &mut dyn FaceSource,
+    interrupt: &Interrupt,
     username: &str,
     server: impl FnOnce(&dyn Fn() -> Result<(), FlowError>) -> Result<T, FlowError>,
 ) -> Result<(T, FaceLivenessData), FlowError> {
@@ -188,9 +281,9 @@ fn alongside_capture<T>(
         // checkpoint's, and the capture's own error stands for it below.
         let checkpoint = || {
             if capture_failed.load(Ordering::Relaxed) {
-                Err(FlowError::Capture(crate::capture::CaptureError::Cancelled))
+                Err(cancelled())
             } else {
-                Ok(())
+                interrupt.check()
             }
         };
         let served = server(&checkpoint);
@@ -216,6 +309,8 @@ pub struct Context<'a> {
     pub encryption: Encryption,
     /// Called at each step (the daemon's Progress signal).
     pub progress: &'a dyn Fn(Step),
+    /// The caller's cancel, and the flow's point of no return.
+    pub interrupt: &'a Interrupt,
 }
 
 impl Context<'_> {
@@ -271,7 +366,7 @@ pub fn enroll(
     const OP: &str = "enroll";
     let started = Instant::now();
     let user = person.username.as_str();
-    let ((token, key), data) = alongside_capture(face, user, |checkpoint| {
+    let ((token, key), data) = alongside_capture(face, ctx.interrupt, user, |checkpoint| {
         if client.uses_client_credentials() {
             ctx.step(OP, user, Step::Token);
             client.ensure_token()?;
@@ -307,6 +402,9 @@ pub fn enroll(
         Ok((token, key))
     })?;
     let data = package(ctx, key.as_ref(), data)?;
+    // addFace's outcome is real (a re-enrollment retires the old code): from
+    // here on a cancel waits for it.
+    ctx.interrupt.commit()?;
     ctx.step(OP, user, Step::AddFace);
     let added = client
         .add_face(&AddFaceRequest {
@@ -343,12 +441,12 @@ pub fn authenticate(
 ) -> Result<AuthOutcome, FlowError> {
     const OP: &str = "authenticate";
     let started = Instant::now();
-    let ((token, key), data) = alongside_capture(face, username, |checkpoint| {
+    let ((token, key), data) = alongside_capture(face, ctx.interrupt, username, |checkpoint| {
         if client.uses_client_credentials() {
             ctx.step(OP, username, Step::Token);
             client.ensure_token()?;
-            checkpoint()?;
         }
+        checkpoint()?;
         ctx.step(OP, username, Step::Authenticate);
         let auth = client.authenticate(&AuthenticateRequest {
             registration_code: registration_code.expose().to_owned(),
@@ -370,6 +468,8 @@ pub fn authenticate(
         Ok((token, key))
     })?;
     let data = package(ctx, key.as_ref(), data)?;
+    // verifyFace decides the access: from here on a cancel waits for it.
+    ctx.interrupt.commit()?;
     ctx.step(OP, username, Step::VerifyFace);
     let v = client
         .verify_face(&VerifyFaceRequest {
@@ -435,6 +535,9 @@ pub fn start_qr_session(
     progress(Step::ValidateSession);
     let client = AwareIdClient::for_qr_host(&callback.host, &callback.apikey, http);
     let session = client.validate_session(&callback.session_token)?;
+    // The session's userName is the server's word, held to the rule a D-Bus
+    // username is held to before it is stored, listed or audited.
+    crate::names::check_username(&session.user_name).map_err(FlowError::SessionUser)?;
     if session.method_type != expected.as_str() {
         return Err(FlowError::WrongMethod {
             expected,

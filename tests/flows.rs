@@ -3,6 +3,7 @@
 
 mod common;
 
+use awareid_emulator::{Fault, FaultKind};
 use common::*;
 use facecapture::awareid::wire::*;
 use facecapture::config::Encryption;
@@ -339,4 +340,49 @@ fn qr_host_outside_allowed_hosts_is_refused_before_any_request() {
         "{err}"
     );
     assert!(s.emulator.requests().is_empty());
+}
+
+/// validateSession's userName is the server's word: a name that hides or
+/// reorders text, 2000 characters, or one that shows as another user's is
+/// refused as the D-Bus username would be, before anything is sent for it.
+#[test]
+fn a_session_naming_a_bad_username_is_refused() {
+    let s = start();
+    let long = "x".repeat(2000);
+    for (name, problem) in [
+        ("eve\u{202E}gnp.exe", "U+202E"),
+        (long.as_str(), "2000 characters; at most 128"),
+        ("alice\u{a0}", "white space"),
+    ] {
+        let url = s.emulator.qr_for_enroll("erin", "erin@example.com");
+        let body = serde_json::json!({
+            "accessToken": "session-access-token",
+            "methodType": "enroll",
+            "userName": name,
+            "email": "erin@example.com",
+        });
+        s.emulator.inject(Fault {
+            call: Some("validateSession".into()),
+            kind: FaultKind::Body {
+                body: body.to_string(),
+            },
+            times: 1,
+        });
+        s.emulator.clear_requests();
+        let err = workflow::start_qr(
+            &url,
+            &s.qr_keys,
+            &[],
+            &s.http,
+            workflow::QrMethod::Enroll,
+            &no_progress,
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            matches!(&err, workflow::FlowError::SessionUser(p) if p.contains(problem)),
+            "{name:?}: {err}"
+        );
+        assert_eq!(calls(&s.emulator), ["validateSession"], "{name:?}");
+    }
 }

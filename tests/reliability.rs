@@ -330,3 +330,78 @@ fn the_token_is_renewed_before_it_expires() {
         ]
     );
 }
+
+/// A token answer whose `expires_in` is near 2^64 used to panic the client
+/// ("overflow when adding duration to instant"): a lifetime beyond a day is
+/// taken as a day, and the token is used.
+#[test]
+fn a_token_lifetime_near_two_to_the_64_is_taken_as_a_day() {
+    let s = start();
+    s.emulator.inject(fault(
+        "token",
+        FaultKind::Body {
+            body: r#"{"access_token": "t0k3n-from-a-hostile-server", "expires_in": 18446744073709551615, "token_type": "Bearer"}"#.into(),
+        },
+    ));
+    s.client
+        .ensure_token()
+        .expect("a token with an absurd lifetime");
+    s.client.ensure_token().expect("cached");
+    assert_eq!(calls(&s.emulator), ["token"], "cached");
+    // A day later it is renewed, as a token of a day would be.
+    s.client.pretend_elapsed(Duration::from_secs(24 * 3600));
+    s.client.ensure_token().expect("renewed");
+    assert_eq!(calls(&s.emulator), ["token", "token"]);
+}
+
+/// A field of the wrong type is named with the type found, never its value: a
+/// registration code or token sent as a number would otherwise reach the D-Bus
+/// error and the journal's REASON (serde_json quotes the value).
+#[test]
+fn a_wrong_type_is_named_without_its_value() {
+    let s = start();
+    let ctx = ctx(&s, Encryption::None, &no_progress);
+    s.emulator.inject(fault(
+        "addFace",
+        FaultKind::Body {
+            body: r#"{"registrationCode": 987654321987654321, "enrollmentStatus": 2, "livenessResult": true}"#.into(),
+        },
+    ));
+    let err = server_error(enroll_astronaut(&s.client, &ctx, "vera").expect_err("bad"));
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            AwareIdError::Malformed {
+                call: "addFace",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("987654321"),
+        "the value is in the error: {text}"
+    );
+    assert!(
+        text.contains("registrationCode: invalid type: integer, expected a string"),
+        "{text}"
+    );
+
+    s.emulator.inject(fault(
+        "authenticate",
+        FaultKind::Body {
+            body: r#"{"authToken": ["secret-token-value"], "requiredChecks": []}"#.into(),
+        },
+    ));
+    let e = s
+        .client
+        .authenticate(&AuthenticateRequest {
+            registration_code: "whatever".into(),
+            device_id: s.terminal.device_id.clone(),
+        })
+        .expect_err("bad");
+    let text = e.to_string();
+    assert!(!text.contains("secret-token-value"), "{text}");
+    assert!(text.contains("authToken: invalid type: sequence"), "{text}");
+}

@@ -536,8 +536,65 @@ async fn a_username_that_displays_as_another_is_refused_before_any_server_call()
         }
         other => panic!("{other:?}"),
     }
+    // Names that show as "alice" beside "alice" (issue 27, item 8), and a
+    // space other than U+0020 inside one.
+    for (bad, what) in [
+        ("alice ", "white space (U+0020)"),
+        ("\u{a0}alice", "white space (U+00A0)"),
+        ("alice\u{3000}", "white space (U+3000)"),
+        ("al\u{2009}ice", "U+2009, a space other than U+0020"),
+    ] {
+        match error(
+            proxy
+                .enroll(bad, "alice@example.com", "", "", "")
+                .await
+                .expect_err(bad),
+        ) {
+            Error::InvalidArgument(m) => {
+                assert!(
+                    m.starts_with("username ") && m.contains(what),
+                    "{bad:?}: {m}"
+                )
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        match error(proxy.authenticate(bad).await.expect_err(bad)) {
+            Error::InvalidArgument(m) => assert!(m.contains(what), "{bad:?}: {m}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
     assert!(calls(&p).is_empty(), "no call reached the server");
     assert!(proxy.list_enrollments().await.expect("list").is_empty());
+}
+
+/// With `qr.allowed_hosts` left empty (the default), a correctly signed QR code
+/// may send the terminal only to `server.base_url`'s host: one naming another
+/// host is refused before anything is sent anywhere. (Before issue 27 the
+/// default was any host: a code naming a stranger's server would have received
+/// the enrolled user's registration code and the device's signatures.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_code_naming_another_host_is_refused_by_default() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    let elsewhere = p
+        .emulator
+        .qr_naming_host("collector.example", "rita", "rita@example.com");
+    p.emulator.clear_requests();
+    match error(proxy.enroll_with_qr(&elsewhere).await.expect_err("refused")) {
+        Error::QrInvalid(m) => assert!(
+            m.contains("\"collector.example\" is not in qr.allowed_hosts"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(calls(&p).is_empty(), "{:?}", calls(&p));
+    // The tenant's own host (base_url's) is allowed without listing it.
+    let own = p.emulator.qr_for_enroll("rita", "rita@example.com");
+    let reply = proxy.enroll_with_qr(&own).await.expect("enroll with QR");
+    assert_eq!(
+        (reply.username.as_str(), reply.enrollment_status),
+        ("rita", 2)
+    );
 }
 
 /// A camera whose next frame never comes, whatever the deadline or the cancel
@@ -611,4 +668,169 @@ async fn a_stuck_camera_stops_the_watchdog_once_past_timeout_and_grace() {
             .overrun(std::time::Instant::now() + std::time::Duration::from_secs(3600)),
         None
     );
+}
+
+/// Waits until the State property is `state`.
+async fn wait_state(p: &Peer, proxy: &FaceCapture1Proxy<'_>, state: &str) {
+    let props = p.properties().await;
+    let mut changes = props.receive_properties_changed().await.expect("subscribe");
+    while proxy.state().await.expect("State") != state {
+        changes.next().await.expect("a State change");
+    }
+}
+
+/// Waits until the operation's blocking work has ended (State back to idle).
+async fn wait_idle(p: &Peer, proxy: &FaceCapture1Proxy<'_>) {
+    wait_state(p, proxy, "idle").await;
+}
+
+/// How many requests of `call` the emulator has seen arrive.
+fn arrived(p: &Peer, call: &str) -> usize {
+    p.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.call.as_deref() == Some(call))
+        .count()
+}
+
+/// Cancel while a call short of the deciding one is at the server (enroll,
+/// addDevice; authenticate, verifyDevice): the flow stops there. The caller is
+/// told Cancelled, and that is true: addFace or verifyFace is never sent, the
+/// stored code is the old one and still opens the door. (Before issue 27 the
+/// flow went on once the face was captured: addFace was sent, and AwareID and
+/// the database changed under a reply of Cancelled.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_before_the_deciding_call_stops_the_flow_there() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    enroll_then_granted(&proxy, "rita").await;
+    let cases = [
+        ("enroll", "enroll", "addFace"),
+        ("enroll", "addDevice", "addFace"),
+        ("authenticate", "authenticate", "verifyFace"),
+        ("authenticate", "verifyDevice", "verifyFace"),
+    ];
+    for (operation, call, deciding) in cases {
+        let (calls_before, deciding_before) = (arrived(&p, call), arrived(&p, deciding));
+        p.emulator.inject(Fault {
+            call: Some(call.into()),
+            kind: FaultKind::Hold { max_ms: 60_000 },
+            times: 1,
+        });
+        let running = tokio::spawn({
+            let proxy = proxy.clone();
+            async move {
+                if operation == "enroll" {
+                    proxy
+                        .enroll("rita", "rita@example.com", "", "", "")
+                        .await
+                        .map(|_| ())
+                } else {
+                    proxy.authenticate("rita").await.map(|_| ())
+                }
+            }
+        });
+        let p2 = &p;
+        assert!(
+            tokio::task::block_in_place(|| p2.emulator.wait_arrived(
+                call,
+                calls_before + 1,
+                std::time::Duration::from_secs(60)
+            )),
+            "{call} never arrived"
+        );
+        // The face is captured already (the camera is let go: State leaves
+        // capturing), so nothing but the flow's own check can stop it now.
+        wait_state(&p, &proxy, "contacting-server").await;
+        proxy.cancel().await.expect("cancel");
+        p.emulator.release();
+        match error(running.await.expect("join").expect_err("cancelled")) {
+            Error::Cancelled(m) => assert_eq!(m, format!("{operation} was cancelled")),
+            other => panic!("{operation} at {call}: {other:?}"),
+        }
+        wait_idle(&p, &proxy).await;
+        assert_eq!(
+            arrived(&p, deciding),
+            deciding_before,
+            "{deciding} was sent after a Cancel at {call}"
+        );
+        let listed = proxy.list_enrollments().await.expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].standing, "enrolled", "at {call}: {listed:?}");
+    }
+    // The old code is still the one in force.
+    let reply = proxy.authenticate("rita").await.expect("authenticate");
+    assert!(reply.granted, "{reply:?}");
+}
+
+/// Cancel once addFace or verifyFace is at the server: the outcome is real,
+/// and it is what the caller is told. A re-enrollment answers enrolled and the
+/// new code is stored (AwareID retired the old one: the door opens with the new
+/// code); an authentication answers granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_after_the_deciding_call_was_sent_answers_its_outcome() {
+    let p = peer("").await;
+    let proxy = p.proxy().await;
+    enroll_then_granted(&proxy, "sam").await;
+    for (operation, deciding) in [("enroll", "addFace"), ("authenticate", "verifyFace")] {
+        let before = arrived(&p, deciding);
+        p.emulator.inject(Fault {
+            call: Some(deciding.into()),
+            kind: FaultKind::AnswerLate { ms: 1500 },
+            times: 1,
+        });
+        let running = tokio::spawn({
+            let proxy = proxy.clone();
+            async move {
+                if operation == "enroll" {
+                    proxy
+                        .enroll("sam", "sam@example.com", "", "", "")
+                        .await
+                        .map(|r| r.enrollment_status == 2)
+                } else {
+                    proxy.authenticate("sam").await.map(|r| r.granted)
+                }
+            }
+        });
+        let p2 = &p;
+        assert!(
+            tokio::task::block_in_place(|| p2.emulator.wait_arrived(
+                deciding,
+                before + 1,
+                std::time::Duration::from_secs(60)
+            )),
+            "{deciding} never arrived"
+        );
+        proxy.cancel().await.expect("cancel");
+        let done = running.await.expect("join");
+        assert!(
+            done.map_err(error)
+                .expect("the real outcome, not Cancelled"),
+            "{operation}: enrolled / granted"
+        );
+        let listed = proxy.list_enrollments().await.expect("list");
+        assert_eq!(listed[0].standing, "enrolled", "{listed:?}");
+    }
+    // The code stored by the cancelled re-enrollment is the one AwareID holds.
+    let reply = proxy.authenticate("sam").await.expect("authenticate");
+    assert!(reply.granted, "{reply:?}");
+}
+
+/// The operation timeout passing while verifyFace is at the server: the answer
+/// that comes after it is the caller's, not ServerUnavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_after_the_deciding_call_was_sent_answers_its_outcome() {
+    let p = peer("[daemon]\noperation_timeout_s = 6\n").await;
+    let proxy = p.proxy().await;
+    enroll_then_granted(&proxy, "tom").await;
+    // The answer comes back 2 s after the operation timeout at the earliest.
+    p.emulator.inject(Fault {
+        call: Some("verifyFace".into()),
+        kind: FaultKind::AnswerLate { ms: 8000 },
+        times: 1,
+    });
+    let started = std::time::Instant::now();
+    let reply = proxy.authenticate("tom").await.map_err(error);
+    assert!(started.elapsed() > std::time::Duration::from_secs(6));
+    assert!(reply.expect("verifyFace's answer").granted);
 }

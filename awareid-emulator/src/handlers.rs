@@ -760,6 +760,9 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
             "{\"enrollmentToken\": \"abc\", <html>oops",
         )
             .into_response(),
+        Some(FaultKind::Body { body }) => {
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Some(FaultKind::DropConnection) => {
             let stream = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("injected connection drop"))
@@ -786,6 +789,13 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
                     tokio::time::sleep(std::time::Duration::from_millis(ms)).await
                 }
                 Some(FaultKind::ExpireToken) => shared.lock().expire_tokens(),
+                Some(FaultKind::Hold { max_ms }) => {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(max_ms),
+                        shared.release.notified(),
+                    )
+                    .await;
+                }
                 _ => {}
             }
             next.run(Request::from_parts(parts, Body::from(bytes)))

@@ -113,8 +113,21 @@ pub enum FaultKind {
         /// The HTTP status code.
         code: u16,
     },
+    /// Hold the request, unanswered and unhandled, until the test calls
+    /// [`Emulator::release`] (or `max_ms` pass), then handle it normally: a
+    /// test acts while a call is surely at the server, without a sleep.
+    Hold {
+        /// The longest hold, in milliseconds.
+        max_ms: u64,
+    },
     /// Answer 200 with a body that is not JSON.
     MalformedJson,
+    /// Answer 200 with this body (a hostile or broken server: a field of the
+    /// wrong type, a value out of range), without handling the request.
+    Body {
+        /// The body, sent as `application/json`.
+        body: String,
+    },
     /// Expire every issued token before handling the request.
     ExpireToken,
     /// Send the headers, then drop the connection.
@@ -140,6 +153,8 @@ pub(crate) struct Shared {
     pub state: Mutex<state::State>,
     /// Signalled when a request arrives or is answered.
     pub changed: std::sync::Condvar,
+    /// Lets a held request go on ([`FaultKind::Hold`], [`Emulator::release`]).
+    pub release: tokio::sync::Notify,
     pub detector: Mutex<facecapture::detect::Detector>,
 }
 
@@ -291,6 +306,12 @@ impl Emulator {
         self.shared.lock().faults.push(fault);
     }
 
+    /// Lets the request held by a [`FaultKind::Hold`] go on (or the next one,
+    /// if none is held yet).
+    pub fn release(&self) {
+        self.shared.release.notify_one();
+    }
+
     /// Expires every token issued so far.
     pub fn expire_tokens(&self) {
         self.shared.lock().expire_tokens();
@@ -303,6 +324,26 @@ impl Emulator {
             .lock()
             .new_qr_session(state::Method::Enroll, username, email);
         self.shared.callback_url(&token).unwrap_or_default()
+    }
+
+    /// A correctly signed enrollment QR code that names `host` instead of this
+    /// server's (a portal, or a stolen signing key, sending the terminal
+    /// elsewhere); its session exists here.
+    pub fn qr_naming_host(&self, host: &str, username: &str, email: &str) -> String {
+        let token = self
+            .shared
+            .lock()
+            .new_qr_session(state::Method::Enroll, username, email);
+        let s = &self.shared;
+        server_crypto::encode_qr(
+            host,
+            &s.cfg.apikey,
+            &token,
+            &s.keys.qr_signing,
+            &s.keys.qr_aes,
+            None,
+        )
+        .unwrap_or_default()
     }
 
     /// Makes a QR code as the web portal would (triggerAuthenticate), without HTTP.
@@ -355,6 +396,7 @@ impl Shared {
             cfg,
             state: Mutex::new(state::State::default()),
             changed: std::sync::Condvar::new(),
+            release: tokio::sync::Notify::new(),
             detector: Mutex::new(facecapture::detect::Detector::embedded()?),
         })
     }

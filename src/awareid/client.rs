@@ -209,10 +209,23 @@ struct CachedToken {
     public_key: Option<rsa::PublicKey>,
 }
 
+/// The longest token lifetime believed. `expires_in` is the server's number:
+/// one near 2^64 would overflow an `Instant` (a panic), and no token should
+/// outlive a day on a terminal anyway.
+const MAX_TOKEN_LIFE_S: u64 = 24 * 3600;
+
 /// How long after it was fetched a token of `expires_in` seconds is renewed: a
-/// little before it expires, 10% of its lifetime early and at most 30 s.
+/// little before it expires, 10% of its lifetime early and at most 30 s. A
+/// lifetime beyond a day is taken as a day.
 fn renew_after(expires_in: u64) -> Duration {
-    let life = Duration::from_secs(expires_in);
+    if expires_in > MAX_TOKEN_LIFE_S {
+        tracing::debug!(
+            expires_in,
+            max = MAX_TOKEN_LIFE_S,
+            "the token's expires_in is beyond a day: taken as a day"
+        );
+    }
+    let life = Duration::from_secs(expires_in.min(MAX_TOKEN_LIFE_S));
     life.saturating_sub((life / 10).min(Duration::from_secs(30)))
 }
 
@@ -484,7 +497,7 @@ impl AwareIdClient {
     }
 
     fn parse<T: DeserializeOwned>(&self, call: &Call, text: String) -> Result<T, AwareIdError> {
-        serde_json::from_str(&text).map_err(|e| AwareIdError::malformed(call, e.to_string()))
+        super::wire::parse_json(&text).map_err(|e| AwareIdError::malformed(call, e))
     }
 
     /// Sends a call with the bearer token; on a 401 with client credentials the
@@ -786,5 +799,12 @@ mod tests {
         // ...but never more than 30 s early, and a token without a lifetime at once.
         assert_eq!(renew_after(3600), Duration::from_secs(3570));
         assert_eq!(renew_after(0), Duration::ZERO);
+        // A server's absurd number is a day (no overflow on the Instant).
+        assert_eq!(renew_after(u64::MAX), Duration::from_secs(24 * 3600 - 30));
+        assert!(
+            std::time::Instant::now()
+                .checked_add(renew_after(u64::MAX))
+                .is_some()
+        );
     }
 }

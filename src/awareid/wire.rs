@@ -543,6 +543,67 @@ pub struct ErrorBody {
     pub timestamp: String,
 }
 
+/// Parses a JSON answer from outside (AwareID, a credential). A failure names
+/// the field and the type it found, never the value: serde_json's own message
+/// quotes the value (`invalid type: integer 987654321987654321, expected a
+/// string`), and a registration code or token sent with the wrong type would
+/// reach the D-Bus error and the journal.
+///
+/// ```
+/// use facecapture::awareid::wire::{parse_json, AuthenticateResponse};
+/// let e = parse_json::<AuthenticateResponse>(r#"{"authToken": 987654321987654321}"#)
+///     .expect_err("a number");
+/// assert_eq!(e, "authToken: invalid type: integer, expected a string");
+/// ```
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let problem = json_problem(e.inner());
+        if path == "." || path.is_empty() {
+            problem
+        } else {
+            format!("{path}: {problem}")
+        }
+    })?;
+    de.end().map_err(|e| json_problem(&e))?;
+    Ok(value)
+}
+
+/// serde_json's message for `e` without the value it quotes, and without its
+/// position (a line and column say nothing to the operator of a one-line body).
+pub fn json_problem(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let msg = match full.rsplit_once(" at line ") {
+        Some((m, _)) => m,
+        None => &full,
+    };
+    if e.classify() != serde_json::error::Category::Data {
+        // Syntax, EOF and I/O messages name what was expected, not what came.
+        return msg.to_owned();
+    }
+    let (found, expected) = match msg.split_once(", expected ") {
+        Some((f, x)) => (f, Some(x)),
+        None => (msg, None),
+    };
+    // "invalid type: integer `5`", "invalid value: string \"x\"", "unknown
+    // variant `x`", "missing field `name`", "invalid length 3": the words before
+    // the first quoted part; a field name is kept (it is the schema's).
+    let kept = if found.starts_with("missing field") || found.starts_with("duplicate field") {
+        found.to_owned()
+    } else {
+        found
+            .split(' ')
+            .take_while(|w| !w.starts_with(['`', '"', '\'']))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match expected {
+        Some(x) => format!("{kept}, expected {x}"),
+        None => kept,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Each type against the seed's JSON examples (braces restored as SPEC 2 says).

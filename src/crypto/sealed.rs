@@ -110,8 +110,10 @@ pub fn is_device_id(id: &str) -> bool {
 impl SealedIdentity {
     /// Reads a decrypted credential's bytes.
     pub fn parse(payload: &[u8]) -> Result<Self, SealedError> {
-        let p: Payload =
-            serde_json::from_slice(payload).map_err(|e| SealedError::NotPayload(e.to_string()))?;
+        // A payload that is not UTF-8 is not ours; the error never quotes it.
+        let text = std::str::from_utf8(payload)
+            .map_err(|_| SealedError::NotPayload("not UTF-8 text".into()))?;
+        let p: Payload = crate::awareid::wire::parse_json(text).map_err(SealedError::NotPayload)?;
         if p.format != FORMAT {
             return Err(SealedError::Format(p.format));
         }

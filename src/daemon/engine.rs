@@ -18,7 +18,8 @@ use crate::lock::lock;
 use crate::secret::Secret;
 use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError};
 use crate::workflow::{
-    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, QrMethod, Step, Terminal,
+    self, AuthOutcome, Context, EnrollOutcome, FlowError, Interrupt, Person, QrMethod, Step,
+    Terminal,
 };
 use facecapture_dbus::Standing;
 use std::sync::atomic::AtomicBool;
@@ -44,8 +45,9 @@ pub struct Op<'a> {
     pub name: &'static str,
     /// Where its events go (the service forwards them to the bus).
     pub events: &'a (dyn Fn(Event) + Sync),
-    /// Set by Cancel, the caller leaving, the timeout or SIGTERM; the work checks it.
-    pub cancel: &'a AtomicBool,
+    /// Set by Cancel, the caller leaving, the timeout or SIGTERM; the work checks
+    /// it, and commits to addFace or verifyFace through it.
+    pub interrupt: &'a Interrupt,
     /// Whom the operation concerns, once known: the username argument, or the
     /// one a QR code's session names (the audit record of a failure carries it).
     pub subject: &'a OnceLock<String>,
@@ -73,6 +75,8 @@ pub struct Engine {
     http: HttpSettings,
     client: AwareIdClient,
     qr_keys: Option<QrKeys>,
+    /// The hosts a QR code may name (`Config::qr_allowed_hosts`; empty: any).
+    qr_hosts: Vec<String>,
     terminal: Terminal,
     protection: Protection,
     server_host: String,
@@ -151,13 +155,8 @@ impl Engine {
         let http = HttpSettings::from_config(&config.server).map_err(other)?;
         let client = AwareIdClient::new(&config.server, &http).map_err(other)?;
         let qr_keys = config.qr_keys().map_err(other)?;
-        let server_host = url::Url::parse(&config.server.base_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
-            })
-            .unwrap_or_default();
+        let server_host = config.server.host();
+        let qr_hosts = config.qr_allowed_hosts();
         Ok(Self {
             kit: Mutex::new(CaptureKit {
                 camera: Camera::new(config.camera.clone()),
@@ -167,6 +166,7 @@ impl Engine {
             http,
             client,
             qr_keys,
+            qr_hosts,
             terminal: Terminal { device_id, key },
             protection,
             server_host,
@@ -326,6 +326,7 @@ impl Engine {
             terminal: &self.terminal,
             encryption: self.config.face.encryption,
             progress: &progress,
+            interrupt: op.interrupt,
         };
         let mut face = |user: &str, stop: &AtomicBool| self.capture(op, user, stop);
         flow(&ctx, &mut face)
@@ -381,7 +382,7 @@ impl Engine {
                     }
                     (op.events)(Event::Feedback(f))
                 },
-                &[op.cancel, stop],
+                &[op.interrupt.flag(), stop],
             )
         });
         (op.events)(Event::State(State::ContactingServer));
@@ -407,7 +408,7 @@ impl Engine {
                 std::time::Duration::from_secs(u64::from(seconds)),
                 snapshot,
                 &mut |f| (op.events)(Event::Feedback(f)),
-                op.cancel,
+                op.interrupt.flag(),
             )
         })?;
         (op.events)(Event::Progress(Step::Done));
@@ -495,11 +496,11 @@ impl Engine {
                 "QR flows are not configured (qr.signing_public_key, qr.aes_key)".into(),
             )
         })?;
-        let allowed = &self.config.qr.allowed_hosts;
+        let allowed = &self.qr_hosts;
         let callback: SessionCallback = if url.is_empty() {
             (op.events)(Event::State(State::ScanningQr));
             self.with_camera(|source, _, settings| {
-                capture::scan_qr(source, settings, keys, allowed, op.cancel)
+                capture::scan_qr(source, settings, keys, allowed, op.interrupt.flag())
             })?
         } else {
             crate::crypto::qr::decode(url, keys, allowed)

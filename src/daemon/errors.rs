@@ -41,7 +41,9 @@ impl From<FlowError> for Error {
             FlowError::Server(e) => e.into(),
             FlowError::Capture(e) => e.into(),
             FlowError::Qr(e) => Self::QrInvalid(e.to_string()),
-            e @ FlowError::WrongMethod { .. } => Self::QrInvalid(e.to_string()),
+            e @ (FlowError::WrongMethod { .. } | FlowError::SessionUser(_)) => {
+                Self::QrInvalid(e.to_string())
+            }
             e => Self::Internal(e.to_string()),
         }
     }

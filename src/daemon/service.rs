@@ -9,18 +9,16 @@ use super::engine::{Engine, Enrolled, Event, Op, State};
 use super::errors::Error;
 use super::readonly::ReadOnly;
 use crate::lock::lock;
-use crate::workflow::Person;
+use crate::workflow::{Interrupt, Person};
 use facecapture_dbus::Operation;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-/// The longest username, first or last name, in characters (the interface XML
-/// says the same; a test holds them together).
-pub const MAX_NAME: usize = 128;
+/// The longest username, first or last name, in characters ([`crate::names`]).
+pub const MAX_NAME: usize = crate::names::MAX_NAME;
 const MAX_EMAIL: usize = 254;
 const MAX_PHONE: usize = 32;
 const MAX_URL: usize = 4096;
@@ -28,7 +26,7 @@ const MAX_URL: usize = 4096;
 struct Current {
     operation: &'static str,
     started: std::time::Instant,
-    cancel: Arc<AtomicBool>,
+    interrupt: Arc<Interrupt>,
     cancelled: Arc<tokio::sync::Notify>,
 }
 
@@ -46,64 +44,16 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }
 
+/// [`crate::names::check_text`] as an InvalidArgument.
 fn check_text(what: &str, value: &str, max: usize, required: bool) -> Result<(), Error> {
-    if required && value.trim().is_empty() {
-        return Err(invalid(format!("{what} is empty")));
-    }
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(invalid(format!(
-            "{what} is {chars} characters; at most {max}"
-        )));
-    }
-    if let Some(c) = value.chars().find(|&c| hidden(c)) {
-        return Err(invalid(format!(
-            "{what} contains U+{:04X}, a control or format character (it hides or reorders \
-             text: \"eve\\u{{202E}}gnp.exe\" shows as \"eveexe.png\")",
-            c as u32
-        )));
-    }
-    Ok(())
+    crate::names::check_text(what, value, max, required).map_err(invalid)
 }
 
-/// Characters that change how the text around them shows, or do not show at all:
-/// controls (Cc), format characters (Cf: the bidi overrides and isolates U+202A-E
-/// and U+2066-9, the marks U+200E/F, zero-width spaces, U+FEFF), line and
-/// paragraph separators, private-use and unassigned code points. The zero-width
-/// non-joiner and joiner (U+200C/D) stay allowed: Persian and Indic names need
-/// them, and they change shaping, not order.
-fn hidden(c: char) -> bool {
-    if matches!(c, '\u{200C}' | '\u{200D}') {
-        return false;
-    }
-    matches!(
-        c.general_category(),
-        GeneralCategory::Control
-            | GeneralCategory::Format
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator
-            | GeneralCategory::PrivateUse
-            | GeneralCategory::Surrogate
-            | GeneralCategory::Unassigned
-    )
-}
-
-/// Checks a username argument: InvalidArgument naming what is wrong (empty, too long, a
-/// hidden character).
+/// Checks a username argument ([`crate::names::check_username`]): InvalidArgument
+/// naming what is wrong (empty, too long, a hidden character, white space that
+/// makes it show as another name).
 pub fn check_username(username: &str) -> Result<(), Error> {
-    check_text("username", username, MAX_NAME, true)?;
-    // A name may need the joiners to show right; a username is an identifier, and
-    // with them "eve" and "e\u{200D}ve" would be two users who look the same.
-    if let Some(c) = username
-        .chars()
-        .find(|c| matches!(c, '\u{200C}' | '\u{200D}'))
-    {
-        return Err(invalid(format!(
-            "username contains U+{:04X}, a zero-width joiner (it does not show)",
-            c as u32
-        )));
-    }
-    Ok(())
+    crate::names::check_username(username).map_err(invalid)
 }
 
 fn check_email(email: &str) -> Result<(), Error> {
@@ -189,7 +139,7 @@ impl FaceCapture {
     pub fn cancel_current(&self) -> bool {
         match &*lock(&self.slot) {
             Some(cur) => {
-                cur.cancel.store(true, Ordering::Relaxed);
+                cur.interrupt.cancel();
                 cur.cancelled.notify_one();
                 true
             }
@@ -258,7 +208,7 @@ impl FaceCapture {
         if !username.is_empty() {
             let _ = subject.set(username.to_owned());
         }
-        let (cancel, cancelled) = self
+        let (interrupt, cancelled) = self
             .take_slot(operation)
             .map_err(|busy| Error::Busy(format!("{busy} is in progress")))?;
         let caller = hdr.sender().map(|s| s.to_string());
@@ -283,7 +233,7 @@ impl FaceCapture {
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let work_engine = engine.clone();
-        let flag = cancel.clone();
+        let flag = interrupt.clone();
         let who = subject.clone();
         let mut task = tokio::task::spawn_blocking(move || {
             let events = move |e: Event| {
@@ -292,7 +242,7 @@ impl FaceCapture {
             let op = Op {
                 name: operation,
                 events: &events,
-                cancel: &flag,
+                interrupt: &flag,
                 subject: &who,
             };
             work(&work_engine, &op)
@@ -300,6 +250,25 @@ impl FaceCapture {
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
         let mut finished = false;
+        // Why the operation was asked to stop after its point of no return
+        // (addFace or verifyFace sent): it then ends with that call's outcome.
+        let mut overtaken: Option<&str> = None;
+        // Asks the work to stop; the error to answer with now, or None when the
+        // work has committed and its outcome is awaited.
+        let stop = |why: &'static str, error: Error, overtaken: &mut Option<&str>| {
+            if interrupt.cancel() {
+                return Some(error);
+            }
+            if overtaken.is_none() {
+                tracing::info!(
+                    operation,
+                    why,
+                    "asked to stop after the call that decides was sent: its outcome stands"
+                );
+                *overtaken = Some(why);
+            }
+            None
+        };
         let outcome = loop {
             tokio::select! {
                 Some(event) = rx.recv() => self.emit(emitter, operation, event).await,
@@ -307,34 +276,37 @@ impl FaceCapture {
                     finished = true;
                     break joined.unwrap_or_else(|e| Err(Error::Internal(format!("{operation} failed: {e}"))));
                 }
-                _ = cancelled.notified() => {
-                    break Err(Error::Cancelled(format!("{operation} was cancelled")));
+                _ = cancelled.notified(), if overtaken.is_none() => {
+                    if let Some(e) = stop("cancelled", Error::Cancelled(format!("{operation} was cancelled")), &mut overtaken) {
+                        break Err(e);
+                    }
                 }
                 Some(change) = async {
                     match gone.as_mut() {
                         Some(stream) => stream.next().await,
                         None => std::future::pending().await,
                     }
-                } => {
+                }, if overtaken.is_none() => {
                     let left = change.args().map(|a| a.new_owner().is_none()).unwrap_or(false);
-                    if left {
-                        cancel.store(true, Ordering::Relaxed);
-                        break Err(Error::Cancelled(format!("{operation} cancelled: the caller left the bus")));
+                    if left && let Some(e) = stop("the caller left the bus", Error::Cancelled(format!("{operation} cancelled: the caller left the bus")), &mut overtaken) {
+                        break Err(e);
                     }
                 }
-                _ = &mut deadline => {
-                    cancel.store(true, Ordering::Relaxed);
+                _ = &mut deadline, if overtaken.is_none() => {
                     let secs = limit.as_secs();
                     let state = *lock(&self.state);
                     let what = if kind == Operation::CameraCheck { "the check's seconds and the camera's stall limit" } else { "daemon.operation_timeout_s" };
-                    break Err(match state {
+                    let e = match state {
                         State::Capturing | State::ScanningQr => Error::CaptureTimeout(format!("{operation}: no result within {secs} s ({what})")),
                         _ => Error::ServerUnavailable(format!("{operation}: no answer within {secs} s ({what})")),
-                    });
+                    };
+                    if let Some(e) = stop("the operation timeout", e, &mut overtaken) {
+                        break Err(e);
+                    }
                 }
             }
         };
-        cancel.store(true, Ordering::Relaxed);
+        interrupt.cancel();
         // Signals already sent by the operation go out before the reply.
         while let Ok(event) = rx.try_recv() {
             self.emit(emitter, operation, event).await;
@@ -393,25 +365,25 @@ impl FaceCapture {
         outcome
     }
 
-    /// Takes the one-operation slot for `operation`: its cancel flag and
+    /// Takes the one-operation slot for `operation`: its interrupt and
     /// notification, or the name of the operation that holds it.
     fn take_slot(
         &self,
         operation: &'static str,
-    ) -> Result<(Arc<AtomicBool>, Arc<tokio::sync::Notify>), &'static str> {
+    ) -> Result<(Arc<Interrupt>, Arc<tokio::sync::Notify>), &'static str> {
         let mut slot = lock(&self.slot);
         if let Some(cur) = &*slot {
             return Err(cur.operation);
         }
-        let cancel = Arc::new(AtomicBool::new(false));
+        let interrupt = Arc::new(Interrupt::new());
         let cancelled = Arc::new(tokio::sync::Notify::new());
         *slot = Some(Current {
             operation,
             started: std::time::Instant::now(),
-            cancel: cancel.clone(),
+            interrupt: interrupt.clone(),
             cancelled: cancelled.clone(),
         });
-        Ok((cancel, cancelled))
+        Ok((interrupt, cancelled))
     }
 
     /// Writes the metrics textfile (if configured) off the bus's thread.

@@ -13,7 +13,7 @@ use facecapture::crypto::device::DeviceKey;
 use facecapture::crypto::qr::QrKeys;
 use facecapture::secret::Secret;
 use facecapture::workflow::{
-    self, AuthOutcome, Context, EnrollOutcome, FlowError, Person, Step, Terminal,
+    self, AuthOutcome, Context, EnrollOutcome, FlowError, Interrupt, Person, Step, Terminal,
 };
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -32,6 +32,8 @@ pub struct Setup {
     pub client: AwareIdClient,
     pub terminal: Terminal,
     pub qr_keys: QrKeys,
+    /// The flows' cancel flag (never set unless a test sets it).
+    pub interrupt: Interrupt,
 }
 
 pub fn start() -> Setup {
@@ -59,6 +61,7 @@ pub fn start_with(cfg: EmulatorConfig, timeout: Duration) -> Setup {
             key: DeviceKey::generate().expect("device key"),
         },
         qr_keys,
+        interrupt: Interrupt::new(),
     }
 }
 
@@ -146,6 +149,7 @@ pub fn ctx<'a>(
         terminal: &setup.terminal,
         encryption,
         progress,
+        interrupt: &setup.interrupt,
     }
 }
 

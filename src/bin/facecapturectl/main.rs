@@ -83,7 +83,7 @@ fn run(args: Args) -> Result<(), String> {
                 facecapture::qrimage::find_in(&img.to_luma8())
                     .ok_or_else(|| format!("{input}: no QR code found"))?
             };
-            let cb = facecapture::crypto::qr::decode(&url, &keys, &cfg.qr.allowed_hosts)
+            let cb = facecapture::crypto::qr::decode(&url, &keys, &cfg.qr_allowed_hosts())
                 .map_err(|e| e.to_string())?;
             println!(
                 "{}",
