@@ -1169,3 +1169,94 @@ fn doctor_names_what_is_wrong_and_what_to_do() {
     line(&o, "ok   disk: ");
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A caller that leaves the bus (a door controller killed, its connection
+/// cut) while the deciding call is at AwareID: the outcome is real, so it is
+/// stored and audited as what it was; while a call short of it is at AwareID,
+/// the flow stops there, and the audit record, the database and AwareID all
+/// say nothing changed (issue 27, item 2).
+#[test]
+fn a_caller_that_leaves_gets_an_audit_trail_that_agrees_with_awareid() {
+    use facecapture::daemon::audit::Record;
+    let s = daemon::start();
+    let d = &s.daemon;
+    let o = d.ctl(&["enroll", "hugo", "--email", "hugo@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let watch = Watch::new(&s.bus.address);
+    let arrived = |call: &str| {
+        s.emulator
+            .requests()
+            .iter()
+            .filter(|r| r.call.as_deref() == Some(call))
+            .count()
+    };
+    for (call, record) in [
+        ("addDevice", Record::EnrollmentFailed),
+        ("addFace", Record::EnrollmentReplaced),
+    ] {
+        let (before, faces) = (arrived(call), arrived("addFace"));
+        s.emulator.inject(awareid_emulator::Fault {
+            call: Some(call.into()),
+            kind: awareid_emulator::FaultKind::Hold { max_ms: 60_000 },
+            times: 1,
+        });
+        let mark = watch.mark();
+        let mut leaver = d
+            .ctl_command(&["enroll", "hugo", "--email", "hugo@example.com"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        assert!(
+            s.emulator
+                .wait_arrived(call, before + 1, std::time::Duration::from_secs(60)),
+            "{call} never arrived"
+        );
+        // The face is captured (the camera let go) before the caller leaves.
+        watch.wait_for(mark, "state:contacting-server");
+        leaver.kill().expect("kill caller");
+        let _ = leaver.wait();
+        // The daemon has seen the caller go (before the held call goes on).
+        if call == "addFace" {
+            d.wait_log("asked to stop after the call that decides was sent");
+        } else {
+            d.wait_log(&format!("outcome=\"{}\"", record.outcome()));
+        }
+        s.emulator.release();
+        d.wait_log(&format!("outcome=\"{}\"", record.outcome()));
+        watch.wait_for(mark, "state:idle");
+        let sent_face = arrived("addFace") > faces;
+        assert_eq!(
+            sent_face,
+            call == "addFace",
+            "at {call}: addFace sent {sent_face}"
+        );
+    }
+    let log = d.log_text();
+    let records: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("message_id=") && l.contains("username=\"hugo\""))
+        .collect();
+    // Stored; failed (the caller left before addFace); replaced (it left after).
+    let expected = [
+        (Record::EnrollmentStored, "reason=\"-\""),
+        (Record::EnrollmentFailed, "the caller left the bus"),
+        (Record::EnrollmentReplaced, "reason=\"-\""),
+    ];
+    assert_eq!(records.len(), expected.len(), "{records:#?}");
+    for (line, (record, reason)) in records.iter().zip(expected) {
+        assert!(
+            line.contains(&format!("outcome=\"{}\"", record.outcome())) && line.contains(reason),
+            "{line}"
+        );
+    }
+    assert!(
+        log.contains("asked to stop after the call that decides was sent"),
+        "{log}"
+    );
+    // The code stored by the replaced enrollment is AwareID's: the door opens.
+    let o = d.ctl(&["authenticate", "hugo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = json(&d.ctl(&["list"]));
+    assert_eq!(listed[0]["standing"], "enrolled", "{listed}");
+}
