@@ -256,13 +256,25 @@ pub struct StorageConfig {
     /// the database (protection `plain`).
     #[serde(skip)]
     pub device_key: Secret,
+    /// Why provisioning failed on this start, as `facecaptured provision` wrote
+    /// it for the credential `provisioning` (the unit's `LoadCredential=`);
+    /// empty when it did not fail. Not secret. When set the daemon serves, but
+    /// answers every enrollment and authentication Unprovisioned with it, at
+    /// once, and signs nothing.
+    #[serde(skip)]
+    pub provisioning_failed: String,
 }
+
+/// The credential that carries why provisioning failed (see
+/// [`StorageConfig::provisioning_failed`]).
+pub const PROVISIONING_CREDENTIAL: &str = "provisioning";
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             state_dir: PathBuf::from("/var/lib/facecaptured"),
             device_key: Secret::default(),
+            provisioning_failed: String::new(),
         }
     }
 }
@@ -309,6 +321,14 @@ pub struct Config {
     pub daemon: DaemonConfig,
 }
 
+/// The secret keys and the credentials that carry them.
+const SECRET_KEYS: [(&str, &str); 4] = [
+    ("server.client_secret", "client_secret"),
+    ("server.apikey", "apikey"),
+    ("server.proxy_credentials", "proxy_credentials"),
+    ("qr.aes_key", "aes_key"),
+];
+
 /// Where the environment's secrets and overrides come from; injectable for tests.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
@@ -318,6 +338,10 @@ pub struct Environment {
     pub credentials_dir: Option<PathBuf>,
     /// `$STATE_DIRECTORY`, set by systemd's StateDirectory=.
     pub state_dir: Option<PathBuf>,
+    /// Whether systemd runs this process as a service (`$INVOCATION_ID` is
+    /// set): secrets then come as credentials only, never from the
+    /// environment, which `systemctl show` shows every user.
+    pub under_systemd: bool,
 }
 
 impl Environment {
@@ -331,6 +355,7 @@ impl Environment {
             state_dir: std::env::var_os("STATE_DIRECTORY")
                 .map(PathBuf::from)
                 .filter(|p| !p.as_os_str().is_empty()),
+            under_systemd: std::env::var_os("INVOCATION_ID").is_some_and(|v| !v.is_empty()),
         }
     }
 }
@@ -391,6 +416,23 @@ impl Config {
     }
 
     fn resolve_secrets(&mut self, env: &Environment) -> Result<(), ConfigError> {
+        // A unit's Environment= is shown to every user by `systemctl show`.
+        if env.under_systemd {
+            for (key, credential) in SECRET_KEYS {
+                let var = format!("FACECAPTURED__{}", key.replace('.', "__").to_uppercase());
+                if env.vars.iter().any(|(k, _)| *k == var) {
+                    return Err(bad(
+                        key,
+                        format!(
+                            "a secret in the environment ({var}) is shown to every user by \
+                             systemctl show: under systemd secrets come as credentials only; put \
+                             it in /etc/facecaptured/credentials/{credential} and restart the \
+                             service, which seals it, and remove the variable"
+                        ),
+                    ));
+                }
+            }
+        }
         let creds = env.credentials_dir.as_deref();
         resolve(
             "server.client_secret",
@@ -420,7 +462,17 @@ impl Config {
             creds,
             "aes_key",
         )?;
-        // Not a config key: only systemd puts it there (LoadCredentialEncrypted=).
+        // Not config keys: only systemd puts them there (LoadCredentialEncrypted=,
+        // LoadCredential=).
+        let mut failed = Secret::default();
+        resolve(
+            PROVISIONING_CREDENTIAL,
+            &mut failed,
+            None,
+            creds,
+            PROVISIONING_CREDENTIAL,
+        )?;
+        self.storage.provisioning_failed = failed.expose().trim().to_owned();
         resolve(
             "device_key",
             &mut self.storage.device_key,
@@ -1004,12 +1056,42 @@ apikey = "k3y"
             ],
             credentials_dir: None,
             state_dir: Some("/run/state".into()),
+            under_systemd: false,
         };
         let c = load(GOOD, &env).expect("load");
         assert_eq!(c.capture.frames, 5);
         assert_eq!(c.qr.allowed_hosts, ["a.example", "b.example"]);
         assert_eq!(c.server.apikey.expose(), "12345");
         assert_eq!(c.storage.state_dir, PathBuf::from("/run/state"));
+    }
+
+    /// Under systemd a secret in the environment is refused (issue 27, item 9):
+    /// `systemctl show` prints a unit's Environment= to every user.
+    #[test]
+    fn under_systemd_secrets_do_not_come_from_the_environment() {
+        let mut env = Environment {
+            vars: vec![("FACECAPTURED__SERVER__APIKEY".into(), "12345".into())],
+            under_systemd: true,
+            ..Environment::default()
+        };
+        let e = load(GOOD, &env).expect_err("a secret in the environment");
+        assert_eq!(e.key, "server.apikey");
+        assert!(
+            e.to_string().contains("FACECAPTURED__SERVER__APIKEY"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("12345"), "{e}");
+        env.vars = vec![("FACECAPTURED__QR__AES_KEY".into(), "x".into())];
+        assert_eq!(load(GOOD, &env).expect_err("aes").key, "qr.aes_key");
+        // Other keys still may, and outside systemd secrets too (a developer's shell).
+        env.vars = vec![("FACECAPTURED__CAPTURE__FRAMES".into(), "5".into())];
+        assert_eq!(load(GOOD, &env).expect("frames").capture.frames, 5);
+        env.vars = vec![("FACECAPTURED__SERVER__APIKEY".into(), "12345".into())];
+        env.under_systemd = false;
+        assert_eq!(
+            load(GOOD, &env).expect("a shell").server.apikey.expose(),
+            "12345"
+        );
     }
 
     #[test]

@@ -64,7 +64,27 @@ pub struct Request {
     pub tpm2_pcrs: String,
     /// The `systemd-creds` program.
     pub systemd_creds: PathBuf,
+    /// Where this start's results go for the daemon's unit (systemd's
+    /// `$RUNTIME_DIRECTORY`, /run/facecaptured-provision; root's): the device
+    /// key's credential once it opened here, or the file `provisioning` saying
+    /// why provisioning failed. The daemon then starts either way, and a door
+    /// controller hears at once why it cannot be served, instead of waiting
+    /// out D-Bus activation. `None`: neither is written (a manual run).
+    pub runtime_dir: Option<PathBuf>,
+    /// The TPM2 resource manager's node: its presence means the board has a TPM.
+    pub tpm_device: PathBuf,
+    /// The TPM2 libraries systemd-creds loads (it only suggests them): a board
+    /// with a TPM but without them seals with the host key alone, and says so.
+    pub tpm2_libraries: Vec<String>,
 }
+
+/// The libraries systemd 252 and later load for TPM2 (`dlopen`).
+pub const TPM2_LIBRARIES: [&str; 3] = ["libtss2-esys.so.0", "libtss2-rc.so.0", "libtss2-mu.so.0"];
+
+/// The Debian packages that hold [`TPM2_LIBRARIES`] (Debian 12's; Debian 13's
+/// carry a t64 suffix), for the advice.
+const TPM2_PACKAGES: &str = "libtss2-esys-3.0.2-0 libtss2-rc0 libtss2-mu0 on Debian 12, \
+     libtss2-esys-3.0.2-0t64 libtss2-rc0t64 libtss2-mu-4.0.1-0t64 on Debian 13";
 
 impl Default for Request {
     fn default() -> Self {
@@ -76,6 +96,9 @@ impl Default for Request {
             secrets: Vec::new(),
             tpm2_pcrs: String::new(),
             systemd_creds: PathBuf::from("systemd-creds"),
+            runtime_dir: None,
+            tpm_device: PathBuf::from("/dev/tpmrm0"),
+            tpm2_libraries: TPM2_LIBRARIES.iter().map(|l| (*l).to_owned()).collect(),
         }
     }
 }
@@ -197,8 +220,56 @@ pub fn credential_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.cred"))
 }
 
-/// Runs the whole provisioning.
+/// The file in the runtime directory that says why provisioning failed (the
+/// daemon's credential [`crate::config::PROVISIONING_CREDENTIAL`]).
+pub const FAILED_FILE: &str = crate::config::PROVISIONING_CREDENTIAL;
+
+/// Runs the whole provisioning, and leaves its result for the daemon's start
+/// in `req.runtime_dir` (see [`Request::runtime_dir`]).
 pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
+    let Some(run) = &req.runtime_dir else {
+        return provision_here(req);
+    };
+    let key = run.join(format!("{}.cred", sealed::CREDENTIAL));
+    let failed = run.join(FAILED_FILE);
+    for stale in [&key, &failed] {
+        match std::fs::remove_file(stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(stale)(e)),
+            _ => {}
+        }
+    }
+    let result = provision_here(req).and_then(|report| {
+        let sealed_key = credential_path(&req.credentials_dir, sealed::CREDENTIAL);
+        let bytes = std::fs::read(&sealed_key).map_err(io(&sealed_key))?;
+        write_file(&key, &bytes, 0o600)?;
+        Ok(report)
+    });
+    if let Err(e) = &result {
+        // Not secret: a path and what systemd-creds or the check said.
+        write_file(&failed, format!("{e}\n").as_bytes(), 0o600)?;
+    }
+    result
+}
+
+/// Writes `bytes` to `path` whole (a temporary file, synced, renamed).
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProvisionError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// The provisioning itself.
+fn provision_here(req: &Request) -> Result<Report, ProvisionError> {
     for (name, _) in &req.secrets {
         if !SECRETS.contains(&name.as_str()) {
             return Err(ProvisionError::UnknownSecret(name.clone()));
@@ -206,19 +277,14 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
     }
     std::fs::create_dir_all(&req.credentials_dir).map_err(io(&req.credentials_dir))?;
     root_only_dir(&req.credentials_dir)?;
-    let protection = choose(req)?;
+    let (protection, why) = choose(req)?;
     let mut report = Report {
         protection: Some(protection),
         ..Report::default()
     };
-    report.lines.push(format!(
-        "protection: {} ({})",
-        protection.as_str(),
-        match protection {
-            Protection::Tpm2 => "sealed to this board's TPM2 and systemd's host key",
-            _ => "sealed with systemd's host key; no usable TPM2 on this board",
-        }
-    ));
+    report
+        .lines
+        .push(format!("protection: {} ({why})", protection.as_str()));
     device_key(req, protection, &mut report)?;
     for name in SECRETS {
         secret(req, protection, name, &mut report)?;
@@ -229,10 +295,15 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
 /// `auto` takes TPM2 when the kernel has a TPM2 resource manager and systemd's
 /// TPM2 support is there (`systemd-creds has-tpm2` says `+driver`, `+system`,
 /// `+subsystem`; the `firmware` line is about EFI measurement, which boards
-/// without UEFI never have, and does not matter to sealing).
-fn choose(req: &Request) -> Result<Protection, ProvisionError> {
+/// without UEFI never have, and does not matter to sealing) and the TPM2
+/// libraries systemd loads are installed. A board whose TPM goes unused says
+/// so, with what to install. The protection, and why, for the report.
+fn choose(req: &Request) -> Result<(Protection, String), ProvisionError> {
     if req.with_key == WithKey::Host {
-        return Ok(Protection::HostKey);
+        return Ok((
+            Protection::HostKey,
+            "sealed with systemd's host key, as --with-key host asks".into(),
+        ));
     }
     let out = Command::new(&req.systemd_creds)
         .arg("has-tpm2")
@@ -243,13 +314,69 @@ fn choose(req: &Request) -> Result<Protection, ProvisionError> {
     let text = String::from_utf8_lossy(&out.stdout);
     let has = |what: &str| text.lines().any(|l| l.trim() == format!("+{what}"));
     let usable = out.status.success() || (has("driver") && has("system") && has("subsystem"));
-    match (usable, req.with_key) {
-        (true, _) => Ok(Protection::Tpm2),
-        (false, WithKey::Tpm2) => Err(ProvisionError::NoTpm2(
-            text.split_whitespace().collect::<Vec<_>>().join(" "),
+    let present = req.tpm_device.exists();
+    let missing: Vec<&str> = req
+        .tpm2_libraries
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !library_loads(l))
+        .collect();
+    let unusable = if present && !missing.is_empty() {
+        Some(format!(
+            "this board has a TPM2 ({}), but the TPM2 libraries systemd-creds loads are not \
+             installed ({}): install {TPM2_PACKAGES}, then provision with --new-key (everyone \
+             enrolled again) to seal to it",
+            req.tpm_device.display(),
+            missing.join(", ")
+        ))
+    } else if present && !usable {
+        Some(format!(
+            "this board has a TPM2 ({}), but systemd-creds cannot use it (has-tpm2: {})",
+            req.tpm_device.display(),
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        ))
+    } else {
+        None
+    };
+    match (usable && unusable.is_none(), req.with_key, unusable) {
+        (true, _, _) => Ok((
+            Protection::Tpm2,
+            "sealed to this board's TPM2 and systemd's host key".into(),
         )),
-        (false, _) => Ok(Protection::HostKey),
+        (false, WithKey::Tpm2, why) => {
+            Err(ProvisionError::NoTpm2(why.unwrap_or_else(|| {
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            })))
+        }
+        (false, _, Some(why)) => {
+            tracing::warn!("{why}");
+            Ok((
+                Protection::HostKey,
+                format!("sealed with systemd's host key only: {why}"),
+            ))
+        }
+        (false, _, None) => Ok((
+            Protection::HostKey,
+            "sealed with systemd's host key; no TPM2 on this board".into(),
+        )),
     }
+}
+
+/// Whether the dynamic loader finds `name` (as systemd-creds's `dlopen` would).
+fn library_loads(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated name; the handle, if any, is closed at once. The
+    // libraries are the system's own (ld.so.cache), as systemd-creds loads them.
+    unsafe {
+        let handle = libc::dlopen(c.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            return false;
+        }
+        libc::dlclose(handle);
+    }
+    true
 }
 
 fn device_key(
@@ -781,5 +908,45 @@ mod tests {
         std::os::unix::fs::symlink(&real, &db).expect("plant");
         let e = Storage::open_existing_nofollow(&state).expect_err("followed the db link");
         assert!(e.to_string().contains(&db.display().to_string()), "{e}");
+    }
+
+    /// A board with a TPM but without the libraries systemd-creds loads seals
+    /// with the host key and says why, with what to install (issue 27, item 10);
+    /// --with-key tpm2 is refused with the same words.
+    #[test]
+    fn a_tpm_without_its_libraries_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let creds = tmp.path().join("systemd-creds");
+        std::fs::write(
+            &creds,
+            "#!/bin/sh\nprintf 'yes\\n+firmware\\n+driver\\n+system\\n+subsystem\\n'\n",
+        )
+        .expect("script");
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let tpm = tmp.path().join("tpmrm0");
+        std::fs::write(&tpm, "").expect("node");
+        let mut req = Request {
+            systemd_creds: creds,
+            tpm_device: tpm,
+            tpm2_libraries: vec!["libfacecapture-no-such-tss2.so.0".into()],
+            ..Request::default()
+        };
+        let (p, why) = choose(&req).expect("auto");
+        assert_eq!(p, Protection::HostKey);
+        assert!(why.contains("libfacecapture-no-such-tss2.so.0"), "{why}");
+        assert!(why.contains("libtss2-esys-3.0.2-0"), "{why}");
+        req.with_key = WithKey::Tpm2;
+        let e = choose(&req).expect_err("tpm2 asked for");
+        assert!(e.to_string().contains("libtss2-rc0"), "{e}");
+        // With its libraries (libc stands in for them), the TPM is used.
+        req.with_key = WithKey::Auto;
+        req.tpm2_libraries = vec!["libc.so.6".into()];
+        assert_eq!(choose(&req).expect("auto").0, Protection::Tpm2);
+        // No TPM: the host key, and no advice.
+        req.tpm_device = tmp.path().join("none");
+        req.tpm2_libraries = vec!["libfacecapture-no-such-tss2.so.0".into()];
+        let (p, why) = choose(&req).expect("auto");
+        assert_eq!((p, why.contains("install")), (Protection::Tpm2, false));
     }
 }

@@ -46,8 +46,15 @@ impl Board {
         Command::new(DAEMON)
             .args(&args)
             .env("SYSTEMD_CREDENTIAL_SECRET", &self.host_key)
+            .env("RUNTIME_DIRECTORY", self.run())
             .output()
             .expect("run facecaptured provision")
+    }
+    /// The provisioning unit's RuntimeDirectory=: this start's result.
+    fn run(&self) -> PathBuf {
+        let run = self.dir.path().join("run");
+        std::fs::create_dir_all(&run).expect("run");
+        run
     }
     fn decrypt(&self, name: &str) -> Result<Vec<u8>, String> {
         let out = Command::new("systemd-creds")
@@ -202,6 +209,12 @@ fn a_disk_on_another_board_does_not_open_and_nothing_changes() {
     let board = Board::new();
     ok(&board.provision(&["--with-key", "host"]));
     let sealed = std::fs::read(board.creds().join("device_key.cred")).expect("cred");
+    // This start's result for the daemon: the key that opened here.
+    assert_eq!(
+        std::fs::read(board.run().join("device_key.cred")).expect("run cred"),
+        sealed
+    );
+    assert!(!board.run().join("provisioning").exists());
 
     // The same disk, another board: another host key.
     let other = Board {
@@ -217,11 +230,21 @@ fn a_disk_on_another_board_does_not_open_and_nothing_changes() {
         std::fs::read(other.creds().join("device_key.cred")).expect("cred"),
         sealed
     );
+    // The daemon's start gets no key, and why (its credential "provisioning"):
+    // it serves and answers Unprovisioned at once, instead of not starting.
+    assert!(!other.run().join("device_key.cred").exists());
+    let why = std::fs::read_to_string(other.run().join("provisioning")).expect("why");
+    assert!(why.contains("does not open on this board"), "{why}");
 
     // --new-key makes a new identity there.
     let out = ok(&other.provision(&["--with-key", "host", "--new-key"]));
     assert!(out.contains("device key: a new key"), "{out}");
     assert!(other.decrypt("device_key").is_ok());
+    assert!(
+        !other.run().join("provisioning").exists(),
+        "a stale failure"
+    );
+    assert!(other.run().join("device_key.cred").exists());
 }
 
 #[test]

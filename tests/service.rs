@@ -238,6 +238,7 @@ async fn busy_at_once_then_cancel() {
     p.show("no-face.jpg");
     let proxy = p.proxy().await;
     let mut feedback = proxy.receive_capture_feedback().await.expect("subscribe");
+    let mut progress = proxy.receive_progress().await.expect("subscribe");
     let first = tokio::spawn({
         let proxy = proxy.clone();
         async move { proxy.enroll("erin", "erin@example.com", "", "", "").await }
@@ -246,6 +247,17 @@ async fn busy_at_once_then_cancel() {
     let f = feedback.next().await.expect("feedback");
     assert_eq!(f.args().expect("args").code, "no-face");
     assert_eq!(proxy.state().await.expect("State"), "capturing");
+    // Its own server calls run alongside the capture: once it waits on the face
+    // (the capture step) it makes none until a face comes.
+    while progress
+        .next()
+        .await
+        .expect("progress")
+        .args()
+        .expect("args")
+        .step
+        != "capture"
+    {}
     let before = calls(&p).len();
     match error(proxy.authenticate("erin").await.expect_err("busy")) {
         Error::Busy(m) => assert_eq!(m, "enroll is in progress"),
@@ -477,6 +489,46 @@ async fn a_sealed_identity_from_the_credential_signs_and_is_shown() {
         storage.stored_identity(),
         Ok(Some((ref id, None))) if *id == sealed.device_id
     ));
+}
+
+/// Provisioning failed on this start (the sealed key does not open on this
+/// board: a cloned disk): systemd gives the daemon no key and the credential
+/// `provisioning` saying why. The daemon serves all the same, so that a door
+/// controller hears at once, by name, why it cannot be served (before issue 27
+/// the daemon did not start, and the caller waited 25 s for D-Bus activation to
+/// time out); it signs nothing and calls no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_did_not_open_is_answered_unprovisioned_at_once() {
+    let creds = tempfile::tempdir().expect("creds");
+    let why = "the sealed device key /etc/facecaptured/credentials/device_key.cred does not \
+               open on this board (TPM2 operation failed)";
+    std::fs::write(creds.path().join("provisioning"), format!("{why}\n")).expect("write");
+    let env = Environment {
+        credentials_dir: Some(creds.path().into()),
+        ..Environment::default()
+    };
+    let p = peer_in("", &env).await;
+    let proxy = p.proxy().await;
+    assert_eq!(
+        proxy.device_key_protection().await.expect("protection"),
+        "unusable"
+    );
+    let unprovisioned = |e: zbus::Error| match error(e) {
+        Error::Unprovisioned(m) => assert!(m.contains(why), "{m}"),
+        other => panic!("{other:?}"),
+    };
+    unprovisioned(proxy.authenticate("alice").await.expect_err("no key"));
+    unprovisioned(
+        proxy
+            .enroll("alice", "alice@example.com", "", "", "")
+            .await
+            .expect_err("no key"),
+    );
+    let qr = p.emulator.qr_for_enroll("alice", "alice@example.com");
+    unprovisioned(proxy.enroll_with_qr(&qr).await.expect_err("no key"));
+    unprovisioned(proxy.authenticate_with_qr(&qr).await.expect_err("no key"));
+    assert!(calls(&p).is_empty(), "{:?}", calls(&p));
+    assert_eq!(proxy.state().await.expect("State"), "idle");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

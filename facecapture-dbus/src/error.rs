@@ -50,6 +50,12 @@ pub enum Error {
     /// AwareID could not be reached, timed out, failed (5xx) or answered something
     /// malformed; also the operation timeout outside capture. Try again later.
     ServerUnavailable(String),
+    /// The terminal's device identity cannot be used here: its sealed device key
+    /// does not open on this board (a cloned disk, a cleared or replaced TPM),
+    /// or provisioning failed; the message says why. Nothing is signed. Call the
+    /// operator: `facecapturectl doctor` and the journal of
+    /// facecaptured-provision say what to do.
+    Unprovisioned(String),
     /// Anything else; the daemon's journal has the details.
     Internal(String),
 }
@@ -73,6 +79,7 @@ impl Error {
             Self::QrInvalid(_) => "QrInvalid",
             Self::ServerRejected(_) => "ServerRejected",
             Self::ServerUnavailable(_) => "ServerUnavailable",
+            Self::Unprovisioned(_) => "Unprovisioned",
             Self::Internal(_) => "Internal",
         }
     }

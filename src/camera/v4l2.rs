@@ -196,8 +196,19 @@ fn errno_reason(what: &str, e: &io::Error) -> String {
         Some(libc::ENOENT) => "no such device".into(),
         Some(libc::ENODEV) | Some(libc::ENXIO) => "device gone (unplugged?)".into(),
         Some(libc::EBUSY) => "busy: another program is using the camera".into(),
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            "permission denied (is the service in the video group?)".into()
+        Some(libc::EACCES) => {
+            "permission denied: the service's user may not open the node (is it in the video \
+             group? ls -l the node)"
+                .into()
+        }
+        // The device cgroup answers EPERM: systemd resolves the unit's
+        // DeviceAllow=char-video4linux when the service starts, so a V4L2 core
+        // (videodev) loaded after that is not allowed until it starts again.
+        Some(libc::EPERM) => {
+            "refused by the service's device policy: the V4L2 driver loaded after the service \
+             started (DeviceAllow=char-video4linux is resolved at start); systemctl restart \
+             facecaptured"
+                .into()
         }
         // A UVC camera that cannot reserve isochronous USB bandwidth refuses
         // VIDIOC_STREAMON with ENOSPC.
@@ -893,6 +904,8 @@ mod tests {
         assert!(reason(libc::EBUSY).contains("another program"));
         assert!(reason(libc::ENODEV).contains("unplugged"));
         assert!(reason(libc::EACCES).contains("video group"));
+        assert!(reason(libc::EPERM).contains("device policy"));
+        assert!(!reason(libc::EPERM).contains("video group"));
         assert!(reason(libc::EIO).starts_with("start streaming: "));
     }
 

@@ -45,16 +45,25 @@ pub enum Protection {
     HostKey,
     /// A plain row in the database: for development only.
     Plain,
+    /// No usable key this start: provisioning failed (the sealed key does not
+    /// open on this board). The daemon signs nothing. Never in a payload.
+    Unusable,
 }
 
 impl Protection {
-    /// The property's value: `tpm2`, `host-key` or `plain`.
+    /// The property's value: `tpm2`, `host-key`, `plain` or `unusable`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Tpm2 => "tpm2",
             Self::HostKey => "host-key",
             Self::Plain => "plain",
+            Self::Unusable => "unusable",
         }
+    }
+
+    /// Whether a sealed payload may carry it: only the sealed kinds.
+    fn sealed(self) -> bool {
+        matches!(self, Self::Tpm2 | Self::HostKey)
     }
 }
 
@@ -75,7 +84,7 @@ pub enum SealedError {
     #[error("holds a key that is not a base64 PKCS#8 P-256 key")]
     Key,
     /// It claims no protection.
-    #[error("says protection \"plain\", which a sealed credential never has")]
+    #[error("says protection \"plain\" or \"unusable\", which a sealed credential never has")]
     Plain,
 }
 
@@ -120,7 +129,7 @@ impl SealedIdentity {
         if !is_device_id(&p.device_id) {
             return Err(SealedError::DeviceId);
         }
-        if p.protection == Protection::Plain {
+        if !p.protection.sealed() {
             return Err(SealedError::Plain);
         }
         let der = Zeroizing::new(unb64(&p.key_pkcs8).map_err(|_| SealedError::Key)?);
@@ -134,7 +143,7 @@ impl SealedIdentity {
 
     /// The bytes to seal (zeroed when dropped).
     pub fn to_payload(&self) -> Result<Zeroizing<Vec<u8>>, SealedError> {
-        if self.protection == Protection::Plain {
+        if !self.protection.sealed() {
             return Err(SealedError::Plain);
         }
         let der = self.key.to_pkcs8_der().map_err(|_| SealedError::Key)?;

@@ -77,7 +77,10 @@ pub struct Engine {
     qr_keys: Option<QrKeys>,
     /// The hosts a QR code may name (`Config::qr_allowed_hosts`; empty: any).
     qr_hosts: Vec<String>,
-    terminal: Terminal,
+    /// The identity that signs; `Err` with why when provisioning failed on
+    /// this start (every flow then answers Unprovisioned, signing nothing).
+    terminal: Result<Terminal, String>,
+    device_id: String,
     protection: Protection,
     server_host: String,
     storage: Mutex<Storage>,
@@ -131,6 +134,29 @@ impl Engine {
     /// Everything the daemon needs before it takes its bus name.
     pub fn new(config: Config) -> Result<Self, StartError> {
         let mut storage = Storage::open(&config.storage.state_dir).map_err(other)?;
+        if !config.storage.provisioning_failed.is_empty() {
+            // The sealed key did not open (or provisioning failed otherwise):
+            // serve, so that callers hear why at once, but sign nothing.
+            let reason = config.storage.provisioning_failed.clone();
+            tracing::error!(
+                reason = reason.as_str(),
+                "provisioning failed on this start: every enrollment and authentication \
+                 answers Unprovisioned, and nothing is signed"
+            );
+            let device_id = storage
+                .stored_identity()
+                .ok()
+                .flatten()
+                .map(|(id, _)| id)
+                .unwrap_or_default();
+            return Self::assemble(
+                config,
+                storage,
+                Err(reason),
+                device_id,
+                Protection::Unusable,
+            );
+        }
         let identity = |e| match e {
             StorageError::Db { .. } | StorageError::Dir { .. } => other(e),
             e => StartError::Identity(e),
@@ -151,6 +177,21 @@ impl Engine {
             }
             (sealed.device_id, sealed.key, sealed.protection)
         };
+        let terminal = Terminal {
+            device_id: device_id.clone(),
+            key,
+        };
+        Self::assemble(config, storage, Ok(terminal), device_id, protection)
+    }
+
+    /// The rest of the engine, whatever the identity.
+    fn assemble(
+        config: Config,
+        storage: Storage,
+        terminal: Result<Terminal, String>,
+        device_id: String,
+        protection: Protection,
+    ) -> Result<Self, StartError> {
         let detector = Detector::from_config(&config.capture).map_err(other)?;
         let http = HttpSettings::from_config(&config.server).map_err(other)?;
         let client = AwareIdClient::new(&config.server, &http).map_err(other)?;
@@ -167,7 +208,8 @@ impl Engine {
             client,
             qr_keys,
             qr_hosts,
-            terminal: Terminal { device_id, key },
+            terminal,
+            device_id,
             protection,
             server_host,
             storage: Mutex::new(storage),
@@ -178,7 +220,14 @@ impl Engine {
 
     /// The terminal's device id (the DeviceId property).
     pub fn device_id(&self) -> &str {
-        &self.terminal.device_id
+        &self.device_id
+    }
+
+    /// The identity that signs, or Unprovisioned with why it cannot be used.
+    fn terminal(&self) -> Result<&Terminal, Error> {
+        self.terminal
+            .as_ref()
+            .map_err(|why| Error::Unprovisioned(format!("this terminal signs nothing: {why}")))
     }
 
     /// How the device key is kept at rest (the `DeviceKeyProtection` property).
@@ -319,11 +368,12 @@ impl Engine {
     fn in_flow<T>(
         &self,
         op: &Op<'_>,
+        terminal: &Terminal,
         flow: impl FnOnce(&Context<'_>, &mut dyn workflow::FaceSource) -> T,
     ) -> T {
         let progress = |s: Step| (op.events)(Event::Progress(s));
         let ctx = Context {
-            terminal: &self.terminal,
+            terminal,
             encryption: self.config.face.encryption,
             progress: &progress,
             interrupt: op.interrupt,
@@ -420,6 +470,16 @@ impl Engine {
     pub fn diagnose(&self) -> Vec<crate::doctor::Finding> {
         use crate::doctor::{fail, pass};
         let credentials = match self.protection {
+            Protection::Unusable => fail(
+                "credentials",
+                format!(
+                    "the device key cannot be used on this start: {}",
+                    self.terminal.as_ref().err().map_or("", String::as_str)
+                ),
+                "journalctl -u facecaptured-provision says why; a disk moved to another \
+                 board, or a cleared TPM, needs the right TPM back, or facecaptured provision \
+                 --new-key and everyone enrolled again",
+            ),
             Protection::Plain => fail(
                 "credentials",
                 format!(
@@ -522,7 +582,7 @@ impl Engine {
             username: outcome.username.clone(),
             registration_code: Secret::new(outcome.registration_code.expose()),
             server_host: host.to_owned(),
-            device_id: self.terminal.device_id.clone(),
+            device_id: self.device_id.clone(),
             enrolled_at: unix_now(),
             reenroll_started_at: None,
         })?;
@@ -531,10 +591,11 @@ impl Engine {
 
     /// Enroll: the client-initiated enrollment of `person`.
     pub fn enroll(&self, op: &Op<'_>, person: &Person) -> Result<Enrolled, Error> {
+        let terminal = self.terminal()?;
         self.enrolling(
             &person.username,
             || {
-                self.in_flow(op, |ctx, face| {
+                self.in_flow(op, terminal, |ctx, face| {
                     workflow::enroll(&self.client, ctx, person, face)
                 })
             },
@@ -544,6 +605,7 @@ impl Engine {
 
     /// EnrollWithQr: the enrollment a QR code started (`url`, or scanned when empty).
     pub fn enroll_qr(&self, op: &Op<'_>, url: &str) -> Result<Enrolled, Error> {
+        let terminal = self.terminal()?;
         let qr = self.qr(op, url, QrMethod::Enroll)?;
         let _ = op.subject.set(qr.session.user_name.clone());
         let person = Person {
@@ -556,7 +618,7 @@ impl Engine {
         self.enrolling(
             &person.username,
             || {
-                self.in_flow(op, |ctx, face| {
+                self.in_flow(op, terminal, |ctx, face| {
                     workflow::enroll(&qr.client, ctx, &person, face)
                 })
             },
@@ -605,8 +667,9 @@ impl Engine {
 
     /// Authenticate: `username` with the stored registration code.
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
+        let terminal = self.terminal()?;
         self.authenticating(username, |code| {
-            self.in_flow(op, |ctx, face| {
+            self.in_flow(op, terminal, |ctx, face| {
                 workflow::authenticate(&self.client, ctx, username, code, face)
             })
         })
@@ -615,11 +678,12 @@ impl Engine {
     /// AuthenticateWithQr: the authentication a QR code started; the username with the
     /// outcome.
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
+        let terminal = self.terminal()?;
         let qr = self.qr(op, url, QrMethod::Authenticate)?;
         let username = qr.session.user_name.clone();
         let _ = op.subject.set(username.clone());
         let outcome = self.authenticating(&username, |code| {
-            self.in_flow(op, |ctx, face| {
+            self.in_flow(op, terminal, |ctx, face| {
                 workflow::authenticate(&qr.client, ctx, &username, code, face)
             })
         })?;

@@ -41,6 +41,11 @@ fn provision(command: Command) -> ExitCode {
         new_key,
         secrets,
         tpm2_pcrs,
+        // systemd's RuntimeDirectory= (the provisioning unit's): this start's
+        // result for the daemon's unit.
+        runtime_dir: std::env::var_os("RUNTIME_DIRECTORY")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from),
         ..Request::default()
     };
     match facecapture::provision::provision(&req) {
@@ -76,6 +81,11 @@ fn provision(command: Command) -> ExitCode {
 const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    // Keys, tokens and frames live in this process's memory: no core dump of
+    // it (systemd-coredump would keep one on disk), and no ptrace or
+    // /proc/PID/mem by another process of the same user.
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers and cannot fail here.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let args = Args::parse();
     if let Some(command) = args.command {
         return provision(command);
