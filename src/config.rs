@@ -411,6 +411,14 @@ impl Config {
             cfg.storage.state_dir = dir.clone();
         }
         cfg.resolve_secrets(env)?;
+        // A start whose provisioning failed has no secrets (they did not open
+        // either): the daemon serves only to answer Unprovisioned, and needs
+        // none of them.
+        let need = if cfg.storage.provisioning_failed.is_empty() {
+            need
+        } else {
+            Need::Nothing
+        };
         cfg.validate(need)?;
         Ok(cfg)
     }
@@ -1092,6 +1100,28 @@ apikey = "k3y"
             load(GOOD, &env).expect("a shell").server.apikey.expose(),
             "12345"
         );
+    }
+
+    /// A start whose provisioning failed gets no secrets (sealed to the same
+    /// TPM, they did not open either), only why: it loads without them, to
+    /// answer Unprovisioned.
+    #[test]
+    fn a_failed_provisioning_needs_no_secrets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("provisioning"), "the key does not open\n").expect("w");
+        std::fs::write(dir.path().join("client_secret"), "\n").expect("w");
+        let env = Environment {
+            credentials_dir: Some(dir.path().to_owned()),
+            ..Environment::default()
+        };
+        let text = "[server]\nbase_url = \"https://awareid.example.com\"\n\
+                    customer_name = \"acme\"\nclient_id = \"door\"\n\
+                    [qr]\nsigning_public_key = \"/etc/facecaptured/qr.pem\"\n";
+        let c = load(text, &env).expect("loads without secrets");
+        assert_eq!(c.storage.provisioning_failed, "the key does not open");
+        std::fs::remove_file(dir.path().join("provisioning")).expect("rm");
+        let e = load(text, &env).expect_err("a normal start needs them");
+        assert_eq!(e.key, "server.client_secret");
     }
 
     #[test]

@@ -65,9 +65,9 @@ pub struct Request {
     /// The `systemd-creds` program.
     pub systemd_creds: PathBuf,
     /// Where this start's results go for the daemon's unit (systemd's
-    /// `$RUNTIME_DIRECTORY`, /run/facecaptured-provision; root's): the device
-    /// key's credential once it opened here, or the file `provisioning` saying
-    /// why provisioning failed. The daemon then starts either way, and a door
+    /// `$RUNTIME_DIRECTORY`, /run/facecaptured-provision; root's): the sealed
+    /// credentials once the device key opened here, or the file `provisioning`
+    /// saying why provisioning failed. The daemon then starts either way, and a door
     /// controller hears at once why it cannot be served, instead of waiting
     /// out D-Bus activation. `None`: neither is written (a manual run).
     pub runtime_dir: Option<PathBuf>,
@@ -230,18 +230,30 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
     let Some(run) = &req.runtime_dir else {
         return provision_here(req);
     };
-    let key = run.join(format!("{}.cred", sealed::CREDENTIAL));
+    // Every sealed credential goes to the daemon through here, and only once
+    // the device key opened: on a cloned disk the secrets, sealed to the same
+    // TPM, would not open either, and systemd would refuse the daemon's start.
+    let names: Vec<&str> = std::iter::once(sealed::CREDENTIAL).chain(SECRETS).collect();
     let failed = run.join(FAILED_FILE);
-    for stale in [&key, &failed] {
-        match std::fs::remove_file(stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(stale)(e)),
+    for stale in names
+        .iter()
+        .map(|n| credential_path(run, n))
+        .chain([failed.clone()])
+    {
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&stale)(e)),
             _ => {}
         }
     }
     let result = provision_here(req).and_then(|report| {
-        let sealed_key = credential_path(&req.credentials_dir, sealed::CREDENTIAL);
-        let bytes = std::fs::read(&sealed_key).map_err(io(&sealed_key))?;
-        write_file(&key, &bytes, 0o600)?;
+        for name in &names {
+            let sealed = credential_path(&req.credentials_dir, name);
+            match std::fs::read(&sealed) {
+                Ok(bytes) => write_file(&credential_path(run, name), &bytes, 0o600)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&sealed)(e)),
+            }
+        }
         Ok(report)
     });
     if let Err(e) = &result {

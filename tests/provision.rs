@@ -215,6 +215,12 @@ fn a_disk_on_another_board_does_not_open_and_nothing_changes() {
         sealed
     );
     assert!(!board.run().join("provisioning").exists());
+    std::fs::write(board.creds().join("apikey"), "key-0123456789").expect("write");
+    ok(&board.provision(&["--with-key", "host"]));
+    assert_eq!(
+        std::fs::read(board.run().join("apikey.cred")).expect("run apikey"),
+        std::fs::read(board.creds().join("apikey.cred")).expect("apikey")
+    );
 
     // The same disk, another board: another host key.
     let other = Board {
@@ -233,6 +239,10 @@ fn a_disk_on_another_board_does_not_open_and_nothing_changes() {
     // The daemon's start gets no key, and why (its credential "provisioning"):
     // it serves and answers Unprovisioned at once, instead of not starting.
     assert!(!other.run().join("device_key.cred").exists());
+    assert!(
+        !other.run().join("apikey.cred").exists(),
+        "a secret that would not open"
+    );
     let why = std::fs::read_to_string(other.run().join("provisioning")).expect("why");
     assert!(why.contains("does not open on this board"), "{why}");
 

@@ -745,6 +745,35 @@ fn arrived(p: &Peer, call: &str) -> usize {
         .count()
 }
 
+/// Waits until the `count`th request of `call` has arrived at the emulator.
+fn wait_arrived(p: &Peer, call: &str, count: usize) {
+    let arrived = tokio::task::block_in_place(|| {
+        p.emulator
+            .wait_arrived(call, count, std::time::Duration::from_secs(60))
+    });
+    assert!(arrived, "{call} never arrived");
+}
+
+/// Starts `operation` ("enroll" or "authenticate") of `user` in the background:
+/// whether it enrolled or granted.
+fn start_operation(
+    proxy: &FaceCapture1Proxy<'static>,
+    operation: &'static str,
+    user: &'static str,
+) -> tokio::task::JoinHandle<zbus::Result<bool>> {
+    let proxy = proxy.clone();
+    tokio::spawn(async move {
+        if operation == "enroll" {
+            proxy
+                .enroll(user, &format!("{user}@example.com"), "", "", "")
+                .await
+                .map(|r| r.enrollment_status == 2)
+        } else {
+            proxy.authenticate(user).await.map(|r| r.granted)
+        }
+    })
+}
+
 /// Cancel while a call short of the deciding one is at the server (enroll,
 /// addDevice; authenticate, verifyDevice): the flow stops there. The caller is
 /// told Cancelled, and that is true: addFace or verifyFace is never sent, the
@@ -769,28 +798,8 @@ async fn a_cancel_before_the_deciding_call_stops_the_flow_there() {
             kind: FaultKind::Hold { max_ms: 60_000 },
             times: 1,
         });
-        let running = tokio::spawn({
-            let proxy = proxy.clone();
-            async move {
-                if operation == "enroll" {
-                    proxy
-                        .enroll("rita", "rita@example.com", "", "", "")
-                        .await
-                        .map(|_| ())
-                } else {
-                    proxy.authenticate("rita").await.map(|_| ())
-                }
-            }
-        });
-        let p2 = &p;
-        assert!(
-            tokio::task::block_in_place(|| p2.emulator.wait_arrived(
-                call,
-                calls_before + 1,
-                std::time::Duration::from_secs(60)
-            )),
-            "{call} never arrived"
-        );
+        let running = start_operation(&proxy, operation, "rita");
+        wait_arrived(&p, call, calls_before + 1);
         // The face is captured already (the camera is let go: State leaves
         // capturing), so nothing but the flow's own check can stop it now.
         wait_state(&p, &proxy, "contacting-server").await;
@@ -831,28 +840,8 @@ async fn a_cancel_after_the_deciding_call_was_sent_answers_its_outcome() {
             kind: FaultKind::AnswerLate { ms: 1500 },
             times: 1,
         });
-        let running = tokio::spawn({
-            let proxy = proxy.clone();
-            async move {
-                if operation == "enroll" {
-                    proxy
-                        .enroll("sam", "sam@example.com", "", "", "")
-                        .await
-                        .map(|r| r.enrollment_status == 2)
-                } else {
-                    proxy.authenticate("sam").await.map(|r| r.granted)
-                }
-            }
-        });
-        let p2 = &p;
-        assert!(
-            tokio::task::block_in_place(|| p2.emulator.wait_arrived(
-                deciding,
-                before + 1,
-                std::time::Duration::from_secs(60)
-            )),
-            "{deciding} never arrived"
-        );
+        let running = start_operation(&proxy, operation, "sam");
+        wait_arrived(&p, deciding, before + 1);
         proxy.cancel().await.expect("cancel");
         let done = running.await.expect("join");
         assert!(

@@ -195,7 +195,12 @@ impl Engine {
         let detector = Detector::from_config(&config.capture).map_err(other)?;
         let http = HttpSettings::from_config(&config.server).map_err(other)?;
         let client = AwareIdClient::new(&config.server, &http).map_err(other)?;
-        let qr_keys = config.qr_keys().map_err(other)?;
+        // Without a usable identity nothing is signed or decrypted: no QR keys
+        // (their AES key did not open either).
+        let qr_keys = match &terminal {
+            Ok(_) => config.qr_keys().map_err(other)?,
+            Err(_) => None,
+        };
         let server_host = config.server.host();
         let qr_hosts = config.qr_allowed_hosts();
         Ok(Self {
