@@ -1170,6 +1170,20 @@ fn doctor_names_what_is_wrong_and_what_to_do() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+/// Waits until the daemon's log holds `count` lines with `needle` (a bound for
+/// a hung daemon, as wait_text's).
+fn wait_count(d: &daemon::Daemon, needle: &str, count: usize) {
+    let t = std::time::Instant::now();
+    while d.log_text().matches(needle).count() < count {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{count} x {needle:?} never reached the log:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A caller that leaves the bus (a door controller killed, its connection
 /// cut) while the deciding call is at AwareID: the outcome is real, so it is
 /// stored and audited as what it was; while a call short of it is at AwareID,
@@ -1190,19 +1204,37 @@ fn a_caller_that_leaves_gets_an_audit_trail_that_agrees_with_awareid() {
             .filter(|r| r.call.as_deref() == Some(call))
             .count()
     };
-    for (call, record) in [
-        ("addDevice", Record::EnrollmentFailed),
-        ("addFace", Record::EnrollmentReplaced),
+    for (operation, call, deciding, record) in [
+        ("enroll", "addDevice", "addFace", Record::EnrollmentFailed),
+        ("enroll", "addFace", "addFace", Record::EnrollmentReplaced),
+        (
+            "authenticate",
+            "verifyDevice",
+            "verifyFace",
+            Record::AccessRefused,
+        ),
+        (
+            "authenticate",
+            "verifyFace",
+            "verifyFace",
+            Record::AccessGranted,
+        ),
     ] {
-        let (before, faces) = (arrived(call), arrived("addFace"));
+        let (before, faces) = (arrived(call), arrived(deciding));
         s.emulator.inject(awareid_emulator::Fault {
             call: Some(call.into()),
             kind: awareid_emulator::FaultKind::Hold { max_ms: 60_000 },
             times: 1,
         });
         let mark = watch.mark();
+        let args: &[&str] = if operation == "enroll" {
+            &["enroll", "hugo", "--email", "hugo@example.com"]
+        } else {
+            &["authenticate", "hugo"]
+        };
+        let records_before = d.log_text().matches(record.message_id()).count();
         let mut leaver = d
-            .ctl_command(&["enroll", "hugo", "--email", "hugo@example.com"])
+            .ctl_command(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1216,32 +1248,36 @@ fn a_caller_that_leaves_gets_an_audit_trail_that_agrees_with_awareid() {
         watch.wait_for(mark, "state:contacting-server");
         leaver.kill().expect("kill caller");
         let _ = leaver.wait();
-        // The daemon has seen the caller go (before the held call goes on).
-        if call == "addFace" {
-            d.wait_log("asked to stop after the call that decides was sent");
+        // The daemon has seen the caller go (before the held call goes on):
+        // past the deciding call it says it waits for it; short of it, the
+        // refusal is audited at once.
+        let committed = call == deciding;
+        if committed {
+            d.wait_log(&format!(
+                "operation=\"{operation}\" why=\"the caller left the bus\""
+            ));
         } else {
-            d.wait_log(&format!("outcome=\"{}\"", record.outcome()));
+            wait_count(d, record.message_id(), records_before + 1);
         }
         s.emulator.release();
-        d.wait_log(&format!("outcome=\"{}\"", record.outcome()));
+        wait_count(d, record.message_id(), records_before + 1);
         watch.wait_for(mark, "state:idle");
-        let sent_face = arrived("addFace") > faces;
-        assert_eq!(
-            sent_face,
-            call == "addFace",
-            "at {call}: addFace sent {sent_face}"
-        );
+        let sent = arrived(deciding) > faces;
+        assert_eq!(sent, committed, "at {call}: {deciding} sent {sent}");
     }
     let log = d.log_text();
     let records: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("message_id=") && l.contains("username=\"hugo\""))
         .collect();
-    // Stored; failed (the caller left before addFace); replaced (it left after).
+    // Stored; failed (the caller left before addFace); replaced (it left
+    // after); refused (it left before verifyFace); granted (it left after).
     let expected = [
         (Record::EnrollmentStored, "reason=\"-\""),
         (Record::EnrollmentFailed, "the caller left the bus"),
         (Record::EnrollmentReplaced, "reason=\"-\""),
+        (Record::AccessRefused, "the caller left the bus"),
+        (Record::AccessGranted, "reason=\"-\""),
     ];
     assert_eq!(records.len(), expected.len(), "{records:#?}");
     for (line, (record, reason)) in records.iter().zip(expected) {

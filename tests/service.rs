@@ -857,6 +857,48 @@ async fn a_cancel_after_the_deciding_call_was_sent_answers_its_outcome() {
     assert!(reply.granted, "{reply:?}");
 }
 
+/// The operation timeout passing while a call short of the deciding one is at
+/// the server (enroll, addDevice; authenticate, verifyDevice): the caller is
+/// told it timed out, and that is true: addFace or verifyFace is never sent
+/// once the held call comes back, and the stored code is the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_before_the_deciding_call_stops_the_flow_there() {
+    let p = peer("[daemon]\noperation_timeout_s = 2\n").await;
+    let proxy = p.proxy().await;
+    enroll_then_granted(&proxy, "ugo").await;
+    for (operation, call, deciding) in [
+        ("enroll", "enroll", "addFace"),
+        ("enroll", "addDevice", "addFace"),
+        ("authenticate", "authenticate", "verifyFace"),
+        ("authenticate", "verifyDevice", "verifyFace"),
+    ] {
+        let (calls_before, deciding_before) = (arrived(&p, call), arrived(&p, deciding));
+        p.emulator.inject(Fault {
+            call: Some(call.into()),
+            kind: FaultKind::Hold { max_ms: 60_000 },
+            times: 1,
+        });
+        let running = start_operation(&proxy, operation, "ugo");
+        wait_arrived(&p, call, calls_before + 1);
+        // The reply comes at the timeout, while the call is still held.
+        match error(running.await.expect("join").expect_err("timed out")) {
+            Error::ServerUnavailable(m) | Error::CaptureTimeout(m) => {
+                assert!(m.contains("daemon.operation_timeout_s"), "{m}")
+            }
+            other => panic!("{operation} at {call}: {other:?}"),
+        }
+        p.emulator.release();
+        wait_idle(&p, &proxy).await;
+        assert_eq!(
+            arrived(&p, deciding),
+            deciding_before,
+            "{deciding} was sent after the timeout at {call}"
+        );
+        let listed = proxy.list_enrollments().await.expect("list");
+        assert_eq!(listed[0].standing, "enrolled", "at {call}: {listed:?}");
+    }
+}
+
 /// The operation timeout passing while verifyFace is at the server: the answer
 /// that comes after it is the caller's, not ServerUnavailable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
