@@ -249,7 +249,7 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
         for name in &names {
             let sealed = credential_path(&req.credentials_dir, name);
             match std::fs::read(&sealed) {
-                Ok(bytes) => write_file(&credential_path(run, name), &bytes, 0o600)?,
+                Ok(bytes) => write_file(&credential_path(run, name), &bytes)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io(&sealed)(e)),
             }
@@ -258,26 +258,23 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
     });
     if let Err(e) = &result {
         // Not secret: a path and what systemd-creds or the check said.
-        write_file(&failed, format!("{e}\n").as_bytes(), 0o600)?;
+        write_file(&failed, format!("{e}\n").as_bytes())?;
     }
     result
 }
 
-/// Writes `bytes` to `path` whole (a temporary file, synced, renamed).
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProvisionError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+/// Writes `bytes` to `path` whole, 0600: a new temporary file beside it
+/// (`O_EXCL`, a random name), synced and renamed into place.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ProvisionError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".provision")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
 }
 
 /// The provisioning itself.
@@ -867,16 +864,23 @@ mod tests {
         assert!(!req.credentials_dir.exists());
     }
 
+    /// A state directory with a database in it, and a file outside it holding
+    /// `content` for a link to point at.
+    fn state_and_target(content: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("state");
+        drop(Storage::open(&state).expect("db"));
+        let target = tmp.path().join("root-file");
+        std::fs::write(&target, content).expect("write");
+        (tmp, state, target)
+    }
+
     /// The race: a name swapped for a link after the check. The chown opens
     /// the name itself without following it, so the check is not what protects.
     #[test]
     fn a_name_swapped_for_a_link_after_the_check_is_not_followed() {
         use std::os::unix::fs::MetadataExt;
-        let tmp = tempfile::tempdir().expect("tmp");
-        let state = tmp.path().join("state");
-        drop(Storage::open(&state).expect("db"));
-        let target = tmp.path().join("root-file");
-        std::fs::write(&target, "x").expect("write");
+        let (_tmp, state, target) = state_and_target("x");
         let before = std::fs::metadata(&target).expect("meta");
         let checked = StateDir::check(&state).expect("check").expect("there");
         assert!(checked.has_database);
@@ -899,11 +903,7 @@ mod tests {
     /// when it opens it, after any check root made.
     #[test]
     fn sqlite_refuses_links_planted_after_the_check() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let state = tmp.path().join("state");
-        drop(Storage::open(&state).expect("db"));
-        let target = tmp.path().join("root-file");
-        std::fs::write(&target, "not to be written").expect("write");
+        let (tmp, state, target) = state_and_target("not to be written");
         let wal = state.join(format!("{DB_FILE}-wal"));
         std::os::unix::fs::symlink(&target, &wal).expect("plant");
         let opened = Storage::open_existing_nofollow(&state).and_then(|s| s.stored_identity());

@@ -1170,20 +1170,6 @@ fn doctor_names_what_is_wrong_and_what_to_do() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// Waits until the daemon's log holds `count` lines with `needle` (a bound for
-/// a hung daemon, as wait_text's).
-fn wait_count(d: &daemon::Daemon, needle: &str, count: usize) {
-    let t = std::time::Instant::now();
-    while d.log_text().matches(needle).count() < count {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "{count} x {needle:?} never reached the log:\n{}",
-            d.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A caller that leaves the bus (a door controller killed, its connection
 /// cut) while the deciding call is at AwareID: the outcome is real, so it is
 /// stored and audited as what it was; while a call short of it is at AwareID,
@@ -1257,10 +1243,10 @@ fn a_caller_that_leaves_gets_an_audit_trail_that_agrees_with_awareid() {
                 "operation=\"{operation}\" why=\"the caller left the bus\""
             ));
         } else {
-            wait_count(d, record.message_id(), records_before + 1);
+            d.wait_log_count(record.message_id(), records_before + 1);
         }
         s.emulator.release();
-        wait_count(d, record.message_id(), records_before + 1);
+        d.wait_log_count(record.message_id(), records_before + 1);
         watch.wait_for(mark, "state:idle");
         let sent = arrived(deciding) > faces;
         assert_eq!(sent, committed, "at {call}: {deciding} sent {sent}");

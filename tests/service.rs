@@ -754,6 +754,54 @@ fn wait_arrived(p: &Peer, call: &str, count: usize) {
     assert!(arrived, "{call} never arrived");
 }
 
+/// The calls that change AwareID's state short of the deciding one, each held
+/// in turn: (operation, call, deciding call).
+const SHORT_OF_DECIDING: [(&str, &str, &str); 4] = [
+    ("enroll", "enroll", "addFace"),
+    ("enroll", "addDevice", "addFace"),
+    ("authenticate", "authenticate", "verifyFace"),
+    ("authenticate", "verifyDevice", "verifyFace"),
+];
+
+/// Holds `call` at the emulator and starts `operation` of `user`: the
+/// operation, and how many `deciding` calls had arrived before it.
+fn start_with_held(
+    p: &Peer,
+    proxy: &FaceCapture1Proxy<'static>,
+    (operation, call, deciding): (&'static str, &str, &str),
+    user: &'static str,
+) -> (tokio::task::JoinHandle<zbus::Result<bool>>, usize) {
+    let (calls_before, deciding_before) = (arrived(p, call), arrived(p, deciding));
+    p.emulator.inject(Fault {
+        call: Some(call.into()),
+        kind: FaultKind::Hold { max_ms: 60_000 },
+        times: 1,
+    });
+    let running = start_operation(proxy, operation, user);
+    wait_arrived(p, call, calls_before + 1);
+    (running, deciding_before)
+}
+
+/// Once the held call is let go and the work has ended: nothing more was sent
+/// (no `deciding` call), and the stored code is still in force.
+async fn nothing_more_was_sent(
+    p: &Peer,
+    proxy: &FaceCapture1Proxy<'_>,
+    (call, deciding): (&str, &str),
+    deciding_before: usize,
+) {
+    p.emulator.release();
+    wait_idle(p, proxy).await;
+    assert_eq!(
+        arrived(p, deciding),
+        deciding_before,
+        "{deciding} was sent after the operation was stopped at {call}"
+    );
+    let listed = proxy.list_enrollments().await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].standing, "enrolled", "at {call}: {listed:?}");
+}
+
 /// Starts `operation` ("enroll" or "authenticate") of `user` in the background:
 /// whether it enrolled or granted.
 fn start_operation(
@@ -785,21 +833,8 @@ async fn a_cancel_before_the_deciding_call_stops_the_flow_there() {
     let p = peer("").await;
     let proxy = p.proxy().await;
     enroll_then_granted(&proxy, "rita").await;
-    let cases = [
-        ("enroll", "enroll", "addFace"),
-        ("enroll", "addDevice", "addFace"),
-        ("authenticate", "authenticate", "verifyFace"),
-        ("authenticate", "verifyDevice", "verifyFace"),
-    ];
-    for (operation, call, deciding) in cases {
-        let (calls_before, deciding_before) = (arrived(&p, call), arrived(&p, deciding));
-        p.emulator.inject(Fault {
-            call: Some(call.into()),
-            kind: FaultKind::Hold { max_ms: 60_000 },
-            times: 1,
-        });
-        let running = start_operation(&proxy, operation, "rita");
-        wait_arrived(&p, call, calls_before + 1);
+    for case @ (operation, call, deciding) in SHORT_OF_DECIDING {
+        let (running, deciding_before) = start_with_held(&p, &proxy, case, "rita");
         // The face is captured already (the camera is let go: State leaves
         // capturing), so nothing but the flow's own check can stop it now.
         wait_state(&p, &proxy, "contacting-server").await;
@@ -809,15 +844,7 @@ async fn a_cancel_before_the_deciding_call_stops_the_flow_there() {
             Error::Cancelled(m) => assert_eq!(m, format!("{operation} was cancelled")),
             other => panic!("{operation} at {call}: {other:?}"),
         }
-        wait_idle(&p, &proxy).await;
-        assert_eq!(
-            arrived(&p, deciding),
-            deciding_before,
-            "{deciding} was sent after a Cancel at {call}"
-        );
-        let listed = proxy.list_enrollments().await.expect("list");
-        assert_eq!(listed.len(), 1, "{listed:?}");
-        assert_eq!(listed[0].standing, "enrolled", "at {call}: {listed:?}");
+        nothing_more_was_sent(&p, &proxy, (call, deciding), deciding_before).await;
     }
     // The old code is still the one in force.
     let reply = proxy.authenticate("rita").await.expect("authenticate");
@@ -866,20 +893,8 @@ async fn the_timeout_before_the_deciding_call_stops_the_flow_there() {
     let p = peer("[daemon]\noperation_timeout_s = 2\n").await;
     let proxy = p.proxy().await;
     enroll_then_granted(&proxy, "ugo").await;
-    for (operation, call, deciding) in [
-        ("enroll", "enroll", "addFace"),
-        ("enroll", "addDevice", "addFace"),
-        ("authenticate", "authenticate", "verifyFace"),
-        ("authenticate", "verifyDevice", "verifyFace"),
-    ] {
-        let (calls_before, deciding_before) = (arrived(&p, call), arrived(&p, deciding));
-        p.emulator.inject(Fault {
-            call: Some(call.into()),
-            kind: FaultKind::Hold { max_ms: 60_000 },
-            times: 1,
-        });
-        let running = start_operation(&proxy, operation, "ugo");
-        wait_arrived(&p, call, calls_before + 1);
+    for case @ (operation, call, deciding) in SHORT_OF_DECIDING {
+        let (running, deciding_before) = start_with_held(&p, &proxy, case, "ugo");
         // The reply comes at the timeout, while the call is still held.
         match error(running.await.expect("join").expect_err("timed out")) {
             Error::ServerUnavailable(m) | Error::CaptureTimeout(m) => {
@@ -887,15 +902,7 @@ async fn the_timeout_before_the_deciding_call_stops_the_flow_there() {
             }
             other => panic!("{operation} at {call}: {other:?}"),
         }
-        p.emulator.release();
-        wait_idle(&p, &proxy).await;
-        assert_eq!(
-            arrived(&p, deciding),
-            deciding_before,
-            "{deciding} was sent after the timeout at {call}"
-        );
-        let listed = proxy.list_enrollments().await.expect("list");
-        assert_eq!(listed[0].standing, "enrolled", "at {call}: {listed:?}");
+        nothing_more_was_sent(&p, &proxy, (call, deciding), deciding_before).await;
     }
 }
 

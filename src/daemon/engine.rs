@@ -53,6 +53,13 @@ pub struct Op<'a> {
     pub subject: &'a OnceLock<String>,
 }
 
+/// A start without a usable identity: the device id the database knows, and
+/// why provisioning failed.
+struct Unusable {
+    device_id: String,
+    why: String,
+}
+
 /// An enrollment AwareID answered: its outcome, and whether it replaced a stored
 /// one (the user was enrolled before and the new code is stored).
 #[derive(Debug)]
@@ -77,10 +84,9 @@ pub struct Engine {
     qr_keys: Option<QrKeys>,
     /// The hosts a QR code may name (`Config::qr_allowed_hosts`; empty: any).
     qr_hosts: Vec<String>,
-    /// The identity that signs; `Err` with why when provisioning failed on
-    /// this start (every flow then answers Unprovisioned, signing nothing).
-    terminal: Result<Terminal, String>,
-    device_id: String,
+    /// The identity that signs; `Err` when provisioning failed on this start
+    /// (every flow then answers Unprovisioned, signing nothing).
+    terminal: Result<Terminal, Unusable>,
     protection: Protection,
     server_host: String,
     storage: Mutex<Storage>,
@@ -149,13 +155,11 @@ impl Engine {
                 .flatten()
                 .map(|(id, _)| id)
                 .unwrap_or_default();
-            return Self::assemble(
-                config,
-                storage,
-                Err(reason),
+            let unusable = Unusable {
                 device_id,
-                Protection::Unusable,
-            );
+                why: reason,
+            };
+            return Self::assemble(config, storage, Err(unusable), Protection::Unusable);
         }
         let identity = |e| match e {
             StorageError::Db { .. } | StorageError::Dir { .. } => other(e),
@@ -177,19 +181,15 @@ impl Engine {
             }
             (sealed.device_id, sealed.key, sealed.protection)
         };
-        let terminal = Terminal {
-            device_id: device_id.clone(),
-            key,
-        };
-        Self::assemble(config, storage, Ok(terminal), device_id, protection)
+        let terminal = Terminal { device_id, key };
+        Self::assemble(config, storage, Ok(terminal), protection)
     }
 
     /// The rest of the engine, whatever the identity.
     fn assemble(
         config: Config,
         storage: Storage,
-        terminal: Result<Terminal, String>,
-        device_id: String,
+        terminal: Result<Terminal, Unusable>,
         protection: Protection,
     ) -> Result<Self, StartError> {
         let detector = Detector::from_config(&config.capture).map_err(other)?;
@@ -214,7 +214,6 @@ impl Engine {
             qr_keys,
             qr_hosts,
             terminal,
-            device_id,
             protection,
             server_host,
             storage: Mutex::new(storage),
@@ -225,14 +224,17 @@ impl Engine {
 
     /// The terminal's device id (the DeviceId property).
     pub fn device_id(&self) -> &str {
-        &self.device_id
+        match &self.terminal {
+            Ok(t) => &t.device_id,
+            Err(u) => &u.device_id,
+        }
     }
 
     /// The identity that signs, or Unprovisioned with why it cannot be used.
     fn terminal(&self) -> Result<&Terminal, Error> {
         self.terminal
             .as_ref()
-            .map_err(|why| Error::Unprovisioned(format!("this terminal signs nothing: {why}")))
+            .map_err(|u| Error::Unprovisioned(format!("this terminal signs nothing: {}", u.why)))
     }
 
     /// How the device key is kept at rest (the `DeviceKeyProtection` property).
@@ -479,7 +481,7 @@ impl Engine {
                 "credentials",
                 format!(
                     "the device key cannot be used on this start: {}",
-                    self.terminal.as_ref().err().map_or("", String::as_str)
+                    self.terminal.as_ref().err().map_or("", |u| u.why.as_str())
                 ),
                 "journalctl -u facecaptured-provision says why; a disk moved to another \
                  board, or a cleared TPM, needs the right TPM back, or facecaptured provision \
@@ -587,7 +589,7 @@ impl Engine {
             username: outcome.username.clone(),
             registration_code: Secret::new(outcome.registration_code.expose()),
             server_host: host.to_owned(),
-            device_id: self.device_id.clone(),
+            device_id: self.device_id().to_owned(),
             enrolled_at: unix_now(),
             reenroll_started_at: None,
         })?;

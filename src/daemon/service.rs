@@ -250,23 +250,22 @@ impl FaceCapture {
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
         let mut finished = false;
-        // Why the operation was asked to stop after its point of no return
-        // (addFace or verifyFace sent): it then ends with that call's outcome.
-        let mut overtaken: Option<&str> = None;
+        // Whether the operation was asked to stop after its point of no return
+        // (addFace or verifyFace sent): it then ends with that call's outcome,
+        // and nothing else stops it.
+        let mut overtaken = false;
         // Asks the work to stop; the error to answer with now, or None when the
         // work has committed and its outcome is awaited.
-        let stop = |why: &'static str, error: Error, overtaken: &mut Option<&str>| {
+        let stop = |why: &'static str, error: Error, overtaken: &mut bool| {
             if interrupt.cancel() {
                 return Some(error);
             }
-            if overtaken.is_none() {
-                tracing::info!(
-                    operation,
-                    why,
-                    "asked to stop after the call that decides was sent: its outcome stands"
-                );
-                *overtaken = Some(why);
-            }
+            tracing::info!(
+                operation,
+                why,
+                "asked to stop after the call that decides was sent: its outcome stands"
+            );
+            *overtaken = true;
             None
         };
         let outcome = loop {
@@ -276,7 +275,7 @@ impl FaceCapture {
                     finished = true;
                     break joined.unwrap_or_else(|e| Err(Error::Internal(format!("{operation} failed: {e}"))));
                 }
-                _ = cancelled.notified(), if overtaken.is_none() => {
+                _ = cancelled.notified(), if !overtaken => {
                     if let Some(e) = stop("cancelled", Error::Cancelled(format!("{operation} was cancelled")), &mut overtaken) {
                         break Err(e);
                     }
@@ -286,13 +285,13 @@ impl FaceCapture {
                         Some(stream) => stream.next().await,
                         None => std::future::pending().await,
                     }
-                }, if overtaken.is_none() => {
+                }, if !overtaken => {
                     let left = change.args().map(|a| a.new_owner().is_none()).unwrap_or(false);
                     if left && let Some(e) = stop("the caller left the bus", Error::Cancelled(format!("{operation} cancelled: the caller left the bus")), &mut overtaken) {
                         break Err(e);
                     }
                 }
-                _ = &mut deadline, if overtaken.is_none() => {
+                _ = &mut deadline, if !overtaken => {
                     let secs = limit.as_secs();
                     let state = *lock(&self.state);
                     let what = if kind == Operation::CameraCheck { "the check's seconds and the camera's stall limit" } else { "daemon.operation_timeout_s" };

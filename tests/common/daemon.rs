@@ -230,6 +230,11 @@ impl Daemon {
         wait_text(&self.log, needle);
     }
 
+    /// Waits until the daemon's log holds `needle` `count` times.
+    pub fn wait_log_count(&self, needle: &str, count: usize) {
+        wait_count(&self.log, needle, count);
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -275,15 +280,22 @@ impl Daemon {
 /// returns its text then. It is read again until it does, within a bound for a
 /// hung daemon.
 pub fn wait_text(path: &std::path::Path, needle: &str) -> String {
+    wait_count(path, needle, 1)
+}
+
+/// Waits until the file at `path` holds `needle` at least `count` times (a log
+/// with one line per record); returns its text then. The one file poll of the
+/// tests, bounded for a hung daemon.
+pub fn wait_count(path: &std::path::Path, needle: &str, count: usize) -> String {
     let t = Instant::now();
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
+        if text.matches(needle).count() >= count {
             return text;
         }
         assert!(
             t.elapsed() < Duration::from_secs(60),
-            "{needle:?} never reached {}:\n{text}",
+            "{count} x {needle:?} never reached {}:\n{text}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(20));
