@@ -115,12 +115,20 @@ pub struct Person {
 pub struct EnrollOutcome {
     /// Who was enrolled.
     pub username: String,
-    /// Empty unless enrollment_status is 2. A secret: stored, never shown.
+    /// Empty unless enrollment_status is [`STATUS_COMPLETE`]. A secret: stored, never shown.
     pub registration_code: Secret,
-    /// addFace's enrollmentStatus (2: enrolled).
+    /// addFace's enrollmentStatus ([`STATUS_COMPLETE`]: enrolled).
     pub enrollment_status: i32,
     /// addFace's livenessResult.
     pub liveness: bool,
+}
+
+impl EnrollOutcome {
+    /// Whether AwareID completed the enrollment: enrollment_status
+    /// [`STATUS_COMPLETE`] with a registration code (what the terminal stores).
+    pub fn completed(&self) -> bool {
+        self.enrollment_status == STATUS_COMPLETE && !self.registration_code.is_empty()
+    }
 }
 
 /// What an authentication flow ended with (verifyFace's answer).
@@ -128,7 +136,7 @@ pub struct EnrollOutcome {
 pub struct AuthOutcome {
     /// Who was authenticated.
     pub username: String,
-    /// liveness && matched && auth_status == 2.
+    /// liveness && matched && auth_status == [`STATUS_COMPLETE`].
     pub granted: bool,
     /// verifyFace's livenessResult.
     pub liveness: bool,
@@ -136,7 +144,7 @@ pub struct AuthOutcome {
     pub matched: bool,
     /// verifyFace's matchScore.
     pub match_score: f64,
-    /// verifyFace's authStatus (2: authenticated).
+    /// verifyFace's authStatus ([`STATUS_COMPLETE`]: authenticated).
     pub auth_status: i32,
 }
 

@@ -8,7 +8,9 @@
 //! it where a decision is taken. Each operation's record also counts it in the
 //! metrics (`crate::metrics`).
 
-use crate::workflow::{AuthOutcome, EnrollOutcome};
+use super::engine::Enrolled;
+use crate::awareid::wire::STATUS_COMPLETE;
+use crate::workflow::AuthOutcome;
 use facecapture_dbus::{Error, Operation};
 use zbus::DBusError as _;
 
@@ -182,17 +184,12 @@ pub fn failure<'a>(
     })
 }
 
-/// The decision an enrollment that ended with AwareID's answer stands for: stored,
-/// replaced (`replaced`: the user was enrolled before), or failed (no code: the
-/// enrollment status says why).
-pub fn enrolled<'a>(
-    operation: Operation,
-    outcome: &'a EnrollOutcome,
-    replaced: bool,
-    duration_ms: u64,
-) -> Decision<'a> {
-    let stored = outcome.enrollment_status == 2 && !outcome.registration_code.is_empty();
-    let (record, reason) = match (stored, replaced) {
+/// The decision an enrollment that ended with AwareID's answer stands for, as the
+/// engine settled it: stored, replaced (the user was enrolled before), or failed
+/// (no code stored: the enrollment status says why).
+pub fn enrolled(operation: Operation, enrolled: &Enrolled, duration_ms: u64) -> Decision<'_> {
+    let outcome = &enrolled.outcome;
+    let (record, reason) = match (enrolled.stored, enrolled.replaced) {
         (true, false) => (Record::EnrollmentStored, String::new()),
         (true, true) => (Record::EnrollmentReplaced, String::new()),
         (false, _) => (
@@ -243,7 +240,7 @@ pub fn authenticated(
 /// ```
 pub fn refusal(liveness: bool, matched: bool, auth_status: i32) -> String {
     match (liveness, matched, auth_status) {
-        (true, true, 2) => String::new(),
+        (true, true, STATUS_COMPLETE) => String::new(),
         (false, true, s) => format!("not live (auth_status {s})"),
         (true, false, s) => format!("no match (auth_status {s})"),
         (false, false, s) => format!("not live, no match (auth_status {s})"),

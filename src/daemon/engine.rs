@@ -5,7 +5,8 @@
 
 use super::audit;
 use super::errors::Error;
-use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings};
+use crate::awareid::wire::STATUS_COMPLETE;
+use crate::awareid::{AwareIdClient, AwareIdError, HttpSettings, paths};
 use crate::camera::Camera;
 use crate::capture::{self, CaptureError, Feedback, Settings};
 use crate::clock::unix_now;
@@ -66,6 +67,8 @@ struct Unusable {
 pub struct Enrolled {
     /// addFace's answer.
     pub outcome: EnrollOutcome,
+    /// Whether its registration code was stored ([`EnrollOutcome::completed`]).
+    pub stored: bool,
     /// Whether a re-enrollment replaced the stored code.
     pub replaced: bool,
 }
@@ -99,18 +102,12 @@ pub struct Engine {
 /// Whether AwareID may have acted on an addFace whose answer the terminal never
 /// read (it timed out, the connection dropped, the answer was garbled).
 fn add_face_unsettled(e: &FlowError) -> bool {
-    matches!(
-        e,
+    match e {
         FlowError::Server(
-            AwareIdError::Unavailable {
-                call: "addFace",
-                ..
-            } | AwareIdError::Malformed {
-                call: "addFace",
-                ..
-            }
-        )
-    )
+            AwareIdError::Unavailable { call, .. } | AwareIdError::Malformed { call, .. },
+        ) => *call == paths::ADD_FACE.name,
+        _ => false,
+    }
 }
 
 fn new_identity() -> Result<(String, DeviceKey), StorageError> {
@@ -340,11 +337,12 @@ impl Engine {
             }
         };
         let stored = self.store(&outcome, host)?;
-        if marked && outcome.enrollment_status != 2 {
+        if marked && outcome.enrollment_status != STATUS_COMPLETE {
             lock(&self.storage).clear_reenrollment(username)?;
         }
         Ok(Enrolled {
             outcome,
+            stored,
             // `marked`: the user was enrolled (mark_reenrollment marks only them).
             replaced: stored && marked,
         })
@@ -582,7 +580,7 @@ impl Engine {
 
     /// Stores the code of an enrollment AwareID completed; whether there was one.
     fn store(&self, outcome: &EnrollOutcome, host: &str) -> Result<bool, Error> {
-        if outcome.enrollment_status != 2 || outcome.registration_code.is_empty() {
+        if !outcome.completed() {
             return Ok(false);
         }
         lock(&self.storage).put_enrollment(&Enrollment {

@@ -4,9 +4,11 @@
 //! READY=1; a configuration that does not load keeps the one in force), and on
 //! SIGTERM cancels the operation in flight and exits.
 
+pub mod args;
 pub mod audit;
 pub mod engine;
 pub mod errors;
+pub mod operation;
 pub mod readonly;
 pub mod service;
 
