@@ -111,7 +111,14 @@ for m in $(cat /mods/order); do
     insmod /mods/$m.ko || echo "insmod $m failed"
   fi
 done
-sleep 1
+# vivid's three nodes (a webcam; an HDMI input and output). devtmpfs makes them
+# before insmod returns; wait for them all the same, at most 10 s, and say so.
+n=0
+while [ "$(ls /dev/video* 2>/dev/null | wc -l)" -lt 3 ]; do
+  n=$((n + 1))
+  [ $n -gt 100 ] && { echo "VIVID-NODES missing: $(ls /dev/video* 2>/dev/null)"; break; }
+  sleep 0.1
+done
 echo "VIVID-ARCH $(uname -m)"
 LD_LIBRARY_PATH=/lib /test
 echo "VIVID-RESULT $?"

@@ -28,6 +28,7 @@
 
 use facecapture::camera::frame::rgb_to_yuyv;
 use facecapture::camera::v4l2::V4l2Source;
+use facecapture::camera::v4l2::sys::{self, Mapping, zeroed};
 use facecapture::camera::{Camera, CameraError, FrameSource, Next};
 use facecapture::capture::{self, CaptureError, Settings};
 use facecapture::config::{CameraConfig, CameraSource};
@@ -89,15 +90,10 @@ struct Nodes {
     multi: bool,
 }
 
+/// One ioctl, retried on EINTR (the library's [`sys::xioctl`]).
 fn ioctl<T>(fd: i32, request: Ioc, arg: &mut T) -> Res<()> {
     // SAFETY: each call site passes the structure its request expects.
-    unsafe { v4l::v4l2::ioctl(fd, request as _, arg as *mut T as *mut std::ffi::c_void) }
-        .map_err(|e| format!("ioctl {request:#x}: {e}"))
-}
-
-fn zeroed<T>() -> T {
-    // SAFETY: plain-old-data kernel structures.
-    unsafe { std::mem::zeroed() }
+    unsafe { sys::xioctl(fd, request, arg) }.map_err(|e| format!("ioctl {request:#x}: {e}"))
 }
 
 /// _IOWR('V', nr, T): the DV timing ioctls the v4l crate does not define.
@@ -335,7 +331,7 @@ fn feed(
         }
         buf
     };
-    let result = (|| -> Res<(std::fs::File, Vec<(*mut libc::c_void, usize)>)> {
+    let result = (|| -> Res<(std::fs::File, Vec<Mapping>)> {
         let f = open(&device)?;
         let fd = f.as_raw_fd();
         let mut fmt: v4l2_format = zeroed();
@@ -374,23 +370,10 @@ fn feed(
             } else {
                 (unsafe { buf.m.offset }, buf.length as usize)
             };
-            // SAFETY: mapping the driver's buffer at its offset.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    offset as libc::off_t,
-                )
-            };
-            if ptr == libc::MAP_FAILED {
-                return Err("mmap output buffer".into());
-            }
-            let n = yuyv.len().min(len);
-            // SAFETY: the mapping is `len` bytes long.
-            unsafe { std::ptr::copy_nonoverlapping(yuyv.as_ptr(), ptr as *mut u8, n) };
+            let mut map =
+                Mapping::new(fd, offset, len).map_err(|e| format!("mmap output buffer: {e}"))?;
+            let n = yuyv.len().min(map.len());
+            map.bytes_mut()[..n].copy_from_slice(&yuyv[..n]);
             if multi {
                 plane.bytesused = n as u32;
                 buf.m.planes = &mut plane;
@@ -398,7 +381,7 @@ fn feed(
                 buf.bytesused = n as u32;
             }
             ioctl(fd, v4l::v4l2::vidioc::VIDIOC_QBUF, &mut buf)?;
-            maps.push((ptr, len));
+            maps.push(map);
         }
         let mut kind = kind;
         ioctl(fd, v4l::v4l2::vidioc::VIDIOC_STREAMON, &mut kind)?;
