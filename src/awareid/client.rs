@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::paths::{self, Call};
+use super::proxy::proxy_name;
 use super::wire::*;
 use crate::config::{ConfigError, ServerConfig};
 use crate::lock::lock;
@@ -93,7 +94,7 @@ impl HttpSettings {
             })?)
         };
         let proxy = match server.proxy_settings()? {
-            Some(p) => Some(configured_proxy(&p)?),
+            Some(p) => Some(p.to_ureq()?),
             None => ureq::Proxy::try_from_env(),
         };
         let settings = Self::build(
@@ -168,37 +169,6 @@ impl HttpSettings {
             _ => Some(proxy_name(p)),
         }
     }
-}
-
-/// The ureq proxy for `server.proxy`.
-fn configured_proxy(p: &crate::config::ProxySettings) -> Result<ureq::Proxy, ConfigError> {
-    let protocol = if p.https {
-        ureq::ProxyProtocol::Https
-    } else {
-        ureq::ProxyProtocol::Http
-    };
-    let mut b = ureq::Proxy::builder(protocol).host(&p.host).port(p.port);
-    if let Some((user, password)) = &p.credentials {
-        b = b.username(user).password(password.expose());
-    }
-    b.build().map_err(|e| ConfigError {
-        key: "server.proxy".into(),
-        problem: format!("is not a usable proxy ({e})"),
-    })
-}
-
-/// `http://host:port`: a proxy as logs and errors name it, without credentials.
-fn proxy_name(p: &ureq::Proxy) -> String {
-    let scheme = match p.protocol() {
-        ureq::ProxyProtocol::Https => "https",
-        ureq::ProxyProtocol::Http => "http",
-        ureq::ProxyProtocol::Socks4 => "socks4",
-        ureq::ProxyProtocol::Socks4A => "socks4a",
-        ureq::ProxyProtocol::Socks5 => "socks5",
-        ureq::ProxyProtocol::Socks5h => "socks5h",
-        _ => "proxy",
-    };
-    format!("{scheme}://{}:{}", p.host(), p.port())
 }
 
 struct CachedToken {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod paths;
+pub mod proxy;
 pub mod wire;
 
 pub use client::{AwareIdClient, AwareIdError, HttpSettings};
