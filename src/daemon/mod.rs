@@ -52,41 +52,18 @@ fn reloaded(reload: &Reload, bus: Bus) -> Result<engine::Engine, ReloadError> {
     Ok(engine::Engine::new(config)?)
 }
 
+/// The served object, as the main loop reaches it.
+type ServedRef = zbus::object_server::InterfaceRef<service::Served>;
+
 /// Runs the daemon until SIGTERM or SIGINT; `reload` loads the configuration
 /// again on SIGHUP.
 pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartError> {
     let started = std::time::Instant::now();
     let bus = config.dbus.bus;
-    let engine = Arc::new(
-        tokio::task::spawn_blocking(move || engine::Engine::new(config))
-            .await
-            .map_err(|e| engine::StartError::Other(e.to_string()))??,
-    );
+    let engine = start_engine(config).await?;
     let device_id = engine.device_id().to_owned();
     let protection = engine.protection();
-    if protection == crate::crypto::sealed::Protection::Plain {
-        tracing::warn!(
-            device_key_protection = protection.as_str(),
-            "the device key is stored in plain form in the database: for development only; \
-             run facecaptured provision (as root) to seal it"
-        );
-    }
-    // The textfile exists from the start (its counters at zero), so node_exporter
-    // shows a terminal that has served nobody yet.
-    {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.write_metrics());
-    }
-    let builder = match bus {
-        Bus::System => zbus::connection::Builder::system(),
-        Bus::Session => zbus::connection::Builder::session(),
-    };
-    let conn = builder
-        .serve_at(OBJECT_PATH, service::FaceCapture::served(engine))
-        .name(BUS_NAME)
-        .build()
-        .await
-        .map_err(|e| engine::StartError::Other(format!("D-Bus: cannot take {BUS_NAME}: {e}")))?;
+    let (conn, served) = serve(bus, engine).await?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(
         bus = ?bus,
@@ -101,11 +78,6 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
     // does an operation stuck past its timeout and grace (see
     // FaceCapture::overrun): the loop stops feeding it.
     let mut watchdog = watchdog_period().map(|period| tokio::time::interval(period / 2));
-    let served = conn
-        .object_server()
-        .interface::<_, service::Served>(OBJECT_PATH)
-        .await
-        .map_err(|e| engine::StartError::Other(format!("D-Bus: the object is not served: {e}")))?;
     let mut stuck_logged = false;
     let signal = |kind| {
         tokio::signal::unix::signal(kind).map_err(|e| engine::StartError::Other(e.to_string()))
@@ -116,62 +88,14 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
     loop {
         tokio::select! {
             _ = term.recv() => break,
-            _ = hup.recv() => {
-                let mut states = vec![sd_notify::NotifyState::Reloading];
-                states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
-                let _ = sd_notify::notify(false, &states);
-                let reload = reload.clone();
-                let started = std::time::Instant::now();
-                let result = tokio::task::spawn_blocking(move || reloaded(&reload, bus))
-                    .await
-                    .map_err(|e| ReloadError::Start(engine::StartError::Other(e.to_string())))
-                    .and_then(|r| r);
-                match result {
-                    Ok(engine) => {
-                        let emitter = served.signal_emitter().clone();
-                        served.get().await.replace_engine(&emitter, Arc::new(engine)).await;
-                        tracing::info!(
-                            reload_ms = started.elapsed().as_millis() as u64,
-                            "configuration reloaded: the next operation uses it"
-                        );
-                    }
-                    Err(e) => {
-                        let key = match &e {
-                            ReloadError::Config(c) => c.key.clone(),
-                            ReloadError::Bus => "dbus.bus".into(),
-                            ReloadError::Start(_) => String::new(),
-                        };
-                        tracing::error!(key, "{e}");
-                        tracing::warn!("reload refused: the configuration in force is kept");
-                    }
-                }
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-            }
+            _ = hup.recv() => apply_reload(&served, &reload, bus).await,
             _ = tokio::signal::ctrl_c() => break,
             _ = async {
                 match watchdog.as_mut() {
                     Some(t) => { t.tick().await; }
                     None => std::future::pending::<()>().await,
                 }
-            } => {
-                match served.get().await.overrun(std::time::Instant::now()) {
-                    None => {
-                        stuck_logged = false;
-                        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-                    }
-                    Some((operation, age)) => {
-                        if !stuck_logged {
-                            tracing::error!(
-                                operation,
-                                age_s = age.as_secs(),
-                                "the operation is stuck past daemon.operation_timeout_s and its grace; \
-                                 the watchdog is no longer fed, so systemd restarts the daemon"
-                            );
-                            stuck_logged = true;
-                        }
-                    }
-                }
-            }
+            } => feed_watchdog(&served, &mut stuck_logged).await,
         }
     }
     tracing::info!("stopping");
@@ -187,4 +111,110 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
         tracing::warn!("an operation did not end within 5 s of SIGTERM");
     }
     Ok(())
+}
+
+/// The engine of `config`, built off the async threads; warns of a plain
+/// device key and writes the metrics textfile at once (its counters at zero,
+/// so node_exporter shows a terminal that has served nobody yet).
+async fn start_engine(config: Config) -> Result<Arc<engine::Engine>, engine::StartError> {
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || engine::Engine::new(config))
+            .await
+            .map_err(|e| engine::StartError::Other(e.to_string()))??,
+    );
+    let protection = engine.protection();
+    if protection == crate::crypto::sealed::Protection::Plain {
+        tracing::warn!(
+            device_key_protection = protection.as_str(),
+            "the device key is stored in plain form in the database: for development only; \
+             run facecaptured provision (as root) to seal it"
+        );
+    }
+    let metrics = engine.clone();
+    tokio::task::spawn_blocking(move || metrics.write_metrics());
+    Ok(engine)
+}
+
+/// Serves the object over `engine` on `bus` and takes the bus name.
+async fn serve(
+    bus: Bus,
+    engine: Arc<engine::Engine>,
+) -> Result<(zbus::Connection, ServedRef), engine::StartError> {
+    let builder = match bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Session => zbus::connection::Builder::session(),
+    };
+    let conn = builder
+        .serve_at(OBJECT_PATH, service::FaceCapture::served(engine))
+        .name(BUS_NAME)
+        .build()
+        .await
+        .map_err(|e| engine::StartError::Other(format!("D-Bus: cannot take {BUS_NAME}: {e}")))?;
+    let served = conn
+        .object_server()
+        .interface::<_, service::Served>(OBJECT_PATH)
+        .await
+        .map_err(|e| engine::StartError::Other(format!("D-Bus: the object is not served: {e}")))?;
+    Ok((conn, served))
+}
+
+/// SIGHUP: RELOADING=1, the configuration loaded again and a new engine put in
+/// force for the next operation (or, when it does not load, the one in force
+/// kept and the reason logged), READY=1.
+async fn apply_reload(served: &ServedRef, reload: &Arc<Reload>, bus: Bus) {
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    let _ = sd_notify::notify(false, &states);
+    let reload = reload.clone();
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || reloaded(&reload, bus))
+        .await
+        .map_err(|e| ReloadError::Start(engine::StartError::Other(e.to_string())))
+        .and_then(|r| r);
+    match result {
+        Ok(engine) => {
+            let emitter = served.signal_emitter().clone();
+            served
+                .get()
+                .await
+                .replace_engine(&emitter, Arc::new(engine))
+                .await;
+            tracing::info!(
+                reload_ms = started.elapsed().as_millis() as u64,
+                "configuration reloaded: the next operation uses it"
+            );
+        }
+        Err(e) => {
+            let key = match &e {
+                ReloadError::Config(c) => c.key.clone(),
+                ReloadError::Bus => "dbus.bus".into(),
+                ReloadError::Start(_) => String::new(),
+            };
+            tracing::error!(key, "{e}");
+            tracing::warn!("reload refused: the configuration in force is kept");
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// A watchdog tick: WATCHDOG=1 unless an operation is stuck past its timeout
+/// and grace, which is logged once.
+async fn feed_watchdog(served: &ServedRef, stuck_logged: &mut bool) {
+    match served.get().await.overrun(std::time::Instant::now()) {
+        None => {
+            *stuck_logged = false;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+        Some((operation, age)) => {
+            if !*stuck_logged {
+                tracing::error!(
+                    operation,
+                    age_s = age.as_secs(),
+                    "the operation is stuck past daemon.operation_timeout_s and its grace; \
+                     the watchdog is no longer fed, so systemd restarts the daemon"
+                );
+                *stuck_logged = true;
+            }
+        }
+    }
 }

@@ -1,9 +1,9 @@
-//! facecapturectl's daemon commands (SPEC 7): calls to org.facecapture.FaceCapture1
+//! facecapturectl's daemon commands (docs/cli.md): calls to org.facecapture.FaceCapture1
 //! with the Progress and CaptureFeedback signals shown live on stderr and the
 //! result as one JSON line on stdout.
 
 use crate::cli::Call;
-use facecapture_dbus::{CaptureFeedback, Error, FaceCapture1Proxy, Progress};
+use facecapture_dbus::{CaptureFeedback, EnrollmentStatus, Error, FaceCapture1Proxy, Progress};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
 
@@ -42,12 +42,26 @@ pub fn dbus_error(e: zbus::Error) -> String {
 }
 
 async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
+    let conn = connect(session).await?;
+    let proxy = FaceCapture1Proxy::new(&conn).await.map_err(dbus_error)?;
+    let (stop, watcher) = show_signals(&proxy).await?;
+    let result = perform(&proxy, call).await;
+    // Signals sent before the reply are printed before the result.
+    let _ = stop.send(());
+    let _ = watcher.await;
+    let value = result?;
+    println!("{value}");
+    verdict(&value)
+}
+
+/// A connection to the system bus, or the session bus with `--session`.
+async fn connect(session: bool) -> Result<zbus::Connection, String> {
     let builder = if session {
         zbus::connection::Builder::session()
     } else {
         zbus::connection::Builder::system()
     };
-    let conn = builder
+    builder
         .method_timeout(CALL_TIMEOUT)
         .build()
         .await
@@ -56,10 +70,20 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
                 "cannot reach the {} bus: {e}",
                 if session { "session" } else { "system" }
             )
-        })?;
-    let proxy = FaceCapture1Proxy::new(&conn).await.map_err(dbus_error)?;
+        })
+}
 
-    // Show what the daemon does while the call runs.
+/// Prints Progress and CaptureFeedback on stderr while the call runs, until
+/// told to stop (then what was queued before the reply, and no more).
+async fn show_signals(
+    proxy: &FaceCapture1Proxy<'_>,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
     let mut progress = proxy.receive_progress().await.map_err(dbus_error)?;
     let mut feedback = proxy.receive_capture_feedback().await.map_err(dbus_error)?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -95,7 +119,11 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             }
         }
     });
+    Ok((stop, watcher))
+}
 
+/// Makes the call: its result as the JSON line to print.
+async fn perform(proxy: &FaceCapture1Proxy<'_>, call: Call) -> Result<serde_json::Value, String> {
     let result = match call {
         Call::Enroll {
             username,
@@ -133,7 +161,7 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             .remove_enrollment(&username)
             .await
             .map(|()| serde_json::json!({"removed": username})),
-        Call::Status => status(&proxy).await,
+        Call::Status => status(proxy).await,
         Call::Stats => proxy.get_statistics().await.map(|stats| {
             serde_json::json!(stats.into_iter().collect::<std::collections::BTreeMap<_, _>>())
         }),
@@ -159,18 +187,22 @@ async fn call_daemon(call: Call, session: bool) -> Result<(), String> {
             }
         }
     };
-    // Signals sent before the reply are printed before the result.
-    let _ = stop.send(());
-    let _ = watcher.await;
-    let value = result.map_err(dbus_error)?;
-    println!("{value}");
+    result.map_err(dbus_error)
+}
+
+/// The exit status a printed result stands for: a refusal or an incomplete
+/// enrollment is a failed operation.
+fn verdict(value: &serde_json::Value) -> Result<(), String> {
     if value.get("granted") == Some(&serde_json::Value::Bool(false)) {
         return Err("access not granted".into());
     }
-    if value
-        .get("enrollment_status")
-        .is_some_and(|s| s != &serde_json::json!(2))
-    {
+    let complete = |s: &serde_json::Value| {
+        s.as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .and_then(EnrollmentStatus::from_wire)
+            == Some(EnrollmentStatus::Complete)
+    };
+    if value.get("enrollment_status").is_some_and(|s| !complete(s)) {
         return Err("enrollment not complete".into());
     }
     Ok(())
