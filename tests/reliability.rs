@@ -6,6 +6,7 @@ mod common;
 use awareid_emulator::{EmulatorConfig, Fault, FaultKind};
 use common::*;
 use facecapture::awareid::AwareIdError;
+use facecapture::awareid::client::MOST_EXCHANGES;
 use facecapture::awareid::wire::*;
 use facecapture::config::Encryption;
 use facecapture::workflow::FlowError;
@@ -404,4 +405,56 @@ fn a_wrong_type_is_named_without_its_value() {
     let text = e.to_string();
     assert!(!text.contains("secret-token-value"), "{text}");
     assert!(text.contains("authToken: invalid type: sequence"), "{text}");
+}
+
+/// The daemon's watchdog grace comes from the longest one client call can take
+/// (`client::longest_call`): getPublicKey, with every attempt fetching a token
+/// (the server's tokens live no time, so none stays cached) that times out
+/// twice, the call answered 401, a second token fetch timing out twice, and the
+/// call timing out. That makes MOST_EXCHANGES exchanges, and no more.
+#[test]
+fn the_longest_call_is_getpublickey_around_token_fetches_and_no_longer() {
+    let cfg = EmulatorConfig {
+        token_ttl: Duration::ZERO,
+        ..EmulatorConfig::default()
+    };
+    let s = start_with(cfg, Duration::from_millis(300));
+    let slow = FaultKind::Delay { ms: 1200 };
+    for _ in 0..3 {
+        for _ in 0..2 {
+            s.emulator.inject(Fault {
+                call: Some("token".into()),
+                kind: slow.clone(),
+                times: 2,
+            });
+            s.emulator
+                .inject(fault("token", FaultKind::Delay { ms: 0 }));
+        }
+        s.emulator
+            .inject(fault("getPublicKey", FaultKind::Status { code: 401 }));
+        s.emulator.inject(fault("getPublicKey", slow.clone()));
+    }
+    let err = s.client.public_key().expect_err("every attempt fails");
+    assert!(
+        matches!(
+            err,
+            AwareIdError::Unavailable {
+                call: "getPublicKey",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let attempt = [
+        "token",
+        "token",
+        "token",
+        "getPublicKey",
+        "token",
+        "token",
+        "token",
+        "getPublicKey",
+    ];
+    assert_eq!(s.emulator.arrived(), attempt.repeat(3));
+    assert_eq!(s.emulator.arrived().len(), MOST_EXCHANGES as usize);
 }

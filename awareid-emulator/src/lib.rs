@@ -252,6 +252,13 @@ impl Emulator {
         self.shared.lock().requests.clone()
     }
 
+    /// The AwareID calls that arrived so far, oldest first, answered or not (a
+    /// call the client gave up on while it was delayed is here, and in
+    /// [`Self::requests`] only once it was handled).
+    pub fn arrived(&self) -> Vec<String> {
+        self.shared.lock().arrived.clone()
+    }
+
     /// Forgets the requests recorded so far.
     pub fn clear_requests(&self) {
         self.shared.lock().clear_requests();

@@ -24,6 +24,36 @@ const MAX_BODY: u64 = 1024 * 1024;
 /// Attempts for the idempotent calls (token, getPublicKey).
 const GET_ATTEMPTS: u32 = 3;
 
+/// The most HTTP exchanges one client call makes before it returns:
+/// getPublicKey's, tried [`GET_ATTEMPTS`] times, each attempt fetching a token
+/// first (itself tried [`GET_ATTEMPTS`] times; a server whose tokens live no
+/// time leaves none cached) and, when the call is answered 401, fetching one
+/// again and sending the call once more. 24 with three attempts.
+pub const MOST_EXCHANGES: u32 = GET_ATTEMPTS * 2 * (GET_ATTEMPTS + 1);
+
+/// The longest one client call can take: [`MOST_EXCHANGES`] exchanges of at
+/// most `timeout` each, and the sleeps between retries (`backoff`, doubling) of
+/// each of its retried parts: the call's own attempts and two token fetches per
+/// attempt. The daemon's watchdog grace is derived from it.
+///
+/// ```
+/// use facecapture::awareid::client::longest_call;
+/// use std::time::Duration;
+/// // 24 exchanges of 15 s, and 7 retry loops sleeping 250 ms + 500 ms each.
+/// assert_eq!(
+///     longest_call(Duration::from_secs(15), Duration::from_millis(250)),
+///     Duration::from_millis(360_000 + 7 * 750)
+/// );
+/// ```
+pub fn longest_call(timeout: Duration, backoff: Duration) -> Duration {
+    let retry_loops = 1 + 2 * GET_ATTEMPTS;
+    // backoff, 2 backoff, ... before each attempt but the first.
+    let sleeps = backoff.saturating_mul((1 << (GET_ATTEMPTS - 1)) - 1);
+    timeout
+        .saturating_mul(MOST_EXCHANGES)
+        .saturating_add(sleeps.saturating_mul(retry_loops))
+}
+
 /// How an AwareID call failed (each becomes one of SPEC 6's D-Bus errors).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AwareIdError {
@@ -568,37 +598,7 @@ impl AwareIdClient {
     ) -> Result<String, SendError> {
         let url = format!("{}{}", self.base, path);
         let started = Instant::now();
-        let result = match body {
-            Body::None => {
-                let mut req = self.http.agent.get(&url);
-                req = req.header("apikey", self.apikey.expose());
-                if let Some(t) = bearer {
-                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
-                }
-                req.call()
-            }
-            Body::Form(form) => self.http.agent.post(&url).send_form(form.iter().copied()),
-            Body::Json(json) => {
-                let mut req = self
-                    .http
-                    .agent
-                    .post(&url)
-                    .header("Content-Type", "application/json; charset=UTF-8")
-                    .header("apikey", self.apikey.expose());
-                if let Some(t) = bearer {
-                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
-                }
-                match serde_json::to_vec(json) {
-                    Ok(bytes) => req.send(&bytes[..]),
-                    Err(e) => {
-                        return Err(SendError::Failed(AwareIdError::malformed(
-                            call,
-                            format!("request: {e}"),
-                        )));
-                    }
-                }
-            }
-        };
+        let result = self.exchange(call, &url, bearer, body)?;
         let took = started.elapsed();
         let duration_ms = took.as_millis() as u64;
         if let Some(m) = crate::metrics::global() {
@@ -651,19 +651,67 @@ impl AwareIdClient {
                 return Err(SendError::Failed(transport_error(call, e, proxy)));
             }
         };
-        match status {
-            200..=299 => Ok(text),
-            401 => Err(SendError::Unauthorized(rejection(call, status, &text))),
-            400..=499 => Err(SendError::Failed(rejection(call, status, &text))),
-            _ => {
-                let detail = serde_json::from_str::<ErrorBody>(&text)
-                    .map(|e| format!("HTTP {status}: {}: {}", e.error_code, e.error_msg))
-                    .unwrap_or_else(|_| format!("HTTP {status}"));
-                Err(SendError::Failed(AwareIdError::Unavailable {
-                    call: call.name,
-                    reason: detail,
-                }))
+        classify(call, status, text)
+    }
+
+    /// Sends one request: a GET with the headers, a form, or JSON. The
+    /// transport's result; an unserialisable body fails before anything is sent.
+    fn exchange<T: Serialize>(
+        &self,
+        call: &Call,
+        url: &str,
+        bearer: Option<&Secret>,
+        body: Body<'_, T>,
+    ) -> Result<Result<ureq::http::Response<ureq::Body>, ureq::Error>, SendError> {
+        Ok(match body {
+            Body::None => {
+                let mut req = self.http.agent.get(url);
+                req = req.header("apikey", self.apikey.expose());
+                if let Some(t) = bearer {
+                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
+                }
+                req.call()
             }
+            Body::Form(form) => self.http.agent.post(url).send_form(form.iter().copied()),
+            Body::Json(json) => {
+                let mut req = self
+                    .http
+                    .agent
+                    .post(url)
+                    .header("Content-Type", "application/json; charset=UTF-8")
+                    .header("apikey", self.apikey.expose());
+                if let Some(t) = bearer {
+                    req = req.header("Authorization", format!("Bearer {}", t.expose()));
+                }
+                match serde_json::to_vec(json) {
+                    Ok(bytes) => req.send(&bytes[..]),
+                    Err(e) => {
+                        return Err(SendError::Failed(AwareIdError::malformed(
+                            call,
+                            format!("request: {e}"),
+                        )));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The outcome a status and body stand for: the body of a 2xx, a 401 kept apart
+/// for the token retry, a 4xx rejection, or a 5xx as unavailable.
+fn classify(call: &Call, status: u16, text: String) -> Result<String, SendError> {
+    match status {
+        200..=299 => Ok(text),
+        401 => Err(SendError::Unauthorized(rejection(call, status, &text))),
+        400..=499 => Err(SendError::Failed(rejection(call, status, &text))),
+        _ => {
+            let detail = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| format!("HTTP {status}: {}: {}", e.error_code, e.error_msg))
+                .unwrap_or_else(|_| format!("HTTP {status}"));
+            Err(SendError::Failed(AwareIdError::Unavailable {
+                call: call.name,
+                reason: detail,
+            }))
         }
     }
 }

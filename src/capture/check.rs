@@ -162,65 +162,10 @@ pub fn camera_check(
             kept = Some((gray, verdict.face));
         }
     }
-    let info = source.info();
-    let stats = pacer.stats;
     let dropped = source
         .dropped()
         .saturating_sub(dropped_before.unwrap_or(u64::MAX));
-    let span_s = tally.first_ms.map_or(0.0, |f| (tally.last_ms - f) / 1000.0);
-    let rate = |n: f64| if span_s > 0.0 { n / span_s } else { 0.0 };
-    let judged = tally.judged as f64;
-    let share = |n: u64| {
-        if tally.judged > 0 {
-            n as f64 / judged
-        } else {
-            0.0
-        }
-    };
-    let compliant = tally.counts.get(&Feedback::FaceCompliant).copied();
-    let mut report = CameraReport {
-        device: source.name().to_owned(),
-        driver: info.driver,
-        card: info.card,
-        format: info.format,
-        width: info.width,
-        height: info.height,
-        fps_granted: info.fps,
-        fps_measured: rate((judged - 1.0).max(0.0) + dropped as f64),
-        fps_judged: rate((judged - 1.0).max(0.0)),
-        judge_ms_median: median(&mut tally.judge_ms),
-        seconds: started.elapsed().as_secs_f64(),
-        frames: stats.frames,
-        bad_frames: stats.bad_frames,
-        dropped_frames: dropped,
-        face_share: share(tally.faces),
-        compliant_share: share(compliant.unwrap_or(0)),
-        face_width_median: median(&mut tally.widths).round() as u32,
-        min_face_px: settings.min_face_px,
-        face_x_median: median(&mut tally.xs),
-        face_y_median: median(&mut tally.ys),
-        brightness_median: median(&mut tally.brightness),
-        dark_share_median: median(&mut tally.dark),
-        face_brightness_median: median(&mut tally.face_brightness),
-        sharpness_median: median(&mut tally.sharpness),
-        sharpness_min: quality::BLUR_VARIANCE,
-        commonest_feedback: tally.commonest().map_or("", Feedback::as_str).to_owned(),
-        feedback_counts: tally
-            .counts
-            .iter()
-            .map(|(f, n)| (f.as_str().to_owned(), *n))
-            .collect(),
-        advice: Vec::new(),
-    };
-    // A multiple-faces frame counts as a face frame; the crowd advice needs its share.
-    let crowd = share(
-        tally
-            .counts
-            .get(&Feedback::MultipleFaces)
-            .copied()
-            .unwrap_or(0),
-    );
-    report.advice = advice(&report, crowd);
+    let report = tally.report(&*source, &pacer.stats, dropped, settings, started.elapsed());
     let snapshot = match kept {
         Some((gray, face)) => Some(render(&gray, face).map_err(CaptureError::Encode)?),
         None => None,
@@ -240,6 +185,75 @@ pub fn camera_check(
         "camera check finished"
     );
     Ok(Check { report, snapshot })
+}
+
+impl Tally {
+    /// The check's report: the source's granted format, the figures counted,
+    /// and the advice they call for.
+    fn report(
+        mut self,
+        source: &dyn FrameSource,
+        stats: &super::Stats,
+        dropped: u64,
+        settings: &Settings,
+        elapsed: Duration,
+    ) -> CameraReport {
+        let info = source.info();
+        let span_s = self.first_ms.map_or(0.0, |f| (self.last_ms - f) / 1000.0);
+        let rate = |n: f64| if span_s > 0.0 { n / span_s } else { 0.0 };
+        let judged = self.judged as f64;
+        let share = |n: u64| {
+            if self.judged > 0 {
+                n as f64 / judged
+            } else {
+                0.0
+            }
+        };
+        let compliant = self.counts.get(&Feedback::FaceCompliant).copied();
+        let mut report = CameraReport {
+            device: source.name().to_owned(),
+            driver: info.driver,
+            card: info.card,
+            format: info.format,
+            width: info.width,
+            height: info.height,
+            fps_granted: info.fps,
+            fps_measured: rate((judged - 1.0).max(0.0) + dropped as f64),
+            fps_judged: rate((judged - 1.0).max(0.0)),
+            judge_ms_median: median(&mut self.judge_ms),
+            seconds: elapsed.as_secs_f64(),
+            frames: stats.frames,
+            bad_frames: stats.bad_frames,
+            dropped_frames: dropped,
+            face_share: share(self.faces),
+            compliant_share: share(compliant.unwrap_or(0)),
+            face_width_median: median(&mut self.widths).round() as u32,
+            min_face_px: settings.min_face_px,
+            face_x_median: median(&mut self.xs),
+            face_y_median: median(&mut self.ys),
+            brightness_median: median(&mut self.brightness),
+            dark_share_median: median(&mut self.dark),
+            face_brightness_median: median(&mut self.face_brightness),
+            sharpness_median: median(&mut self.sharpness),
+            sharpness_min: quality::BLUR_VARIANCE,
+            commonest_feedback: self.commonest().map_or("", Feedback::as_str).to_owned(),
+            feedback_counts: self
+                .counts
+                .iter()
+                .map(|(f, n)| (f.as_str().to_owned(), *n))
+                .collect(),
+            advice: Vec::new(),
+        };
+        // A multiple-faces frame counts as a face frame; the crowd advice needs its share.
+        let crowd = share(
+            self.counts
+                .get(&Feedback::MultipleFaces)
+                .copied()
+                .unwrap_or(0),
+        );
+        report.advice = advice(&report, crowd);
+        report
+    }
 }
 
 fn pct(share: f64) -> String {
@@ -356,6 +370,34 @@ fn framing(r: &CameraReport, crowd: f64) -> Vec<String> {
             pct(crowd)
         ));
     }
+    placement(r, &mut framing);
+    if r.face_brightness_median > 0.0 && r.face_brightness_median < quality::DARK_FACE_MEAN {
+        framing.push(format!(
+            "faces are too dark (mean level {:.0}, at least {:.0} wanted): light the faces from \
+             the front; a bright window behind people darkens them",
+            r.face_brightness_median,
+            quality::DARK_FACE_MEAN
+        ));
+    }
+    if r.sharpness_median > 0.0 && r.sharpness_median < r.sharpness_min {
+        framing.push(format!(
+            "faces are blurry (sharpness {:.0}, at least {:.0} wanted): clean and focus the lens; \
+             in poor light add light (long exposures blur)",
+            r.sharpness_median, r.sharpness_min
+        ));
+    }
+    if framing.is_empty() {
+        framing.push(format!(
+            "framing is good: a face in {} of frames, {} compliant",
+            pct(r.face_share),
+            pct(r.compliant_share)
+        ));
+    }
+    framing
+}
+
+/// The advice on where faces sit in the frame and how large they are.
+fn placement(r: &CameraReport, framing: &mut Vec<String>) {
     let short_side = f64::from(r.width.min(r.height));
     if r.face_width_median < r.min_face_px {
         framing.push(format!(
@@ -403,29 +445,6 @@ fn framing(r: &CameraReport, crowd: f64) -> Vec<String> {
             pct(quality::IDEAL_Y + ty)
         ));
     }
-    if r.face_brightness_median > 0.0 && r.face_brightness_median < quality::DARK_FACE_MEAN {
-        framing.push(format!(
-            "faces are too dark (mean level {:.0}, at least {:.0} wanted): light the faces from \
-             the front; a bright window behind people darkens them",
-            r.face_brightness_median,
-            quality::DARK_FACE_MEAN
-        ));
-    }
-    if r.sharpness_median > 0.0 && r.sharpness_median < r.sharpness_min {
-        framing.push(format!(
-            "faces are blurry (sharpness {:.0}, at least {:.0} wanted): clean and focus the lens; \
-             in poor light add light (long exposures blur)",
-            r.sharpness_median, r.sharpness_min
-        ));
-    }
-    if framing.is_empty() {
-        framing.push(format!(
-            "framing is good: a face in {} of frames, {} compliant",
-            pct(r.face_share),
-            pct(r.compliant_share)
-        ));
-    }
-    framing
 }
 
 const TOLERANCE: Rgb<u8> = Rgb([0, 200, 0]);

@@ -245,10 +245,14 @@ impl Engine {
     }
 
     /// How long an operation's blocking work may go on after the operation
-    /// timeout cancelled it: one HTTP exchange with its retries (3 attempts of
-    /// `server.timeout_s`) and 10 s more. Past that it is stuck, not slow.
+    /// timeout cancelled it: the longest one AwareID call can take with its
+    /// retries and token fetches ([`crate::awareid::client::longest_call`] of
+    /// `server.timeout_s`: 24 exchanges) and 10 s more. Past that it is stuck,
+    /// not slow.
     pub fn stuck_grace(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(3 * self.config.server.timeout_s + 10)
+        let timeout = std::time::Duration::from_secs(self.config.server.timeout_s);
+        crate::awareid::client::longest_call(timeout, self.http.retry_backoff)
+            + std::time::Duration::from_secs(10)
     }
 
     /// Writes the metrics to `daemon.metrics_textfile`, when it is set; a failure
