@@ -2,6 +2,7 @@
 //! HTTP client the daemon runs its workflows with.
 
 pub mod client;
+pub mod http;
 pub mod paths;
 pub mod proxy;
 pub mod wire;
