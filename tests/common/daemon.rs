@@ -315,3 +315,8 @@ pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(o))
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
+
+/// The AwareID calls the setup's emulator answered, in order.
+pub fn calls(setup: &Setup) -> Vec<String> {
+    super::calls(&setup.emulator)
+}
