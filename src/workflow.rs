@@ -2,7 +2,7 @@
 //! enrollment and authentication, and both started from a QR code. The daemon runs
 //! these with the camera pipeline as the face source; tests run them with photos.
 //!
-//! Each step is announced to a progress callback under SPEC 6's step names, and
+//! Each step is announced to a progress callback under the interface XML's step names, and
 //! logged with structured fields (operation, step, username). Registration codes,
 //! tokens and face data are never logged.
 
@@ -16,7 +16,7 @@ use crate::crypto::device::DeviceKey;
 use crate::crypto::qr::{QrError, QrKeys, SessionCallback};
 use crate::secret::Secret;
 
-/// SPEC 6's Progress steps (the client crate's).
+/// the interface XML's Progress steps (the client crate's).
 pub use facecapture_dbus::Step;
 
 /// What a QR code's session starts (validateSession's `methodType`): a QR flow
@@ -45,7 +45,7 @@ impl std::fmt::Display for QrMethod {
     }
 }
 
-/// Why a flow stopped; `daemon::errors` maps each onto SPEC 6's D-Bus errors.
+/// Why a flow stopped; `daemon::errors` maps each onto the interface XML's D-Bus errors.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// An AwareID call failed (unreachable, refused, an unexpected answer).

@@ -3,7 +3,7 @@
 //! processes. The real engine (emulator over HTTPS, `files` camera with real
 //! photos, SQLite in a temporary directory) behind the real interface; the client
 //! is the crate's proxy. Busy, Cancel, the operation timeout, the order of signals
-//! and reply, and the mapping of failures onto SPEC 6 errors.
+//! and reply, and the mapping of failures onto the interface XML's errors.
 
 mod common;
 
@@ -104,7 +104,7 @@ async fn peer_in(extra: &str, env: &Environment) -> Peer {
     peer
 }
 
-/// The typed SPEC 6 error of a failed call.
+/// The typed D-Bus error of a failed call.
 fn error(e: zbus::Error) -> Error {
     Error::from(e)
 }

@@ -1,5 +1,5 @@
 //! `awareid-emulator`: a local AwareID-compatible server for development, demos and
-//! tests. It speaks the wire format of SPEC 2-5 exactly (the same `awareid::wire`
+//! tests. It speaks the wire format of docs/ (awareid, qr, face-data, identity) exactly (the same `awareid::wire`
 //! types the client uses), over HTTPS with a self-signed certificate it writes
 //! out, and is strict: wrong content types, credentials, fields, JSON types, expired
 //! tokens, steps out of order and bad device signatures each get an AwareID-shaped
@@ -9,7 +9,7 @@
 //! `GET /__emulator/requests`, `DELETE /__emulator/requests`,
 //! `POST /__emulator/faults` (a [`Fault`]), `POST /__emulator/expire-tokens`.
 //!
-//! [`server_crypto`] is the server's half of SPEC 3 and 4 (making QR codes,
+//! [`server_crypto`] is the server's half of docs/qr.md and docs/face-data.md (making QR codes,
 //! opening envelopes), which the product library does not carry.
 #![warn(missing_docs)]
 

@@ -1,6 +1,6 @@
 //! The server's half of the cryptography, which a terminal never does: making
-//! sessionCallbackURLs (SPEC 3) and their QR pictures, opening face-data
-//! envelopes (SPEC 4), and RSA key pairs. The terminal's half (decoding QR URLs,
+//! sessionCallbackURLs (docs/qr.md) and their QR pictures, opening face-data
+//! envelopes (docs/face-data.md), and RSA key pairs. The terminal's half (decoding QR URLs,
 //! sealing envelopes, the device identity) is `facecapture::crypto`; the tests
 //! here are the round trips between the two.
 
@@ -25,7 +25,7 @@ pub fn new_rsa_key(bits: usize) -> Result<PrivateKey, rsa::Error> {
 }
 
 /// Signs and encrypts `host&apikey&sessionToken` into a sessionCallbackURL
-/// exactly as AwareID does (SPEC 3). `iv` is random unless given (tests).
+/// exactly as AwareID does (docs/qr.md). `iv` is random unless given (tests).
 pub fn encode_qr(
     host: &str,
     apikey: &str,
@@ -82,7 +82,7 @@ pub enum OpenError {
     Open,
 }
 
-/// Opens a face-data envelope (SPEC 4) with the server's private key.
+/// Opens a face-data envelope (docs/face-data.md) with the server's private key.
 pub fn open_envelope(
     server_key: &PrivateKey,
     env: &Envelope,

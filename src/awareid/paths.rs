@@ -1,4 +1,4 @@
-//! Every AwareID endpoint the product calls, in one table (SPEC 2). The seed writes
+//! Every AwareID endpoint the product calls, in one table (docs/awareid.md). The seed writes
 //! `adddevice` and abbreviates the QR authentication paths; these are the full ones.
 
 /// One AwareID call: its name for logs and errors, method and path.

@@ -153,7 +153,7 @@ pub struct Stats {
     pub compliant: u64,
 }
 
-/// The configuration defaults (SPEC 8).
+/// The configuration defaults (docs/config.md).
 impl Default for Settings {
     fn default() -> Self {
         Self::from_sections(

@@ -1,4 +1,4 @@
-//! Packaging: compliant frames become the Face SDK's faceLivenessData (SPEC 2):
+//! Packaging: compliant frames become the Face SDK's faceLivenessData (docs/face-data.md):
 //! each rotated upright, scaled to the configured size, JPEG-encoded, base64'd,
 //! with its capture time in ms, the workflow and the terminal's meta_data. The
 //! intermediate pixels and JPEG bytes are wiped as soon as they are encoded.

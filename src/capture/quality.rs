@@ -1,5 +1,5 @@
 //! The quality gate: turns a grayscale frame and the faces found in it into one
-//! capture feedback code (SPEC 6, the Face SDK's auto-capture feedback). A frame
+//! capture feedback code (the interface XML, the Face SDK's auto-capture feedback). A frame
 //! is compliant when every test passes. Thresholds are fractions of the frame so
 //! that they hold at any resolution; they were set on the fixture photos.
 

@@ -1,4 +1,4 @@
-//! Configuration (SPEC 8): built-in defaults, then the TOML file, then
+//! Configuration (docs/config.md): built-in defaults, then the TOML file, then
 //! `FACECAPTURED__<SECTION>__<KEY>` environment variables, read with the `config`
 //! crate. Secrets may also come from `<key>_file` or a systemd credential of the
 //! same name. Every problem is reported as one line naming the key.
@@ -198,7 +198,7 @@ impl Default for CaptureConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encryption {
-    /// `"envelope"`: sealed to the server's key (SPEC 4).
+    /// `"envelope"`: sealed to the server's key (docs/face-data.md).
     Envelope,
     /// `"none"`: in the clear, inside TLS.
     None,

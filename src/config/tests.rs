@@ -440,3 +440,55 @@ fn the_example_config_is_complete_and_valid() {
         .expect("example config loads");
     assert_eq!(c.capture.frames, 3);
 }
+
+/// The keys `Config` accepts, as serde names them when refusing an unknown one.
+fn accepted_keys() -> std::collections::BTreeSet<String> {
+    // "unknown field `zz`, expected one of `a`, `b`" (or "expected `a`").
+    let expected = |value: serde_json::Value| -> Vec<String> {
+        let e = serde_json::from_value::<Config>(value).expect_err("an unknown key");
+        let text = e.to_string();
+        let (_, list) = text.split_once("expected").expect("the accepted names");
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    for section in expected(serde_json::json!({"zz_unknown": 1})) {
+        for key in expected(serde_json::json!({section.as_str(): {"zz_unknown": 1}})) {
+            keys.insert(format!("{section}.{key}"));
+        }
+    }
+    keys
+}
+
+#[test]
+fn docs_config_lists_every_key_and_only_those() {
+    let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md"));
+    let listed: std::collections::BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(key, _)| key.to_owned())
+        .filter(|key| key.contains('.'))
+        .collect();
+    let accepted = accepted_keys();
+    assert!(accepted.len() > 30, "{accepted:?}");
+    let missing: Vec<_> = accepted.difference(&listed).collect();
+    let extra: Vec<_> = listed.difference(&accepted).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "docs/config.md lacks {missing:?} and lists {extra:?}, which the configuration does not accept"
+    );
+    // And a key not in the table is refused, named.
+    for key in ["daemon.nope", "camera.widht"] {
+        let (section, name) = key.split_once('.').expect("section.key");
+        let e = load(
+            &format!("{GOOD}\n[{section}]\n{name} = 1\n"),
+            &Environment::default(),
+        )
+        .expect_err(key);
+        assert_eq!(e.key, key, "{e}");
+    }
+}

@@ -1,4 +1,4 @@
-//! The terminal's device identity (SPEC 5): the deviceId derived from
+//! The terminal's device identity (docs/identity.md): the deviceId derived from
 //! /etc/machine-id the way systemd derives app-specific ids, and the ECDSA P-256
 //! device key whose public half goes to addDevice and which signs the authToken for
 //! verifyDevice.

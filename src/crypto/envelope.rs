@@ -1,4 +1,4 @@
-//! The face-data envelope (SPEC 4): `{"key", "iv", "p"}` replacing the value of
+//! The face-data envelope (docs/face-data.md): `{"key", "iv", "p"}` replacing the value of
 //! `faceLivenessData`. A fresh AES-256 key per message, wrapped with RSA-OAEP
 //! (SHA-256, MGF1-SHA-256) under the key from `/getPublicKey`; the JSON of the
 //! plain object sealed with AES-256-GCM (12-byte nonce, tag appended).

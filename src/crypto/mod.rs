@@ -1,6 +1,6 @@
 //! Cryptography the terminal needs, built only from RustCrypto crates: decoding
-//! the QR `sessionCallbackURL` (SPEC 3), sealing the face-data envelope (SPEC 4),
-//! the terminal's device identity (SPEC 5) and its keys sealed at rest. Nothing
+//! the QR `sessionCallbackURL` (docs/qr.md), sealing the face-data envelope (docs/face-data.md),
+//! the terminal's device identity (docs/identity.md) and its keys sealed at rest. Nothing
 //! here is hand-rolled. The server's half (making QR codes, opening envelopes,
 //! RSA key generation) is not the product's: it is in the emulator's crate.
 

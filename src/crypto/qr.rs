@@ -1,4 +1,4 @@
-//! The QR code's `sessionCallbackURL` (SPEC 3), decoded for the terminal. Making
+//! The QR code's `sessionCallbackURL` (docs/qr.md), decoded for the terminal. Making
 //! one is the server's side (the emulator's `server_crypto::encode_qr`, where the
 //! round trip and the tampering cases are tested).
 //!

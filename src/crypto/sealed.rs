@@ -1,6 +1,6 @@
 //! The device identity as it travels in the sealed systemd credential
 //! `device_key`: what `facecaptured provision` seals with `systemd-creds encrypt`
-//! and what the daemon reads back from `$CREDENTIALS_DIRECTORY` (SPEC 5; issue
+//! and what the daemon reads back from `$CREDENTIALS_DIRECTORY` (docs/identity.md; issue
 //! 11). The payload is a small JSON object: the format tag, the device id, the
 //! protection it was sealed with and the PKCS#8 DER key in base64. systemd's
 //! authenticated encryption covers all of it, so the protection named inside

@@ -1,6 +1,6 @@
 //! How every internal failure maps onto one of them with a message that says what
 //! went wrong (never a secret, a token or face data). The errors themselves
-//! (SPEC 6, `org.facecapture.FaceCapture1.Error.<Name>`) are the client crate's,
+//! (the interface XML, `org.facecapture.FaceCapture1.Error.<Name>`) are the client crate's,
 //! [`facecapture_dbus::Error`], so the daemon and its callers share one type.
 
 use crate::awareid::AwareIdError;

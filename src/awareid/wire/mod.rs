@@ -167,7 +167,7 @@ pub struct AddDeviceRequest {
     pub enrollment_token: String,
     /// The terminal's device id.
     pub device_id: String,
-    /// base64 DER SubjectPublicKeyInfo of the device's P-256 key (SPEC 5).
+    /// base64 DER SubjectPublicKeyInfo of the device's P-256 key (docs/identity.md).
     pub public_key: String,
 }
 
@@ -250,7 +250,7 @@ pub struct AuthenticateResponse {
 pub struct VerifyDeviceRequest {
     /// From authenticate.
     pub auth_token: String,
-    /// The device key's ECDSA signature over the auth token, base64 (SPEC 5).
+    /// The device key's ECDSA signature over the auth token, base64 (docs/identity.md).
     pub signature: String,
     /// The terminal's device id.
     pub device_id: String,
@@ -477,7 +477,7 @@ pub fn json_problem(e: &serde_json::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    //! Each type against the seed's JSON examples (braces restored as SPEC 2 says).
+    //! Each type against the seed's JSON examples (braces restored as docs/awareid.md says).
     use super::*;
     use serde_json::json;
 

@@ -127,7 +127,7 @@ pub fn client_version() -> String {
     )
 }
 
-/// The value of `faceLivenessData`: plain, or sealed in the envelope (SPEC 4).
+/// The value of `faceLivenessData`: plain, or sealed in the envelope (docs/face-data.md).
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 #[serde(untagged)]
 pub enum FaceData {

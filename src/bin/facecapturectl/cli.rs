@@ -68,7 +68,7 @@ pub enum QrCommand {
     },
 }
 
-/// The commands that talk to the daemon (SPEC 7); flattened into the CLI's own.
+/// The commands that talk to the daemon (docs/cli.md); flattened into the CLI's own.
 #[derive(clap::Subcommand, Debug)]
 pub enum Call {
     /// Enroll a person: capture their face and register this terminal for them.

@@ -1,4 +1,4 @@
-//! facecapturectl: the operator's CLI (SPEC 7). Daemon commands (`enroll`,
+//! facecapturectl: the operator's CLI (docs/cli.md). Daemon commands (`enroll`,
 //! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
 //! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
