@@ -59,13 +59,8 @@ fn main() {
         .build()
         .expect("runtime");
     let mut auth_ms: Vec<f64> = rt.block_on(async {
-        let conn = zbus::connection::Builder::address(d.address.as_str())
-            .build()
-            .await
-            .expect("bus");
-        let proxy = facecapture_dbus::FaceCapture1Proxy::new(&conn)
-            .await
-            .expect("proxy");
+        let (_conn, proxy) =
+            common::daemon::proxy_at(&d.address, std::time::Duration::from_secs(25)).await;
         let mut out = Vec::new();
         for _ in 0..20 {
             let t = Instant::now();

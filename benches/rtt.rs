@@ -150,14 +150,7 @@ fn main() {
         "facecaptured (release), files camera at 30 fps, emulator over HTTPS through a delaying TCP relay; {CALLS} calls each"
     );
     rt.block_on(async {
-        let conn = zbus::connection::Builder::address(d.address.as_str())
-            .method_timeout(Duration::from_secs(120))
-            .build()
-            .await
-            .expect("bus");
-        let proxy = facecapture_dbus::FaceCapture1Proxy::new(&conn)
-            .await
-            .expect("proxy");
+        let (_conn, proxy) = common::daemon::proxy_at(&d.address, Duration::from_secs(120)).await;
         let mut server_ms = f64::NAN;
         for rtt in rtts {
             relay.set_rtt(Duration::from_millis(rtt));

@@ -648,13 +648,7 @@ mod tests {
         s.put_enrollment(&enrollment("alice", "code-a"))
             .expect("put");
         let der = key.to_pkcs8_der().expect("der");
-        // The private scalar: the OCTET STRING after ECPrivateKey's version 1.
-        let at = der
-            .windows(5)
-            .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
-            .expect("scalar")
-            + 5;
-        let scalar = der[at..at + 32].to_vec();
+        let scalar = key.scalar_bytes();
         assert!(
             holds(&on_disk(tmp.path()), &scalar),
             "the plain key is on disk"

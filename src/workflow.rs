@@ -131,22 +131,11 @@ impl EnrollOutcome {
     }
 }
 
-/// What an authentication flow ended with (verifyFace's answer).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuthOutcome {
-    /// Who was authenticated.
-    pub username: String,
-    /// liveness && matched && auth_status == [`STATUS_COMPLETE`].
-    pub granted: bool,
-    /// verifyFace's livenessResult.
-    pub liveness: bool,
-    /// verifyFace's matchResult.
-    pub matched: bool,
-    /// verifyFace's matchScore.
-    pub match_score: f64,
-    /// verifyFace's authStatus ([`STATUS_COMPLETE`]: authenticated).
-    pub auth_status: i32,
-}
+/// What an authentication flow ended with (verifyFace's answer), in the shape
+/// the AuthenticateWithQr reply carries it: who, whether access is granted
+/// (liveness && matched && auth_status == [`STATUS_COMPLETE`]), and verifyFace's
+/// livenessResult, matchResult, matchScore and authStatus.
+pub use facecapture_dbus::AuthenticateWithQrReply as AuthOutcome;
 
 /// Produces the face package for a user: the capture pipeline, or photos in tests.
 /// A flow runs it on a thread of its own, alongside its server calls, so it

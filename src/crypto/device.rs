@@ -119,6 +119,13 @@ impl DeviceKey {
             .map_err(|_| DeviceError::BadKey)
     }
 
+    /// The private scalar's 32 bytes, as any copy of the key holds them (the
+    /// PKCS#8 form, a database row): for checks that no copy is left on disk.
+    #[doc(hidden)]
+    pub fn scalar_bytes(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.0.to_bytes().to_vec())
+    }
+
     /// addDevice's `publicKey`: base64 of the DER SubjectPublicKeyInfo.
     pub fn public_key_b64(&self) -> Result<String, DeviceError> {
         self.0

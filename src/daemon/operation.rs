@@ -99,6 +99,17 @@ pub struct Call<'a> {
     pub conn: &'a zbus::Connection,
 }
 
+impl<'a> Call<'a> {
+    /// The call of `hdr`, with its emitter and connection.
+    pub fn new(
+        hdr: &'a Header<'a>,
+        emitter: &'a SignalEmitter<'a>,
+        conn: &'a zbus::Connection,
+    ) -> Self {
+        Self { hdr, emitter, conn }
+    }
+}
+
 /// What the operation is: its kind, whom it concerns ("" for a QR code's, which
 /// the work learns) and its own time limit (None: daemon.operation_timeout_s).
 pub struct Request<'a> {
@@ -108,6 +119,26 @@ pub struct Request<'a> {
     pub username: &'a str,
     /// Its limit, when not daemon.operation_timeout_s.
     pub limit: Option<Duration>,
+}
+
+impl<'a> Request<'a> {
+    /// An operation of `kind` concerning `username` ("" when the work learns
+    /// it), limited by daemon.operation_timeout_s.
+    pub fn new(kind: Operation, username: &'a str) -> Self {
+        Self {
+            kind,
+            username,
+            limit: None,
+        }
+    }
+
+    /// The same, with a limit of its own.
+    pub fn within(self, limit: Duration) -> Self {
+        Self {
+            limit: Some(limit),
+            ..self
+        }
+    }
 }
 
 /// An operation's result, as the audit record it stands for (none for one that

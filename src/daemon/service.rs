@@ -177,16 +177,8 @@ impl FaceCapture {
         };
         let out = self
             .run(
-                Call {
-                    hdr: &hdr,
-                    emitter: &emitter,
-                    conn,
-                },
-                Request {
-                    kind: Operation::Enroll,
-                    username: &username,
-                    limit: None,
-                },
+                Call::new(&hdr, &emitter, conn),
+                Request::new(Operation::Enroll, &username),
                 move |engine, op| engine.enroll(op, &person),
             )
             .await?
@@ -206,16 +198,8 @@ impl FaceCapture {
         check_url(&session_callback_url)?;
         let out = self
             .run(
-                Call {
-                    hdr: &hdr,
-                    emitter: &emitter,
-                    conn,
-                },
-                Request {
-                    kind: Operation::EnrollQr,
-                    username: "",
-                    limit: None,
-                },
+                Call::new(&hdr, &emitter, conn),
+                Request::new(Operation::EnrollQr, ""),
                 move |engine, op| engine.enroll_qr(op, &session_callback_url),
             )
             .await?
@@ -235,16 +219,8 @@ impl FaceCapture {
         let who = username.clone();
         let a = self
             .run(
-                Call {
-                    hdr: &hdr,
-                    emitter: &emitter,
-                    conn,
-                },
-                Request {
-                    kind: Operation::Authenticate,
-                    username: &who,
-                    limit: None,
-                },
+                Call::new(&hdr, &emitter, conn),
+                Request::new(Operation::Authenticate, &who),
                 move |engine, op| engine.authenticate(op, &username),
             )
             .await?;
@@ -275,16 +251,8 @@ impl FaceCapture {
         check_url(&session_callback_url)?;
         let (user, a) = self
             .run(
-                Call {
-                    hdr: &hdr,
-                    emitter: &emitter,
-                    conn,
-                },
-                Request {
-                    kind: Operation::AuthenticateQr,
-                    username: "",
-                    limit: None,
-                },
+                Call::new(&hdr, &emitter, conn),
+                Request::new(Operation::AuthenticateQr, ""),
                 move |engine, op| engine.authenticate_qr(op, &session_callback_url),
             )
             .await?;
@@ -326,16 +294,8 @@ impl FaceCapture {
             + std::time::Duration::from_secs(10);
         let check = self
             .run(
-                Call {
-                    hdr: &hdr,
-                    emitter: &emitter,
-                    conn,
-                },
-                Request {
-                    kind: Operation::CameraCheck,
-                    username: "",
-                    limit: Some(limit),
-                },
+                Call::new(&hdr, &emitter, conn),
+                Request::new(Operation::CameraCheck, "").within(limit),
                 move |engine, op| engine.camera_check(op, seconds, snapshot),
             )
             .await?;

@@ -320,3 +320,23 @@ pub fn json(o: &Output) -> serde_json::Value {
 pub fn calls(setup: &Setup) -> Vec<String> {
     super::calls(&setup.emulator)
 }
+
+/// A proxy to the daemon on the bus at `address`, calls timing out after
+/// `timeout` (the benches run slow calls on purpose).
+pub async fn proxy_at(
+    address: &str,
+    timeout: Duration,
+) -> (
+    zbus::Connection,
+    facecapture_dbus::FaceCapture1Proxy<'static>,
+) {
+    let conn = zbus::connection::Builder::address(address)
+        .method_timeout(timeout)
+        .build()
+        .await
+        .expect("bus");
+    let proxy = facecapture_dbus::FaceCapture1Proxy::new(&conn)
+        .await
+        .expect("proxy");
+    (conn, proxy)
+}

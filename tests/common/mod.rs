@@ -40,6 +40,18 @@ pub fn start() -> Setup {
     start_with(EmulatorConfig::default(), Duration::from_secs(10))
 }
 
+impl Setup {
+    /// Starts the QR flow of `url` with the emulator's keys, any host allowed.
+    pub fn start_qr(
+        &self,
+        url: &str,
+        method: workflow::QrMethod,
+        progress: &dyn Fn(Step),
+    ) -> Result<workflow::QrSession, FlowError> {
+        workflow::start_qr(url, &self.qr_keys, &[], &self.http, method, progress)
+    }
+}
+
 pub fn start_with(cfg: EmulatorConfig, timeout: Duration) -> Setup {
     let emulator = Emulator::start(cfg).expect("emulator starts");
     let server = ServerConfig {
