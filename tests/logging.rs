@@ -99,7 +99,7 @@ fn run_everything(s: &Setup) -> Vec<String> {
         }
     }
     secrets.retain(|x| x.len() >= 6);
-    // The daemon's audit record of a grant (tests/daemon.rs runs it over D-Bus).
+    // The daemon's audit record of a grant (tests/daemon_records.rs runs it over D-Bus).
     let decision = facecapture::daemon::audit::Decision {
         record: facecapture::daemon::audit::Record::AccessGranted,
         operation: "authenticate",
