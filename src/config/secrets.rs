@@ -37,34 +37,22 @@ impl Config {
             }
         }
         let creds = env.credentials_dir.as_deref();
-        resolve(
-            "server.client_secret",
-            &mut self.server.client_secret,
-            self.server.client_secret_file.as_deref(),
-            creds,
-            "client_secret",
-        )?;
-        resolve(
-            "server.apikey",
-            &mut self.server.apikey,
-            self.server.apikey_file.as_deref(),
-            creds,
-            "apikey",
-        )?;
-        resolve(
-            "server.proxy_credentials",
-            &mut self.server.proxy_credentials,
-            self.server.proxy_credentials_file.as_deref(),
-            creds,
-            "proxy_credentials",
-        )?;
-        resolve(
-            "qr.aes_key",
-            &mut self.qr.aes_key,
-            self.qr.aes_key_file.as_deref(),
-            creds,
-            "aes_key",
-        )?;
+        // Each secret key's value and _file, in SECRET_KEYS' order.
+        let fields = [
+            (
+                &mut self.server.client_secret,
+                self.server.client_secret_file.as_deref(),
+            ),
+            (&mut self.server.apikey, self.server.apikey_file.as_deref()),
+            (
+                &mut self.server.proxy_credentials,
+                self.server.proxy_credentials_file.as_deref(),
+            ),
+            (&mut self.qr.aes_key, self.qr.aes_key_file.as_deref()),
+        ];
+        for ((key, credential), (value, file)) in SECRET_KEYS.into_iter().zip(fields) {
+            resolve(key, value, file, creds, credential)?;
+        }
         // Not config keys: only systemd puts them there (LoadCredentialEncrypted=,
         // LoadCredential=).
         let mut failed = Secret::default();
