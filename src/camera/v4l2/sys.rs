@@ -62,6 +62,11 @@ impl Mapping {
     /// Maps `len` bytes of the device `fd` at `offset` (the offset QUERYBUF
     /// gave for an MMAP buffer or plane).
     pub fn new(fd: i32, offset: u32, len: usize) -> io::Result<Self> {
+        // A 32-bit off_t (armhf) holds offsets below 2 GiB only; a 64-bit one
+        // holds every u32 (the conversion is fallible on one target only).
+        #[allow(clippy::unnecessary_fallible_conversions)]
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::other(format!("buffer offset {offset} out of range")))?;
         // SAFETY: a new shared mapping of the driver's buffer; the kernel checks
         // the offset and length, and a failure is MAP_FAILED, checked below.
         let ptr = unsafe {
@@ -71,7 +76,7 @@ impl Mapping {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
-                libc::off_t::from(offset),
+                offset,
             )
         };
         if ptr == libc::MAP_FAILED {
