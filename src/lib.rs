@@ -19,5 +19,6 @@ pub mod names;
 pub mod provision;
 pub mod qrimage;
 pub mod secret;
+pub mod site;
 pub mod storage;
 pub mod workflow;

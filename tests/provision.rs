@@ -580,3 +580,87 @@ fn the_database_goes_back_to_the_daemons_user_and_a_lax_credentials_dir_is_refus
     assert!(!out.status.success() && err.contains("mode 0777"), "{err}");
     assert!(board.creds().join("apikey").exists(), "the plain file went");
 }
+
+/// The site identity (docs/identity.md): `facecapturectl site new-identity`
+/// makes a 0600 file; provision seals it like the device key, removes the plain
+/// file and leaves no copy of its keys on the disk; a later run keeps it; a file
+/// that is not one is refused by name, without quoting it.
+#[test]
+fn a_site_identity_is_sealed_and_its_plain_file_removed() {
+    use facecapture::crypto::site::SiteIdentity;
+    use std::os::unix::fs::PermissionsExt;
+    let board = Board::new();
+    let file = board.dir.path().join("site.json");
+    let made = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
+        .args(["site", "new-identity", "--out"])
+        .arg(&file)
+        .output()
+        .expect("facecapturectl");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
+    let meta = std::fs::metadata(&file).expect("file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let site = SiteIdentity::parse(&std::fs::read(&file).expect("read")).expect("identity");
+    assert_eq!(printed["device_id"], site.device_id.as_str());
+    // A second run never overwrites a site's identity.
+    let again = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
+        .args(["site", "new-identity", "--out"])
+        .arg(&file)
+        .output()
+        .expect("facecapturectl");
+    assert_eq!(again.status.code(), Some(1));
+    let plain_file = std::fs::read(&file).expect("read");
+
+    let out = ok(&board.provision(&[
+        "--with-key",
+        "host",
+        "--site-identity",
+        file.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        out.contains(&format!(
+            "site identity: sealed (host-key) into {}",
+            board.creds().join("site_identity.cred").display()
+        )) && out.contains(&format!("site device id {}", site.device_id)),
+        "{out}"
+    );
+    assert!(!file.exists(), "the plain file is removed");
+    let sealed =
+        SiteIdentity::parse(&board.decrypt("site_identity").expect("decrypt")).expect("payload");
+    assert_eq!(sealed.device_id, site.device_id);
+    assert_eq!(sealed.protection, Some(Protection::HostKey));
+    assert_eq!(
+        sealed.user_tag("alice").expect("tag"),
+        site.user_tag("alice").expect("tag")
+    );
+    assert!(board.run().join("site_identity.cred").exists());
+    let disk = all_bytes(board.dir.path());
+    assert!(
+        !holds(&disk, &scalar(&site.key)),
+        "the site key in plain form"
+    );
+    assert!(!holds(&disk, &plain_file[40..90]), "the file's text");
+
+    let out = ok(&board.provision(&["--with-key", "host"]));
+    assert!(
+        out.contains("site identity: kept, sealed earlier (host-key)"),
+        "{out}"
+    );
+
+    let bad = board.dir.path().join("not-a-site.json");
+    std::fs::write(
+        &bad,
+        "{\"format\":\"facecaptured-site-identity/1\",\"secret\":\"hunter2\"}",
+    )
+    .expect("write");
+    let out = board.provision(&["--site-identity", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("--site-identity {}", bad.display()))
+            && err.contains("facecapturectl site new-identity")
+            && !err.contains("hunter2"),
+        "{err}"
+    );
+    assert!(bad.exists(), "a refused file is left where it was");
+}

@@ -28,14 +28,15 @@ stage "tests/run.sh"
 # door controller libsystemd-dev (sd-bus); for the interface reference
 # (tests/interface-doc.sh) gdbus-codegen, xsltproc, docbook-xsl, man and col;
 # for the proxy tests (tests/proxy.rs) tinyproxy; for the metrics test promtool
-# (prometheus); for the packages' checks (tests/boards.sh) lintian.
+# (prometheus); for the packages' checks (tests/boards.sh) lintian; for the
+# site's hub (tests/site.rs) Debian's nats-server.
 packages=(build-essential pkg-config util-linux ca-certificates libclang-dev
           libsystemd-dev libglib2.0-dev-bin xsltproc docbook-xsl man-db bsdextrautils
           qemu-system-x86 linux-image-amd64 busybox-static cpio kmod file
           dbus libglib2.0-bin systemd python3-pip
           gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
           libc6-dev-armhf-cross qemu-user-static qemu-system-arm debootstrap dpkg-dev
-          e2fsprogs swtpm tinyproxy prometheus lintian)
+          e2fsprogs swtpm tinyproxy prometheus lintian nats-server)
 bash scripts/need-debs.sh "${packages[@]}"
 
 python3 -c "import jeepney" 2> /dev/null \

@@ -49,6 +49,7 @@ fn the_unit_verifies() {
         "LoadCredentialEncrypted=device_key:",
         "Wants=facecaptured-provision.service",
         "LoadCredentialEncrypted=device_key:/run/facecaptured-provision/",
+        "LoadCredentialEncrypted=site_identity:/run/facecaptured-provision/site_identity.cred",
         "LoadCredential=provisioning:",
         "DeviceAllow=char-video4linux rw",
         "ProtectSystem=strict",

@@ -56,6 +56,11 @@ pub enum Error {
     /// operator: `facecapturectl doctor` and the journal of
     /// facecaptured-provision say what to do.
     Unprovisioned(String),
+    /// This door of a site has not heard from the site's hub for longer than
+    /// `site.max_stale_s`: it no longer decides alone (a person removed
+    /// meanwhile would be let in). Nothing was sent to AwareID. Call the
+    /// operator: the door's link to the hub is down (`facecapturectl status`).
+    SiteStale(String),
     /// Anything else; the daemon's journal has the details.
     Internal(String),
 }
@@ -80,6 +85,7 @@ impl Error {
             Self::ServerRejected(_) => "ServerRejected",
             Self::ServerUnavailable(_) => "ServerUnavailable",
             Self::Unprovisioned(_) => "Unprovisioned",
+            Self::SiteStale(_) => "SiteStale",
             Self::Internal(_) => "Internal",
         }
     }

@@ -208,6 +208,9 @@ wire_strings! {
         /// A re-enrollment was cut off after it began; the next Authenticate settles
         /// it (it works, or answers NotEnrolled: enroll again).
         ReenrollmentInterrupted = "reenrollment-interrupted",
+        /// Made under a device identity this terminal no longer holds (a site
+        /// identity since replaced): Authenticate answers NotEnrolled; enroll again.
+        EnrollAgain = "enroll-again",
     }
 }
 

@@ -11,6 +11,7 @@ mod secrets;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub(crate) use validate::is_site_name;
 
 pub use crate::secret::Secret;
 use secrets::read_limited;
@@ -261,6 +262,11 @@ pub struct StorageConfig {
     /// the database (protection `plain`).
     #[serde(skip)]
     pub device_key: Secret,
+    /// The sealed site identity, as systemd decrypted it into the credential
+    /// `site_identity` (see [`crate::crypto::site`]); empty when this terminal
+    /// is not in a site.
+    #[serde(skip)]
+    pub site_identity: Secret,
     /// Why provisioning failed on this start, as `facecaptured provision` wrote
     /// it for the credential `provisioning` (the unit's `LoadCredential=`);
     /// empty when it did not fail. Not secret. When set the daemon serves, but
@@ -279,6 +285,7 @@ impl Default for StorageConfig {
         Self {
             state_dir: PathBuf::from("/var/lib/facecaptured"),
             device_key: Secret::default(),
+            site_identity: Secret::default(),
             provisioning_failed: String::new(),
         }
     }
@@ -304,6 +311,54 @@ impl Default for DaemonConfig {
     }
 }
 
+/// `[site]`: the doors of a site sharing their enrollments through a NATS
+/// JetStream hub (docs/identity.md). Without `hub` the terminal is alone and
+/// nothing here is used.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The hub's NATS URLs (`nats://` or `tls://`); empty: not in a site.
+    pub hub: Vec<String>,
+    /// This terminal's name in the site (letters, digits, `-`, `_`); empty: the
+    /// host name. The hub lets it write only under this name.
+    pub door: String,
+    /// The JetStream key-value bucket.
+    pub bucket: String,
+    /// A PEM file of the CA that signed the hub's certificate; empty: the
+    /// system's roots.
+    pub ca_file: PathBuf,
+    /// How long, in seconds, a door cut off from the hub keeps authenticating
+    /// from its copy (a revoked person must not be let in for ever by a door
+    /// whose cable was cut); 0: no limit.
+    pub max_stale_s: u64,
+    /// The door's credential on the hub: `user:password`, or an nkey seed
+    /// (`SU...`). Prefer the credential `hub_credentials` or the `_file`.
+    pub hub_credentials: Secret,
+    /// A file whose first line is [`Self::hub_credentials`].
+    pub hub_credentials_file: Option<PathBuf>,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            hub: Vec::new(),
+            door: String::new(),
+            bucket: "facecapture".into(),
+            ca_file: PathBuf::new(),
+            max_stale_s: 0,
+            hub_credentials: Secret::default(),
+            hub_credentials_file: None,
+        }
+    }
+}
+
+impl SiteConfig {
+    /// Whether this terminal is in a site.
+    pub fn enabled(&self) -> bool {
+        !self.hub.is_empty()
+    }
+}
+
 /// The whole configuration, validated, with secrets resolved.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -324,6 +379,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[daemon]`.
     pub daemon: DaemonConfig,
+    /// `[site]`.
+    pub site: SiteConfig,
 }
 
 /// Where the environment's secrets and overrides come from; injectable for tests.

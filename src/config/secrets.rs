@@ -10,11 +10,12 @@ use std::path::Path;
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 /// The secret keys and the credentials that carry them.
-const SECRET_KEYS: [(&str, &str); 4] = [
+const SECRET_KEYS: [(&str, &str); 5] = [
     ("server.client_secret", "client_secret"),
     ("server.apikey", "apikey"),
     ("server.proxy_credentials", "proxy_credentials"),
     ("qr.aes_key", "aes_key"),
+    ("site.hub_credentials", "hub_credentials"),
 ];
 
 impl Config {
@@ -49,6 +50,10 @@ impl Config {
                 self.server.proxy_credentials_file.as_deref(),
             ),
             (&mut self.qr.aes_key, self.qr.aes_key_file.as_deref()),
+            (
+                &mut self.site.hub_credentials,
+                self.site.hub_credentials_file.as_deref(),
+            ),
         ];
         for ((key, credential), (value, file)) in SECRET_KEYS.into_iter().zip(fields) {
             resolve(key, value, file, creds, credential)?;
@@ -70,6 +75,13 @@ impl Config {
             None,
             creds,
             crate::crypto::sealed::CREDENTIAL,
+        )?;
+        resolve(
+            "site_identity",
+            &mut self.storage.site_identity,
+            None,
+            creds,
+            crate::crypto::site::CREDENTIAL,
         )
     }
 }

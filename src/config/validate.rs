@@ -4,7 +4,7 @@
 use super::secrets::read_limited;
 use super::{
     CameraConfig, CameraSource, CaptureConfig, Config, ConfigError, DaemonConfig, FaceConfig,
-    KNOWN_FORMATS, Need, QrConfig, ServerConfig, StorageConfig, bad,
+    KNOWN_FORMATS, Need, QrConfig, ServerConfig, SiteConfig, StorageConfig, bad,
 };
 use std::path::Path;
 
@@ -24,7 +24,96 @@ impl Config {
         self.camera.validate()?;
         self.capture.validate()?;
         self.face.validate()?;
-        self.daemon.validate()
+        self.daemon.validate()?;
+        self.site.validate(need, &self.storage)
+    }
+}
+
+/// The most hub URLs a door is given (a cluster of a few nodes).
+const MAX_HUB_URLS: usize = 16;
+
+/// The longest door or bucket name.
+const MAX_NAME: usize = 64;
+
+/// The longest `site.max_stale_s`: 30 days.
+const MAX_STALE_S: u64 = 30 * 24 * 3600;
+
+/// Whether `name` can be a NATS subject token: letters, digits, `-`, `_`.
+pub(crate) fn is_site_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl SiteConfig {
+    fn validate(&self, need: Need, storage: &StorageConfig) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.hub.len() > MAX_HUB_URLS {
+            return Err(bad(
+                "site.hub",
+                format!("lists {} URLs, at most {MAX_HUB_URLS}", self.hub.len()),
+            ));
+        }
+        for u in &self.hub {
+            let parsed = url::Url::parse(u)
+                .map_err(|e| bad("site.hub", format!("{u:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "nats" | "tls") || parsed.host_str().is_none() {
+                return Err(bad(
+                    "site.hub",
+                    format!("{u:?} must be nats://HOST:PORT or tls://HOST:PORT"),
+                ));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(bad(
+                    "site.hub",
+                    "must not carry a user or password (they would be logged): use \
+                     site.hub_credentials",
+                ));
+            }
+        }
+        if !self.door.is_empty() && !is_site_name(&self.door) {
+            return Err(bad(
+                "site.door",
+                format!(
+                    "must be 1 to {MAX_NAME} letters, digits, '-' or '_' (a NATS subject \
+                     token), got {:?}",
+                    self.door
+                ),
+            ));
+        }
+        if !is_site_name(&self.bucket) {
+            return Err(bad(
+                "site.bucket",
+                format!(
+                    "must be 1 to {MAX_NAME} letters, digits, '-' or '_', got {:?}",
+                    self.bucket
+                ),
+            ));
+        }
+        if !self.ca_file.as_os_str().is_empty() && !self.ca_file.is_absolute() {
+            return Err(bad("site.ca_file", "must be an absolute path"));
+        }
+        if self.max_stale_s > MAX_STALE_S {
+            return Err(bad(
+                "site.max_stale_s",
+                format!(
+                    "must be at most {MAX_STALE_S} (30 days; 0: no limit), got {}",
+                    self.max_stale_s
+                ),
+            ));
+        }
+        if need == Need::Daemon && storage.site_identity.is_empty() {
+            return Err(bad(
+                "site.hub",
+                "is set, but this terminal holds no site identity (the credential \
+                 site_identity): run facecaptured provision --site-identity FILE as root",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +269,18 @@ impl StorageConfig {
                     bad(
                         "device_key",
                         format!("the credential device_key {e}; run facecaptured provision again"),
+                    )
+                })?;
+        }
+        if !self.site_identity.is_empty() {
+            crate::crypto::site::SiteIdentity::parse(self.site_identity.expose().as_bytes())
+                .map_err(|e| {
+                    bad(
+                        "site_identity",
+                        format!(
+                            "the credential site_identity {e}; run facecaptured provision \
+                             --site-identity again"
+                        ),
                     )
                 })?;
         }

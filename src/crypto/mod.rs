@@ -8,6 +8,7 @@ pub mod device;
 pub mod envelope;
 pub mod qr;
 pub mod sealed;
+pub mod site;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

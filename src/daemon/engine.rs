@@ -14,9 +14,12 @@ use crate::config::{CameraSource, Config};
 use crate::crypto::device::{DeviceKey, this_machine_device_id};
 use crate::crypto::qr::{QrKeys, SessionCallback};
 use crate::crypto::sealed::{Protection, SealedIdentity};
+use crate::crypto::site::SiteIdentity;
 use crate::detect::Detector;
 use crate::lock::lock;
 use crate::secret::Secret;
+use crate::site::entry::{self, Fact};
+use crate::storage::Queued;
 use crate::storage::{Adopted, Enrollment, EnrollmentInfo, Storage, StorageError};
 use crate::workflow::{
     self, AuthOutcome, Context, EnrollOutcome, FlowError, Interrupt, Person, QrMethod, Step,
@@ -24,7 +27,7 @@ use crate::workflow::{
 };
 use facecapture_dbus::Standing;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The `State` property (the client crate's).
 pub use facecapture_dbus::State;
@@ -73,6 +76,31 @@ pub struct Enrolled {
     pub replaced: bool,
 }
 
+/// The site identity as the engine uses it.
+struct Site {
+    /// Its device id and key, to sign with.
+    terminal: Terminal,
+    /// How it is sealed on this terminal.
+    protection: Protection,
+}
+
+impl Site {
+    fn from_credential(payload: &Secret) -> Result<Self, StartError> {
+        let bad =
+            |e: String| StartError::Identity(StorageError::Identity(format!("site_identity {e}")));
+        let site =
+            SiteIdentity::parse(payload.expose().as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let der = site.key.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            terminal: Terminal {
+                device_id: site.device_id.clone(),
+                key: DeviceKey::from_pkcs8_der(&der).map_err(|e| bad(e.to_string()))?,
+            },
+            protection: site.protection.unwrap_or(Protection::Unusable),
+        })
+    }
+}
+
 struct CaptureKit {
     camera: Camera,
     detector: Detector,
@@ -87,10 +115,17 @@ pub struct Engine {
     qr_keys: Option<QrKeys>,
     /// The hosts a QR code may name (`Config::qr_allowed_hosts`; empty: any).
     qr_hosts: Vec<String>,
-    /// The identity that signs; `Err` when provisioning failed on this start
-    /// (every flow then answers Unprovisioned, signing nothing).
+    /// The terminal's own identity; `Err` when provisioning failed on this
+    /// start (every flow then answers Unprovisioned, signing nothing).
     terminal: Result<Terminal, Unusable>,
     protection: Protection,
+    /// The site identity (docs/identity.md) when this terminal is in a site: new
+    /// enrollments are made under it; each stored one is signed with the
+    /// identity it was made under.
+    site: Option<Site>,
+    /// The site's hub, when `[site]` names one: enrollments and removals made
+    /// here are queued for it in the transaction that stores them.
+    hub: Option<Arc<crate::site::Hub>>,
     server_host: String,
     storage: Mutex<Storage>,
     kit: Mutex<CaptureKit>,
@@ -179,7 +214,18 @@ impl Engine {
             (sealed.device_id, sealed.key, sealed.protection)
         };
         let terminal = Terminal { device_id, key };
-        Self::assemble(config, storage, Ok(terminal), protection)
+        let mut engine = Self::assemble(config, storage, Ok(terminal), protection)?;
+        if !engine.config.storage.site_identity.is_empty() {
+            engine.site = Some(Site::from_credential(&engine.config.storage.site_identity)?);
+            if engine.config.site.enabled() {
+                let identity =
+                    SiteIdentity::parse(engine.config.storage.site_identity.expose().as_bytes())
+                        .map_err(other)?;
+                let hub = crate::site::Hub::new(&engine.config.site, identity).map_err(other)?;
+                engine.hub = Some(Arc::new(hub));
+            }
+        }
+        Ok(engine)
     }
 
     /// The rest of the engine, whatever the identity.
@@ -212,6 +258,8 @@ impl Engine {
             qr_hosts,
             terminal,
             protection,
+            site: None,
+            hub: None,
             server_host,
             storage: Mutex::new(storage),
             reenrolling: Mutex::new(None),
@@ -227,11 +275,45 @@ impl Engine {
         }
     }
 
-    /// The identity that signs, or Unprovisioned with why it cannot be used.
-    fn terminal(&self) -> Result<&Terminal, Error> {
-        self.terminal
+    /// The site's hub, when this door is in a site with one.
+    pub fn hub(&self) -> Option<Arc<crate::site::Hub>> {
+        self.hub.clone()
+    }
+
+    /// `[site]`.
+    pub fn site_config(&self) -> &crate::config::SiteConfig {
+        &self.config.site
+    }
+
+    /// The site's device id and how its identity is sealed here, when this
+    /// terminal is in a site.
+    pub fn site_identity(&self) -> Option<(&str, Protection)> {
+        self.site
             .as_ref()
-            .map_err(|u| Error::Unprovisioned(format!("this terminal signs nothing: {}", u.why)))
+            .map(|s| (s.terminal.device_id.as_str(), s.protection))
+    }
+
+    /// The identity a new enrollment is made under: the site's when this
+    /// terminal is in one, its own otherwise; or Unprovisioned with why it
+    /// cannot be used.
+    fn terminal(&self) -> Result<&Terminal, Error> {
+        let own = self
+            .terminal
+            .as_ref()
+            .map_err(|u| Error::Unprovisioned(format!("this terminal signs nothing: {}", u.why)))?;
+        Ok(self.site.as_ref().map_or(own, |s| &s.terminal))
+    }
+
+    /// The identity an enrollment stored under `device_id` is signed with: the
+    /// site's or the terminal's own; `None` for one this terminal no longer
+    /// holds (standing `enroll-again`).
+    fn signer_for(&self, device_id: &str) -> Option<&Terminal> {
+        let own = self.terminal.as_ref().ok();
+        let site = self.site.as_ref().map(|s| &s.terminal);
+        [site, own]
+            .into_iter()
+            .flatten()
+            .find(|t| t.device_id == device_id)
     }
 
     /// How the device key is kept at rest (the `DeviceKeyProtection` property).
@@ -292,6 +374,9 @@ impl Engine {
             .into_iter()
             .map(|e| {
                 let standing = match e.reenroll_started_at {
+                    _ if self.terminal.is_ok() && self.signer_for(&e.device_id).is_none() => {
+                        Standing::EnrollAgain
+                    }
                     None => Standing::Enrolled,
                     Some(_) if running.as_deref() == Some(e.username.as_str()) => {
                         Standing::Reenrolling
@@ -354,7 +439,15 @@ impl Engine {
 
     /// RemoveEnrollment: forgets `username`'s stored enrollment, or NotEnrolled.
     pub fn remove(&self, username: &str) -> Result<(), Error> {
-        if lock(&self.storage).remove(username)? {
+        let queued = self.queue(&Fact::Removed {
+            username: username.to_owned(),
+            at: unix_now(),
+        })?;
+        let mut storage = lock(&self.storage);
+        let held = storage.enrollment(username)?.is_some();
+        if held && storage.remove_queued(username, queued.as_ref())? {
+            drop(storage);
+            self.ring();
             let decision = audit::Decision {
                 record: audit::Record::EnrollmentRemoved,
                 operation: "remove-enrollment",
@@ -587,15 +680,38 @@ impl Engine {
         if !outcome.completed() {
             return Ok(false);
         }
-        lock(&self.storage).put_enrollment(&Enrollment {
+        let enrollment = Enrollment {
             username: outcome.username.clone(),
             registration_code: Secret::new(outcome.registration_code.expose()),
             server_host: host.to_owned(),
-            device_id: self.device_id().to_owned(),
+            device_id: self.terminal()?.device_id.clone(),
             enrolled_at: unix_now(),
             reenroll_started_at: None,
-        })?;
+            door: self
+                .hub
+                .as_ref()
+                .map(|h| h.door.clone())
+                .unwrap_or_default(),
+        };
+        let queued = self.queue(&Fact::Enrolled(&enrollment))?;
+        lock(&self.storage).put_enrollment_queued(&enrollment, queued.as_ref())?;
+        self.ring();
         Ok(true)
+    }
+
+    /// The entry for the site's hub that says `fact`, when this door has a hub.
+    fn queue(&self, fact: &Fact<'_>) -> Result<Option<Queued>, Error> {
+        self.hub
+            .as_ref()
+            .map(|hub| entry::seal(&hub.identity, &hub.door, fact))
+            .transpose()
+            .map_err(Error::Internal)
+    }
+
+    fn ring(&self) {
+        if let Some(hub) = &self.hub {
+            hub.ring();
+        }
     }
 
     /// Enroll: the client-initiated enrollment of `person`.
@@ -642,13 +758,32 @@ impl Engine {
     fn authenticating(
         &self,
         username: &str,
-        flow: impl FnOnce(&Secret) -> Result<AuthOutcome, FlowError>,
+        flow: impl FnOnce(&Terminal, &Secret) -> Result<AuthOutcome, FlowError>,
     ) -> Result<AuthOutcome, Error> {
+        self.terminal()?;
+        if let Some(hub) = &self.hub
+            && let Some(past) = hub.stale_by(unix_now())
+        {
+            return Err(Error::SiteStale(format!(
+                "this door has not heard from the site's hub for {}s, {past}s longer than \
+                 site.max_stale_s ({}): it no longer decides alone; the link to the hub must \
+                 come back",
+                hub.max_stale_s + past,
+                hub.max_stale_s
+            )));
+        }
         let stored = lock(&self.storage).enrollment(username)?.ok_or_else(|| {
             Error::NotEnrolled(format!("{username:?} is not enrolled on this terminal"))
         })?;
+        let signer = self.signer_for(&stored.device_id).ok_or_else(|| {
+            Error::NotEnrolled(format!(
+                "{username:?} was enrolled under device {}, an identity this terminal no \
+                 longer holds (a replaced site identity): enroll again",
+                stored.device_id
+            ))
+        })?;
         let interrupted = stored.reenroll_started_at.is_some();
-        match flow(&stored.registration_code) {
+        match flow(signer, &stored.registration_code) {
             Ok(outcome) => {
                 if interrupted {
                     lock(&self.storage).clear_reenrollment(username)?;
@@ -676,8 +811,7 @@ impl Engine {
 
     /// Authenticate: `username` with the stored registration code.
     pub fn authenticate(&self, op: &Op<'_>, username: &str) -> Result<AuthOutcome, Error> {
-        let terminal = self.terminal()?;
-        self.authenticating(username, |code| {
+        self.authenticating(username, |terminal, code| {
             self.in_flow(op, terminal, |ctx, face| {
                 workflow::authenticate(&self.client, ctx, username, code, face)
             })
@@ -687,15 +821,24 @@ impl Engine {
     /// AuthenticateWithQr: the authentication a QR code started; the username with the
     /// outcome.
     pub fn authenticate_qr(&self, op: &Op<'_>, url: &str) -> Result<(String, AuthOutcome), Error> {
-        let terminal = self.terminal()?;
+        self.terminal()?;
         let qr = self.qr(op, url, QrMethod::Authenticate)?;
         let username = qr.session.user_name.clone();
         let _ = op.subject.set(username.clone());
-        let outcome = self.authenticating(&username, |code| {
+        let outcome = self.authenticating(&username, |terminal, code| {
             self.in_flow(op, terminal, |ctx, face| {
                 workflow::authenticate(&qr.client, ctx, &username, code, face)
             })
         })?;
         Ok((username, outcome))
+    }
+}
+
+impl crate::site::Local for Engine {
+    fn with_storage(
+        &self,
+        f: &mut dyn FnMut(&mut Storage) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        f(&mut lock(&self.storage))
     }
 }

@@ -63,6 +63,23 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
     let engine = start_engine(config).await?;
     let device_id = engine.device_id().to_owned();
     let protection = engine.protection();
+    let (site_device_id, site_protection) = engine
+        .site_identity()
+        .map_or(("", ""), |(id, p)| (id, p.as_str()));
+    let (site_device_id, site_protection) = (site_device_id.to_owned(), site_protection);
+    if let Some(hub) = engine.hub() {
+        tracing::info!(
+            door = hub.door.as_str(),
+            hub = engine.site_config().hub.join(",").as_str(),
+            max_stale_s = hub.max_stale_s,
+            "this door is in a site: its enrollments are replicated through the hub"
+        );
+        tokio::spawn(crate::site::run(
+            hub,
+            engine.site_config().clone(),
+            engine.clone(),
+        ));
+    }
     let (conn, served) = serve(bus, engine).await?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(
@@ -70,6 +87,8 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
         name = BUS_NAME,
         device_id = device_id.as_str(),
         device_key_protection = protection.as_str(),
+        site_device_id = site_device_id.as_str(),
+        site_identity_protection = site_protection,
         startup_ms = started.elapsed().as_millis() as u64,
         "ready"
     );

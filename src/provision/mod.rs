@@ -11,7 +11,10 @@
 //! 2. the device key: keeps a sealed one that opens here; else moves the
 //!    database's plain key into the credential and scrubs the row; else makes a
 //!    new one (the device id from /etc/machine-id);
-//! 3. each secret (`client_secret`, `apikey`, `aes_key`) given with `--secret` or
+//! 3. the site identity (docs/identity.md), when `--site-identity` gives one, is
+//!    sealed into `site_identity.cred` the same way, and the plain file given is
+//!    overwritten and removed; one sealed earlier is checked to open here;
+//! 4. each secret (`client_secret`, `apikey`, `aes_key`) given with `--secret` or
 //!    found as a plain file in the credentials directory is sealed into
 //!    `<name>.cred`; the plain file is overwritten and removed.
 //!
@@ -19,6 +22,7 @@
 
 use crate::crypto::device::{DeviceKey, this_machine_device_id};
 use crate::crypto::sealed::{self, Protection, SealedIdentity};
+use crate::crypto::site::{self, SiteIdentity};
 use crate::storage::Storage;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +36,13 @@ use creds::{decrypt, encrypt};
 use state_dir::{StateDir, kind_of, root_only_dir, unsafe_path};
 
 /// The secrets the daemon reads as credentials, by name.
-pub const SECRETS: [&str; 4] = ["client_secret", "apikey", "aes_key", "proxy_credentials"];
+pub const SECRETS: [&str; 5] = [
+    "client_secret",
+    "apikey",
+    "aes_key",
+    "proxy_credentials",
+    "hub_credentials",
+];
 
 /// The largest secret accepted (the daemon's own limit for a credential).
 const MAX_SECRET: u64 = 64 * 1024;
@@ -63,6 +73,9 @@ pub struct Request {
     pub new_key: bool,
     /// Secrets given on the command line: name and path (`-` for stdin).
     pub secrets: Vec<(String, PathBuf)>,
+    /// The site identity to seal (`--site-identity`: a file `facecapturectl
+    /// site new-identity` made, or `-` for stdin); the file is removed once sealed.
+    pub site_identity: Option<PathBuf>,
     /// TPM2 PCRs the seal is bound to, as `systemd-creds --tpm2-pcrs=` takes them;
     /// empty keeps systemd's default, PCR 7 (the Secure Boot state). systemd 252
     /// cannot seal to no PCR at all: such a credential never opens again ("TPM2
@@ -100,6 +113,7 @@ impl Default for Request {
             with_key: WithKey::Auto,
             new_key: false,
             secrets: Vec::new(),
+            site_identity: None,
             tpm2_pcrs: String::new(),
             systemd_creds: PathBuf::from("systemd-creds"),
             runtime_dir: None,
@@ -165,7 +179,8 @@ pub enum ProvisionError {
     },
     /// `--secret` named something that is not one of [`SECRETS`].
     #[error(
-        "--secret {0}: the name must be one of client_secret, apikey, aes_key, proxy_credentials"
+        "--secret {0}: the name must be one of client_secret, apikey, aes_key, \
+         proxy_credentials, hub_credentials"
     )]
     UnknownSecret(String),
     /// A secret to seal is empty, too large or unreadable.
@@ -184,6 +199,17 @@ pub enum ProvisionError {
     /// The device identity could not be made or read.
     #[error("device identity: {0}")]
     Identity(String),
+    /// The site identity given cannot be used.
+    #[error(
+        "--site-identity {path}: the file {problem}; give the file facecapturectl site \
+         new-identity made"
+    )]
+    BadSiteIdentity {
+        /// Where it was read from.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        problem: String,
+    },
     /// A name provision would touch is not what it must be (a link, another
     /// owner's file, a directory others may change). Provision runs as root in
     /// the daemon's state directory, which the daemon's user could fill with
@@ -239,7 +265,10 @@ pub fn provision(req: &Request) -> Result<Report, ProvisionError> {
     // Every sealed credential goes to the daemon through here, and only once
     // the device key opened: on a cloned disk the secrets, sealed to the same
     // TPM, would not open either, and systemd would refuse the daemon's start.
-    let names: Vec<&str> = std::iter::once(sealed::CREDENTIAL).chain(SECRETS).collect();
+    let names: Vec<&str> = [sealed::CREDENTIAL, site::CREDENTIAL]
+        .into_iter()
+        .chain(SECRETS)
+        .collect();
     let failed = run.join(FAILED_FILE);
     for stale in names
         .iter()
@@ -301,6 +330,7 @@ fn provision_here(req: &Request) -> Result<Report, ProvisionError> {
         .lines
         .push(format!("protection: {} ({why})", protection.as_str()));
     device_key(req, protection, &mut report)?;
+    site_identity(req, protection, &mut report)?;
     for name in SECRETS {
         secret(req, protection, name, &mut report)?;
     }
@@ -540,6 +570,63 @@ fn secret(
     if plain.is_file() {
         shred(&plain)?;
         line.push_str(&format!("; the plain file {} is removed", plain.display()));
+    }
+    report.lines.push(line);
+    report.changed = true;
+    Ok(())
+}
+
+/// Seals the site identity given, or checks that one sealed earlier opens here
+/// (a site identity that does not open stops provisioning, as the device key's
+/// does: the daemon would otherwise sign for the site with nothing).
+fn site_identity(
+    req: &Request,
+    protection: Protection,
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
+    let cred = credential_path(&req.credentials_dir, site::CREDENTIAL);
+    let Some(path) = &req.site_identity else {
+        if !cred.exists() {
+            report
+                .lines
+                .push("site identity: none (this terminal is not in a site)".into());
+            return Ok(());
+        }
+        let payload = decrypt(req, &cred, site::CREDENTIAL)?;
+        let kept = SiteIdentity::parse(&payload).map_err(|e| ProvisionError::BadCredential {
+            path: cred.clone(),
+            problem: format!("the site_identity credential {e}"),
+        })?;
+        report.lines.push(format!(
+            "site identity: kept, sealed earlier ({}) in {}; site device id {}",
+            kept.protection.map_or("?", Protection::as_str),
+            cred.display(),
+            kept.device_id
+        ));
+        return Ok(());
+    };
+    let bad = |problem: String| ProvisionError::BadSiteIdentity {
+        path: path.clone(),
+        problem,
+    };
+    let bytes = read_secret(site::CREDENTIAL, path).map_err(|e| match e {
+        ProvisionError::BadSecret { problem, .. } => bad(problem),
+        e => e,
+    })?;
+    let given = SiteIdentity::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let payload = given
+        .to_payload(protection)
+        .map_err(|e| bad(e.to_string()))?;
+    encrypt(req, protection, site::CREDENTIAL, &payload, &cred)?;
+    let mut line = format!(
+        "site identity: sealed ({}) into {}; site device id {}",
+        protection.as_str(),
+        cred.display(),
+        given.device_id
+    );
+    if path != Path::new("-") {
+        shred(path)?;
+        line.push_str(&format!("; the plain file {} is removed", path.display()));
     }
     report.lines.push(line);
     report.changed = true;

@@ -132,6 +132,21 @@ pub fn start_on(address: &str, kind: &str) -> Attached {
 
 fn daemon_on(address: &str, kind: &str, extra: &str) -> (Emulator, Daemon) {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let daemon = another_daemon(&emulator, address, kind, extra, &[]);
+    (emulator, daemon)
+}
+
+/// One more daemon (another door) with its own directory and database, on
+/// `emulator` and the bus at `address`, started with `env` (e.g.
+/// CREDENTIALS_DIRECTORY). A second daemon on the same bus must wait for the
+/// first to leave the name.
+pub fn another_daemon(
+    emulator: &Emulator,
+    address: &str,
+    kind: &str,
+    extra: &str,
+    env: &[(&str, &std::path::Path)],
+) -> Daemon {
     let dir = tempfile::tempdir().expect("tmp");
     emulator.write_out(dir.path()).expect("emulator files");
     std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
@@ -161,11 +176,14 @@ fn daemon_on(address: &str, kind: &str, extra: &str) -> (Emulator, Daemon) {
         dir,
         config,
         address: address.to_owned(),
-        env: Vec::new(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.display().to_string()))
+            .collect(),
     };
     show(&daemon, "astronaut.jpg");
     daemon.start();
-    (emulator, daemon)
+    daemon
 }
 
 impl Daemon {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod hub;
 pub mod watch;
 
 use awareid_emulator::{Emulator, EmulatorConfig};

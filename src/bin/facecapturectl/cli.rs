@@ -43,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QrCommand,
     },
+    /// A site of terminals (docs/identity.md): offline tools.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
     /// Start a QR enrollment as the web portal does; prints the QR code.
     TriggerEnroll {
         username: String,
@@ -65,6 +70,26 @@ pub enum QrCommand {
     Decode {
         #[arg(value_name = "URL|IMAGE")]
         input: String,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Make a new site identity (device id, P-256 key, enrollment key) into a
+    /// new 0600 file, for `facecaptured provision --site-identity` on every
+    /// terminal of the site. Refuses a file that exists. Prints the device id.
+    NewIdentity {
+        /// The file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Make the site's bucket on the hub (once, as the hub's admin): the
+    /// configuration's [site] hub, bucket and ca_file, and hub_credentials
+    /// holding the admin's credential. Succeeds if it exists.
+    CreateBucket {
+        /// 1 for one hub, 3 for a 3-node cluster.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+        replicas: u8,
     },
 }
 

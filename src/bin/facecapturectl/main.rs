@@ -1,6 +1,6 @@
 //! facecapturectl: the operator's CLI (docs/cli.md). Daemon commands (`enroll`,
 //! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
-//! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`, `qr decode`, `trigger-enroll`,
+//! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`, `qr decode`, `site new-identity`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
 
 mod cli;
@@ -8,7 +8,7 @@ mod daemon;
 mod doctor;
 
 use clap::Parser;
-use cli::{Args, Command, QrCommand};
+use cli::{Args, Command, QrCommand, SiteCommand};
 use facecapture::awareid::wire::{
     TriggerAuthenticateRequest, TriggerEnrollRequest, TriggerResponse,
 };
@@ -91,6 +91,29 @@ fn run(args: Args) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Site {
+            command: SiteCommand::NewIdentity { out },
+        } => new_site_identity(&out),
+        Command::Site {
+            command: SiteCommand::CreateBucket { replicas },
+        } => {
+            let cfg = load(cfg_path, Need::Nothing)?;
+            if !cfg.site.enabled() {
+                return Err("site.hub is not set in the configuration".into());
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(facecapture::site::create_bucket(&cfg.site, replicas.into()))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({"bucket": cfg.site.bucket, "replicas": replicas})
+            );
+            Ok(())
+        }
         Command::TriggerEnroll {
             username,
             email,
@@ -117,6 +140,30 @@ fn run(args: Args) -> Result<(), String> {
             show(&resp, png.as_deref())
         }
     }
+}
+
+/// `site new-identity --out FILE`: a new file only (`O_EXCL`), 0600 from its
+/// creation, synced before the device id is printed.
+fn new_site_identity(out: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let site = facecapture::crypto::site::SiteIdentity::generate().map_err(|e| e.to_string())?;
+    let bytes = site.to_file().map_err(|e| e.to_string())?;
+    let named = |e: std::io::Error| format!("{}: {e}", out.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(out)
+        .map_err(named)?;
+    file.write_all(&bytes).map_err(named)?;
+    file.sync_all().map_err(named)?;
+    println!(
+        "{}",
+        serde_json::json!({"site_identity": out.display().to_string(), "device_id": site.device_id})
+    );
+    Ok(())
 }
 
 fn client(cfg_path: Option<&Path>) -> Result<AwareIdClient, String> {

@@ -43,10 +43,16 @@ pub enum Command {
         /// only), or auto (tpm2 when the board has a usable TPM2).
         #[arg(long, value_name = "KEY", default_value = "auto", value_parser = ["auto", "tpm2", "host"])]
         with_key: String,
-        /// A secret to seal: client_secret, apikey or aes_key, from FILE (`-`
-        /// reads stdin, so the value never touches the disk). Repeatable.
+        /// A secret to seal: client_secret, apikey, aes_key, proxy_credentials or
+        /// hub_credentials, from FILE (`-` reads stdin, so the value never
+        /// touches the disk). Repeatable.
         #[arg(long, value_name = "NAME=FILE")]
         secret: Vec<String>,
+        /// Seal this site identity (the file `facecapturectl site new-identity`
+        /// made, or `-` for stdin) so that the terminal signs as the site; the
+        /// file is overwritten and removed once sealed.
+        #[arg(long, value_name = "FILE|-")]
+        site_identity: Option<PathBuf>,
         /// Make a new device key even if one exists (a replacement board or a
         /// cleared TPM); every person must then be enrolled again.
         #[arg(long)]

@@ -13,6 +13,7 @@ fn provision(command: Command) -> ExitCode {
     let Command::Provision {
         with_key,
         secret,
+        site_identity,
         new_key,
         tpm2_pcrs,
         credentials_dir,
@@ -40,6 +41,7 @@ fn provision(command: Command) -> ExitCode {
         },
         new_key,
         secrets,
+        site_identity,
         tpm2_pcrs,
         // systemd's RuntimeDirectory= (the provisioning unit's): this start's
         // result for the daemon's unit.

@@ -43,7 +43,34 @@ const MIGRATIONS: &[&str] = &[
     // 2: a re-enrollment in flight: set before addFace is sent, cleared when the
     // new code is stored or the server's answer leaves the old one in force.
     "ALTER TABLE enrollments ADD COLUMN reenroll_started_at INTEGER;",
+    // 3: the site (docs/identity.md): the door each enrollment was made at; the
+    // site's entries this door has applied (by user tag and writing door, with
+    // the hub's revision), the last revision applied, and the outbox of this
+    // door's own entries not yet on the hub.
+    "ALTER TABLE enrollments ADD COLUMN door TEXT NOT NULL DEFAULT '';
+     CREATE TABLE site_entries (
+         tag TEXT NOT NULL,
+         door TEXT NOT NULL,
+         revision INTEGER NOT NULL,
+         removed INTEGER NOT NULL,
+         PRIMARY KEY (tag, door)
+     );
+     CREATE TABLE site_state (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         applied INTEGER NOT NULL,
+         contact INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE site_outbox (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         tag TEXT NOT NULL,
+         key TEXT NOT NULL,
+         value BLOB NOT NULL,
+         queued_at INTEGER NOT NULL
+     );",
 ];
+
+mod site;
+pub use site::{Applied, Change, Queued, SiteEntry};
 
 /// Why the store cannot be opened, read or written. Each names the file or
 /// directory; the daemon maps them all to StorageError on D-Bus.
@@ -145,6 +172,8 @@ pub struct Enrollment {
     /// When a re-enrollment began (its addFace was about to be sent) and has not
     /// been settled since: AwareID may have retired this code.
     pub reenroll_started_at: Option<i64>,
+    /// The door of the site it was made at (`site.door`); empty outside a site.
+    pub door: String,
 }
 
 /// What `ListEnrollments` shows: no registration code.
@@ -158,6 +187,10 @@ pub struct EnrollmentInfo {
     pub enrolled_at: i64,
     /// See [`Enrollment::reenroll_started_at`].
     pub reenroll_started_at: Option<i64>,
+    /// As [`Enrollment::device_id`]: the identity it was made under.
+    pub device_id: String,
+    /// As [`Enrollment::door`].
+    pub door: String,
 }
 
 /// The open store: one SQLite connection, owned by the daemon's engine.
@@ -353,30 +386,26 @@ impl Storage {
 
     /// Stores (or replaces) an enrollment, committed when this returns.
     pub fn put_enrollment(&mut self, e: &Enrollment) -> Result<(), StorageError> {
+        self.put_enrollment_queued(e, None)
+    }
+
+    /// Stores (or replaces) an enrollment and, in the same transaction, queues
+    /// this door's entry for the site's hub when `queued` says one.
+    pub fn put_enrollment_queued(
+        &mut self,
+        e: &Enrollment,
+        queued: Option<&Queued>,
+    ) -> Result<(), StorageError> {
         let path = self.path.clone();
         let err = |source| StorageError::Db {
             path: path.clone(),
             source,
         };
         let tx = self.db.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT INTO enrollments (username, registration_code, server_host, device_id, enrolled_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(username) DO UPDATE SET
-                 registration_code = excluded.registration_code,
-                 server_host = excluded.server_host,
-                 device_id = excluded.device_id,
-                 enrolled_at = excluded.enrolled_at,
-                 reenroll_started_at = NULL",
-            params![
-                e.username,
-                e.registration_code.expose(),
-                e.server_host,
-                e.device_id,
-                e.enrolled_at
-            ],
-        )
-        .map_err(err)?;
+        upsert(&tx, e).map_err(err)?;
+        if let Some(q) = queued {
+            site::queue(&tx, q).map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 
@@ -385,7 +414,7 @@ impl Storage {
         self.db
             .query_row(
                 "SELECT username, registration_code, server_host, device_id, enrolled_at,
-                        reenroll_started_at
+                        reenroll_started_at, door
                  FROM enrollments WHERE username = ?1",
                 [username],
                 |r| {
@@ -396,6 +425,7 @@ impl Storage {
                         device_id: r.get(3)?,
                         enrolled_at: r.get(4)?,
                         reenroll_started_at: r.get(5)?,
+                        door: r.get(6)?,
                     })
                 },
             )
@@ -408,7 +438,7 @@ impl Storage {
         let mut stmt = self
             .db
             .prepare(
-                "SELECT username, server_host, enrolled_at, reenroll_started_at
+                "SELECT username, server_host, enrolled_at, reenroll_started_at, device_id, door
                  FROM enrollments ORDER BY username",
             )
             .map_err(|e| self.err(e))?;
@@ -419,6 +449,8 @@ impl Storage {
                     server_host: r.get(1)?,
                     enrolled_at: r.get(2)?,
                     reenroll_started_at: r.get(3)?,
+                    device_id: r.get(4)?,
+                    door: r.get(5)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -451,11 +483,56 @@ impl Storage {
 
     /// Removes an enrollment; false when there was none.
     pub fn remove(&mut self, username: &str) -> Result<bool, StorageError> {
-        self.db
-            .execute("DELETE FROM enrollments WHERE username = ?1", [username])
-            .map(|n| n > 0)
-            .map_err(|e| self.err(e))
+        self.remove_queued(username, None)
     }
+
+    /// Removes an enrollment and, in the same transaction, queues this door's
+    /// removal entry for the site's hub when `queued` says one (queued even when
+    /// this door held no row: another door may); false when there was none.
+    pub fn remove_queued(
+        &mut self,
+        username: &str,
+        queued: Option<&Queued>,
+    ) -> Result<bool, StorageError> {
+        let path = self.path.clone();
+        let err = |source| StorageError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(err)?;
+        let removed = tx
+            .execute("DELETE FROM enrollments WHERE username = ?1", [username])
+            .map_err(err)?;
+        if let Some(q) = queued {
+            site::queue(&tx, q).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(removed > 0)
+    }
+}
+
+/// Inserts or replaces `e` (its re-enrollment mark cleared).
+fn upsert(tx: &rusqlite::Transaction<'_>, e: &Enrollment) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO enrollments (username, registration_code, server_host, device_id, enrolled_at, door)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(username) DO UPDATE SET
+             registration_code = excluded.registration_code,
+             server_host = excluded.server_host,
+             device_id = excluded.device_id,
+             enrolled_at = excluded.enrolled_at,
+             door = excluded.door,
+             reenroll_started_at = NULL",
+        params![
+            e.username,
+            e.registration_code.expose(),
+            e.server_host,
+            e.device_id,
+            e.enrolled_at,
+            e.door
+        ],
+    )
+    .map(|_| ())
 }
 
 fn migrate(db: &mut Connection, path: &Path) -> Result<(), StorageError> {
@@ -496,6 +573,7 @@ mod tests {
             device_id: "5c1e2f8a93474d0ba61f33e27d90c458".into(),
             enrolled_at: 1_764_000_000,
             reenroll_started_at: None,
+            door: String::new(),
         }
     }
 

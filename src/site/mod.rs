@@ -1,0 +1,425 @@
+//! The door's link to its site (docs/identity.md, README "A site with many
+//! doors"): the enrollments of every door, replicated through a NATS JetStream
+//! key-value bucket on the site's hub, each door's SQLite database its own copy.
+//!
+//! [`Hub`] is what the engine and the D-Bus service see: the site identity, this
+//! door's name, the link's state, and a bell that wakes the link when an
+//! enrollment or a removal was queued. [`run`] is the link itself, a tokio task:
+//! it connects, watches the bucket from the revision after the last one applied
+//! (kept in SQLite with the rows it applied), applies each entry by the site's
+//! rule ([`crate::storage::SiteEntry`]), and publishes the outbox. Whatever goes
+//! wrong (the hub down, a partition, a hub restart whose watch would not resume)
+//! ends the session; the next one starts from the last revision applied. The
+//! door never waits for the hub: Authenticate reads the local copy only.
+
+pub mod entry;
+
+use crate::config::SiteConfig;
+use crate::crypto::site::SiteIdentity;
+use crate::storage::{Applied, Storage, StorageError};
+use futures_util::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The link's state, as D-Bus, status, stats, the metrics and doctor show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteState {
+    /// Whether the link to the hub is up now.
+    pub connected: bool,
+    /// When the hub was last heard from (Unix seconds; 0: never).
+    pub last_contact: i64,
+    /// The last revision of the bucket applied here.
+    pub applied: u64,
+    /// This door's entries waiting for the hub.
+    pub outbox: u64,
+}
+
+/// The site as the daemon holds it.
+pub struct Hub {
+    /// The site identity (its key seals the entries and names the users).
+    pub identity: SiteIdentity,
+    /// This door's name in the site.
+    pub door: String,
+    /// `site.max_stale_s`.
+    pub max_stale_s: u64,
+    state: Mutex<SiteState>,
+    bell: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("door", &self.door)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the link needs of the daemon: its database.
+pub trait Local: Send + Sync + 'static {
+    /// Runs `f` on the database (a blocking call: the link runs it on a
+    /// blocking thread).
+    fn with_storage(
+        &self,
+        f: &mut dyn FnMut(&mut Storage) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+}
+
+/// Why a session with the hub ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The hub could not be reached or refused the door.
+    #[error("cannot connect to the hub: {0}")]
+    Connect(String),
+    /// The bucket is not there (or the door may not read it).
+    #[error("bucket {bucket:?}: {message}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// What the hub said.
+        message: String,
+    },
+    /// The watch failed.
+    #[error("watching the bucket: {0}")]
+    Watch(String),
+    /// The hub refused an entry of this door's (its permissions).
+    #[error("publishing {key}: {message}")]
+    Publish {
+        /// The entry's key.
+        key: String,
+        /// What the hub said.
+        message: String,
+    },
+    /// The local database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The connection dropped and came back: a new watch, from the last
+    /// revision applied.
+    #[error("the connection to the hub was lost")]
+    Lost,
+}
+
+impl Hub {
+    /// The hub of `config` for `identity`; `door` resolved (the host name when
+    /// `site.door` is empty).
+    pub fn new(config: &SiteConfig, identity: SiteIdentity) -> Result<Self, String> {
+        let door = if config.door.is_empty() {
+            host_name()?
+        } else {
+            config.door.clone()
+        };
+        if !crate::config::is_site_name(&door) {
+            return Err(format!(
+                "site.door is empty and the host name {door:?} cannot be a door's name \
+                 (letters, digits, '-', '_'): set site.door"
+            ));
+        }
+        Ok(Self {
+            identity,
+            door,
+            max_stale_s: config.max_stale_s,
+            state: Mutex::new(SiteState::default()),
+            bell: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The link's state now.
+    pub fn state(&self) -> SiteState {
+        lock(&self.state).clone()
+    }
+
+    /// Wakes the link: an entry was queued.
+    pub fn ring(&self) {
+        self.bell.notify_one();
+    }
+
+    /// How many seconds past `site.max_stale_s` this door is, cut off from the
+    /// hub, at `now`; `None` while it may still decide alone.
+    pub fn stale_by(&self, now: i64) -> Option<u64> {
+        if self.max_stale_s == 0 {
+            return None;
+        }
+        let s = lock(&self.state);
+        if s.connected {
+            return None;
+        }
+        let since = u64::try_from(now.saturating_sub(s.last_contact)).unwrap_or(0);
+        since
+            .checked_sub(self.max_stale_s)
+            .filter(|_| since > self.max_stale_s)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SiteState)) {
+        f(&mut lock(&self.state));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn host_name() -> Result<String, String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .map_err(|e| format!("site.door is empty and the host name cannot be read: {e}"))
+}
+
+/// Runs `f` on the database on a blocking thread.
+async fn on_db<L: Local, T: Send + 'static>(
+    local: &Arc<L>,
+    mut f: impl FnMut(&mut Storage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, LinkError> {
+    let local = local.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = None;
+        local.with_storage(&mut |s| {
+            out = Some(f(s)?);
+            Ok(())
+        })?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| LinkError::Watch(e.to_string()))?
+    .and_then(|o: Option<T>| o.ok_or(LinkError::Lost))
+}
+
+/// Makes the site's bucket on the hub (the operator's step, with the hub's
+/// admin credential in `config.hub_credentials`): JetStream's key-value layout
+/// (stream `KV_<bucket>`, subjects `$KV.<bucket>.>`, the last value per key,
+/// rollups allowed, deletes denied), made as a stream because Debian 12's
+/// nats-server 2.9 refuses the settings newer clients send for a bucket.
+/// `replicas`: 1, or 3 on a 3-node cluster. Succeeds when it exists alike.
+pub async fn create_bucket(config: &SiteConfig, replicas: usize) -> Result<(), LinkError> {
+    use async_nats::jetstream::stream;
+    let client = connect(config).await?;
+    let js = async_nats::jetstream::new(client);
+    let bucket = &config.bucket;
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_message_size: i32::try_from(entry::MAX_VALUE).unwrap_or(i32::MAX),
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| LinkError::Bucket {
+        bucket: bucket.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// The link: sessions with the hub, one after another, for ever; between two
+/// a pause that doubles up to 30 s.
+pub async fn run<L: Local>(hub: Arc<Hub>, config: SiteConfig, local: Arc<L>) {
+    let mut pause = Duration::from_millis(500);
+    if let Ok((applied, outbox, contact)) = on_db(&local, |s| {
+        Ok((s.site_applied()?, s.outbox_len()?, s.site_contact()?))
+    })
+    .await
+    {
+        hub.update(|st| {
+            st.applied = applied;
+            st.outbox = outbox;
+            st.last_contact = contact;
+        });
+    }
+    loop {
+        let result = session(&hub, &config, &local, &mut pause).await;
+        hub.update(|s| s.connected = false);
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        tracing::warn!(
+            door = hub.door.as_str(),
+            error = error.as_str(),
+            retry_ms = pause.as_millis() as u64,
+            "site hub: link down; this door decides from its own copy meanwhile"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn connect(config: &SiteConfig) -> Result<async_nats::Client, LinkError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("facecaptured")
+        .connection_timeout(Duration::from_secs(5))
+        .ping_interval(Duration::from_secs(5))
+        .max_reconnects(Some(1));
+    let creds = config.hub_credentials.expose();
+    if let Some(seed) = creds.strip_prefix("SU").map(|_| creds) {
+        options = options.nkey(seed.to_owned());
+    } else if let Some((user, password)) = creds.split_once(':') {
+        options = options.user_and_password(user.to_owned(), password.to_owned());
+    }
+    if !config.ca_file.as_os_str().is_empty() {
+        options = options.add_root_certificates(config.ca_file.clone());
+    }
+    if config.hub.iter().any(|u| u.starts_with("tls://")) {
+        options = options.require_tls(true);
+    }
+    let addrs: Vec<async_nats::ServerAddr> = config
+        .hub
+        .iter()
+        .map(|u| {
+            u.parse()
+                .map_err(|e| LinkError::Connect(format!("{u}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    tokio::time::timeout(Duration::from_secs(10), options.connect(addrs))
+        .await
+        .map_err(|_| LinkError::Connect("no answer within 10 s".into()))?
+        .map_err(|e| LinkError::Connect(e.to_string()))
+}
+
+async fn session<L: Local>(
+    hub: &Arc<Hub>,
+    config: &SiteConfig,
+    local: &Arc<L>,
+    pause: &mut Duration,
+) -> Result<(), LinkError> {
+    let client = connect(config).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let bucket_err = |e: &dyn std::fmt::Display| LinkError::Bucket {
+        bucket: config.bucket.clone(),
+        message: e.to_string(),
+    };
+    let kv = js
+        .get_key_value(config.bucket.as_str())
+        .await
+        .map_err(|e| bucket_err(&e))?;
+    let from = on_db(local, |s| s.site_applied()).await? + 1;
+    let mut watch = kv
+        .watch_all_from_revision(from)
+        .await
+        .map_err(|e| LinkError::Watch(e.to_string()))?;
+    contact(hub, local, true).await?;
+    *pause = Duration::from_millis(500);
+    tracing::info!(
+        door = hub.door.as_str(),
+        bucket = config.bucket.as_str(),
+        from_revision = from,
+        "site hub: connected; watching the site's enrollments"
+    );
+    publish(hub, &kv, local).await?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            entry = watch.next() => match entry {
+                None => return Err(LinkError::Watch("the watch ended".into())),
+                Some(Err(e)) => return Err(LinkError::Watch(e.to_string())),
+                Some(Ok(e)) => apply(hub, local, e).await?,
+            },
+            () = hub.bell.notified() => publish(hub, &kv, local).await?,
+            _ = tick.tick() => {
+                if client.connection_state() != async_nats::connection::State::Connected {
+                    return Err(LinkError::Lost);
+                }
+                contact(hub, local, false).await?;
+                publish(hub, &kv, local).await?;
+            }
+        }
+    }
+}
+
+/// The hub was heard from now: the state says so, and the database at most
+/// every 10 s (or when `force`), so that a restart while cut off does not
+/// grant a fresh `max_stale_s`.
+async fn contact<L: Local>(hub: &Hub, local: &Arc<L>, force: bool) -> Result<(), LinkError> {
+    let now = crate::clock::unix_now();
+    let last = hub.state().last_contact;
+    hub.update(|s| {
+        s.connected = true;
+        s.last_contact = now;
+    });
+    if force || now - last >= 10 {
+        on_db(local, move |s| s.set_site_contact(now)).await?;
+    }
+    Ok(())
+}
+
+async fn apply<L: Local>(
+    hub: &Arc<Hub>,
+    local: &Arc<L>,
+    e: async_nats::jetstream::kv::Entry,
+) -> Result<(), LinkError> {
+    let revision = e.revision;
+    if e.operation != async_nats::jetstream::kv::Operation::Put {
+        tracing::warn!(
+            revision,
+            key = e.key.as_str(),
+            "site hub: an entry was deleted or purged on the hub (not by a door): ignored"
+        );
+        on_db(local, move |s| s.skip_site(revision)).await?;
+    } else {
+        match entry::open(&hub.identity, &e.key, &e.value, revision) {
+            Ok(entry) => {
+                let (door, username) = (entry.door.clone(), entry.username().to_owned());
+                let applied = on_db(local, move |s| s.apply_site(&entry)).await?;
+                tracing::info!(
+                    revision,
+                    door = door.as_str(),
+                    username = username.as_str(),
+                    outcome = applied.as_str(),
+                    "site entry applied"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(revision, error = %error, "site hub: an entry is refused");
+                on_db(local, move |s| s.skip_site(revision)).await?;
+            }
+        }
+    }
+    hub.update(|s| s.applied = s.applied.max(revision));
+    Ok(())
+}
+
+async fn publish<L: Local>(
+    hub: &Arc<Hub>,
+    kv: &async_nats::jetstream::kv::Store,
+    local: &Arc<L>,
+) -> Result<(), LinkError> {
+    loop {
+        let Some((seq, queued)) = on_db(local, |s| s.outbox_first()).await? else {
+            hub.update(|s| s.outbox = 0);
+            return Ok(());
+        };
+        let revision = kv
+            .put(queued.key.as_str(), queued.value.clone().into())
+            .await
+            .map_err(|e| LinkError::Publish {
+                key: queued.key.clone(),
+                message: e.to_string(),
+            })?;
+        let door = hub.door.clone();
+        let left = on_db(local, move |s| {
+            s.outbox_sent(seq, &door, revision)?;
+            s.outbox_len()
+        })
+        .await?;
+        hub.update(|s| s.outbox = left);
+        tracing::info!(
+            revision,
+            door = hub.door.as_str(),
+            outbox = left,
+            "site entry published"
+        );
+    }
+}
+
+impl Applied {
+    /// The outcome's name in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Removed => "removed",
+            Self::Superseded => "superseded",
+            Self::Pending => "pending",
+            Self::Seen => "seen",
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! A site of doors on one machine (docs/identity.md): a real nats-server hub
+//! running the shipped examples/site/hub.conf over TLS, the emulator as
+//! AwareID, and daemons that share the site identity, each with its own bus and
+//! database. What one door enrolls or removes reaches the others; a door's
+//! credential cannot write another door's entries.
+
+mod common;
+
+use awareid_emulator::{Emulator, EmulatorConfig};
+use common::daemon::{self, Daemon, json, stderr};
+use common::hub::Hub;
+use facecapture::crypto::sealed::Protection;
+use facecapture::crypto::site::SiteIdentity;
+
+struct Site {
+    hub: Hub,
+    emulator: Emulator,
+    identity: SiteIdentity,
+    creds: tempfile::TempDir,
+    buses: Vec<daemon::Bus>,
+}
+
+impl Site {
+    fn new() -> Self {
+        let identity = SiteIdentity::generate().expect("site");
+        let creds = tempfile::tempdir().expect("creds");
+        std::fs::write(
+            creds.path().join("site_identity"),
+            &identity.to_payload(Protection::HostKey).expect("payload")[..],
+        )
+        .expect("credential");
+        Self {
+            hub: Hub::start(),
+            emulator: Emulator::start(EmulatorConfig::default()).expect("emulator"),
+            identity,
+            creds,
+            buses: Vec::new(),
+        }
+    }
+
+    /// Door `name` (t1..t3 of the example), on a bus of its own, linked.
+    fn door(&mut self, name: &str) -> Daemon {
+        let bus = daemon::bus();
+        let d = daemon::another_daemon(
+            &self.emulator,
+            &bus.address,
+            "session",
+            &self.hub.site_toml(Some(name)),
+            &[("CREDENTIALS_DIRECTORY", self.creds.path())],
+        );
+        self.buses.push(bus);
+        d.wait_log("site hub: connected");
+        d
+    }
+}
+
+fn applied(d: &Daemon, user: &str, outcome: &str) {
+    d.wait_log(&format!("username=\"{user}\" outcome=\"{outcome}\""));
+}
+
+#[test]
+fn an_enrollment_at_one_door_opens_the_other_and_a_removal_closes_both() {
+    let mut site = Site::new();
+    let t1 = site.door("t1");
+    let t2 = site.door("t2");
+
+    let o = t1.ctl(&["enroll", "ann", "--email", "ann@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    t1.wait_log("site entry published");
+    applied(&t2, "ann", "stored");
+    let o = t2.ctl(&["authenticate", "ann"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["granted"], true);
+    // t2 holds ann as made at t1, under the site's identity.
+    let list = json(&t2.ctl(&["list"]));
+    let ann = &list.as_array().expect("list")[0];
+    assert_eq!(ann["username"], "ann");
+    assert_eq!(ann["standing"], "enrolled");
+    let row = facecapture::storage::Storage::open(&t2.state_dir())
+        .expect("db")
+        .enrollment("ann")
+        .expect("read")
+        .expect("ann");
+    assert_eq!(
+        (row.door.as_str(), row.device_id.as_str()),
+        ("t1", site.identity.device_id.as_str())
+    );
+
+    // Nothing on the hub names ann or carries her code.
+    let code = facecapture::storage::Storage::open(&t1.state_dir())
+        .expect("db")
+        .enrollment("ann")
+        .expect("read")
+        .expect("ann")
+        .registration_code
+        .expose()
+        .to_owned();
+    let store = all_bytes(&site.hub.dir.path().join("store"));
+    for needle in [code.as_bytes(), b"ann@example.com", b"\"ann\""] {
+        assert!(!store.windows(needle.len()).any(|w| w == needle));
+    }
+
+    let o = t2.ctl(&["remove", "ann"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    applied(&t1, "ann", "removed");
+    let o = t1.ctl(&["authenticate", "ann"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("NotEnrolled"), "{}", stderr(&o));
+}
+
+/// The hub's permissions (the shipped example) hold each door to its own
+/// prefix: t1's credential cannot write or overwrite t2's entries.
+#[test]
+fn a_doors_credential_cannot_write_another_doors_entries() {
+    let site = Site::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let connect = |user: &str, password: &str| {
+            async_nats::ConnectOptions::new()
+                .user_and_password(user.into(), password.into())
+                .add_root_certificates(site.hub.ca_file())
+                .require_tls(true)
+                .connect(site.hub.url())
+        };
+        let t1 = connect("t1", "pw-t1").await.expect("t1 connects");
+        let kv = async_nats::jetstream::new(t1)
+            .get_key_value("facecapture")
+            .await
+            .expect("t1 reads the bucket");
+        let tag = site.identity.user_tag("ann").expect("tag");
+        let own = kv.put(format!("t1.{tag}"), "x".into()).await;
+        assert!(own.is_ok(), "t1 writes its own entries: {own:?}");
+        let theirs = kv.put(format!("t2.{tag}"), "x".into()).await;
+        assert!(theirs.is_err(), "t1 wrote t2's entry");
+    });
+}
+
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(all_bytes(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap_or_default());
+        }
+    }
+    all
+}
