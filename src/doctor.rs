@@ -53,6 +53,44 @@ fn kernel_clock_synchronised() -> std::io::Result<bool> {
     Ok(state != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0)
 }
 
+/// A door's link to its site's hub (only on a door of a site).
+pub fn site(
+    door: &str,
+    hub: &[String],
+    state: &crate::site::SiteState,
+    max_stale_s: u64,
+) -> Finding {
+    let detail = format!(
+        "door {door}: revision {} applied, {} entries waiting for the hub",
+        state.applied, state.outbox
+    );
+    if state.connected {
+        return pass("site", format!("linked to the hub; {detail}"));
+    }
+    let since = if state.last_contact == 0 {
+        "never heard from".to_owned()
+    } else {
+        format!(
+            "last heard from {}s ago",
+            crate::clock::unix_now().saturating_sub(state.last_contact)
+        )
+    };
+    let limit = if max_stale_s == 0 {
+        "it decides from its own copy meanwhile, with no limit (site.max_stale_s = 0)".to_owned()
+    } else {
+        format!(
+            "it decides from its own copy for site.max_stale_s = {max_stale_s}s after the last \
+             contact, then answers SiteStale"
+        )
+    };
+    fail(
+        "site",
+        format!("the hub ({}) is {since}; {detail}; {limit}", hub.join(", ")),
+        "check the door's network path to the hub (journalctl -u facecaptured says why the \
+         link is down: refused credentials, TLS, the bucket) and the hub itself",
+    )
+}
+
 /// The clock: synchronised by NTP, and not before this release. TLS to AwareID
 /// fails on a board without a battery-backed clock that came up after a power cut
 /// with the wrong time.

@@ -7,8 +7,10 @@
 //! over the old one). No label holds a username or anything a person gave.
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
-use std::sync::LazyLock;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 /// The process's metrics.
@@ -23,6 +25,47 @@ pub struct Metrics {
     frames: IntCounter,
     bad_frames: IntCounter,
     feedback: IntCounterVec,
+    /// The site's gauges, registered when a door of a site first reports
+    /// (a terminal alone shows none).
+    site: OnceLock<Option<SiteGauges>>,
+}
+
+struct SiteGauges {
+    connected: IntGauge,
+    last_contact: IntGauge,
+    revision: IntGauge,
+    outbox: IntGauge,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Made<IntGauge> {
+    register(registry, IntGauge::new(name, help)?)
+}
+
+impl SiteGauges {
+    fn new(r: &Registry) -> Made<Self> {
+        Ok(Self {
+            connected: gauge(
+                r,
+                "site_connected",
+                "1 while the link to the site's hub is up.",
+            )?,
+            last_contact: gauge(
+                r,
+                "site_last_contact_seconds",
+                "When the site's hub was last heard from (Unix seconds; 0: never).",
+            )?,
+            revision: gauge(
+                r,
+                "site_revision_applied",
+                "The last revision of the site's bucket applied here.",
+            )?,
+            outbox: gauge(
+                r,
+                "site_outbox_entries",
+                "This door's enrollments and removals waiting for the hub.",
+            )?,
+        })
+    }
 }
 
 /// The one instance (metrics are the process's, as node_exporter shows them).
@@ -133,7 +176,23 @@ impl Metrics {
                 &["code"],
             )?,
             registry: r,
+            site: OnceLock::new(),
         })
+    }
+
+    /// The site link's state now (see [`crate::site::SiteState`]).
+    pub fn site(&self, state: &crate::site::SiteState) {
+        let Some(g) = self
+            .site
+            .get_or_init(|| SiteGauges::new(&self.registry).ok())
+        else {
+            return;
+        };
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        g.connected.set(i64::from(state.connected));
+        g.last_contact.set(state.last_contact);
+        g.revision.set(clamp(state.applied));
+        g.outbox.set(clamp(state.outbox));
     }
 
     /// An operation ended with `outcome` after `took`.
@@ -198,6 +257,9 @@ impl Metrics {
                         let h = m.get_histogram();
                         out.push((format!("{name}_count{labels}"), h.get_sample_count() as f64));
                         out.push((format!("{name}_sum{labels}"), h.get_sample_sum()));
+                    }
+                    prometheus::proto::MetricType::GAUGE => {
+                        out.push((format!("{name}{labels}"), m.get_gauge().get_value()));
                     }
                     _ => out.push((format!("{name}{labels}"), m.get_counter().get_value())),
                 }

@@ -36,7 +36,7 @@ pub use error::Error;
 pub use proxy::{
     AuthenticateReply, AuthenticateWithQrReply, CameraCheckReply, CameraReport, CaptureFeedback,
     CaptureFeedbackArgs, CaptureFeedbackStream, EnrollReply, EnrollWithQrReply, Enrollment,
-    FaceCapture1Proxy, Finding, Progress, ProgressArgs, ProgressStream,
+    FaceCapture1Proxy, Finding, Progress, ProgressArgs, ProgressStream, SiteEnrollment, SiteState,
 };
 pub use values::{EnrollmentStatus, Feedback, Operation, ParseValueError, Standing, State, Step};
 

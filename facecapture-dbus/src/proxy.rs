@@ -74,6 +74,41 @@ pub struct Enrollment {
     pub standing: String,
 }
 
+/// One entry of `ListSiteEnrollments`: [`Enrollment`] and the door of the site
+/// it was made at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SiteEnrollment {
+    /// The AwareID username.
+    pub username: String,
+    /// The AwareID host the enrollment was made with.
+    pub server_host: String,
+    /// When, in Unix seconds.
+    pub enrolled_at: i64,
+    /// As [`Enrollment::standing`].
+    pub standing: String,
+    /// The door of the site it was made at (`site.door`); empty for one made
+    /// here outside a site.
+    pub door: String,
+}
+
+/// The `Site` property: this door's link to its site's hub. `door` is empty
+/// on a terminal that is not in a site (the other fields are then zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SiteState {
+    /// This door's name in the site.
+    pub door: String,
+    /// Whether the link to the hub is up now.
+    pub connected: bool,
+    /// When the hub was last heard from, in Unix seconds (0: never).
+    pub last_contact: i64,
+    /// The last revision of the site's bucket applied here.
+    pub revision: u64,
+    /// This door's enrollments and removals waiting for the hub.
+    pub outbox: u64,
+    /// `site.max_stale_s` (0: no limit).
+    pub max_stale_s: u64,
+}
+
 /// What `CameraCheck` saw, for an installer aiming the camera: the dictionary
 /// (`a{sv}`) of its first output, one entry per field, named as the fields are.
 /// Left and right (`face_x_median`) are as the camera sees the scene.
@@ -252,6 +287,10 @@ pub trait FaceCapture1 {
     /// The enrollments stored on this terminal, by username. Admin only.
     fn list_enrollments(&self) -> zbus::Result<Vec<Enrollment>>;
 
+    /// The enrollments stored on this terminal with the door of the site each
+    /// was made at, by username. Admin only.
+    fn list_site_enrollments(&self) -> zbus::Result<Vec<SiteEnrollment>>;
+
     /// Forgets the stored enrollment of `username`. Admin only.
     fn remove_enrollment(&self, username: &str) -> zbus::Result<()>;
 
@@ -290,6 +329,10 @@ pub trait FaceCapture1 {
     /// The daemon's version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
+
+    /// This door's link to its site's hub (see [`SiteState`]).
+    #[zbus(property)]
+    fn site(&self) -> zbus::Result<SiteState>;
 
     /// A step of the operation in flight (see [`crate::Operation`], [`crate::Step`]).
     #[zbus(signal)]

@@ -599,11 +599,20 @@ impl Engine {
                 ),
             ),
         };
-        vec![
+        let mut found = vec![
             credentials,
             self.check_server(),
             crate::doctor::disk(&self.config.storage.state_dir),
-        ]
+        ];
+        if let Some(hub) = &self.hub {
+            found.push(crate::doctor::site(
+                &hub.door,
+                &self.config.site.hub,
+                &hub.state(),
+                hub.max_stale_s,
+            ));
+        }
+        found
     }
 
     /// AwareID reached with a fresh token call (a new client: no cached token),
@@ -840,5 +849,9 @@ impl crate::site::Local for Engine {
         f: &mut dyn FnMut(&mut Storage) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         f(&mut lock(&self.storage))
+    }
+
+    fn site_changed(&self) {
+        self.write_metrics();
     }
 }

@@ -370,6 +370,30 @@ impl FaceCapture {
             .collect())
     }
 
+    /// (The header parameter: see `cancel`.)
+    #[zbus(out_args("enrollments"))]
+    async fn list_site_enrollments(
+        &self,
+        #[zbus(header)] _hdr: Header<'_>,
+    ) -> Result<Vec<(String, String, i64, String, String)>, Error> {
+        let engine = self.engine();
+        let list = tokio::task::spawn_blocking(move || engine.list())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(list
+            .into_iter()
+            .map(|(e, standing)| {
+                (
+                    e.username,
+                    e.server_host,
+                    e.enrolled_at,
+                    standing.as_str().to_owned(),
+                    e.door,
+                )
+            })
+            .collect())
+    }
+
     async fn remove_enrollment(&self, username: String) -> Result<(), Error> {
         check_username(&username)?;
         let engine = self.engine();
@@ -414,6 +438,24 @@ impl FaceCapture {
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {
         env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn site(&self) -> (String, bool, i64, u64, u64, u64) {
+        match self.engine().hub() {
+            Some(hub) => {
+                let s = hub.state();
+                (
+                    hub.door.clone(),
+                    s.connected,
+                    s.last_contact,
+                    s.applied,
+                    s.outbox,
+                    hub.max_stale_s,
+                )
+            }
+            None => Default::default(),
+        }
     }
 
     #[zbus(signal)]

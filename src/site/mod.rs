@@ -62,6 +62,10 @@ pub trait Local: Send + Sync + 'static {
         &self,
         f: &mut dyn FnMut(&mut Storage) -> Result<(), StorageError>,
     ) -> Result<(), StorageError>;
+
+    /// The site's state changed (at most once a second): the metrics file is
+    /// written again (a blocking call).
+    fn site_changed(&self);
 }
 
 /// Why a session with the hub ended.
@@ -149,7 +153,11 @@ impl Hub {
     }
 
     fn update(&self, f: impl FnOnce(&mut SiteState)) {
-        f(&mut lock(&self.state));
+        let mut state = lock(&self.state);
+        f(&mut state);
+        if let Some(m) = crate::metrics::global() {
+            m.site(&state);
+        }
     }
 }
 
@@ -232,6 +240,8 @@ pub async fn run<L: Local>(hub: Arc<Hub>, config: SiteConfig, local: Arc<L>) {
     loop {
         let result = session(&hub, &config, &local, &mut pause).await;
         hub.update(|s| s.connected = false);
+        let l = local.clone();
+        let _ = tokio::task::spawn_blocking(move || l.site_changed()).await;
         let error = result.err().map(|e| e.to_string()).unwrap_or_default();
         tracing::warn!(
             door = hub.door.as_str(),
@@ -307,6 +317,7 @@ async fn session<L: Local>(
     );
     publish(hub, &kv, local).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut shown = SiteState::default();
     loop {
         tokio::select! {
             entry = watch.next() => match entry {
@@ -321,6 +332,12 @@ async fn session<L: Local>(
                 }
                 contact(hub, local, false).await?;
                 publish(hub, &kv, local).await?;
+                let now = hub.state();
+                if (now.connected, now.applied, now.outbox) != (shown.connected, shown.applied, shown.outbox) {
+                    let l = local.clone();
+                    let _ = tokio::task::spawn_blocking(move || l.site_changed()).await;
+                    shown = now;
+                }
             }
         }
     }

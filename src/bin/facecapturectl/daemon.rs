@@ -150,10 +150,10 @@ async fn perform(proxy: &FaceCapture1Proxy<'_>, call: Call) -> Result<serde_json
             .await.map(|a| {
             serde_json::json!({"username": a.username, "granted": a.granted, "liveness": a.liveness, "matched": a.matched, "match_score": a.match_score, "auth_status": a.auth_status})
         }),
-        Call::List => proxy.list_enrollments().await.map(|list| {
+        Call::List => proxy.list_site_enrollments().await.map(|list| {
             serde_json::Value::Array(
                 list.into_iter()
-                    .map(|e| serde_json::json!({"username": e.username, "server_host": e.server_host, "enrolled_at": e.enrolled_at, "standing": e.standing}))
+                    .map(|e| serde_json::json!({"username": e.username, "server_host": e.server_host, "enrolled_at": e.enrolled_at, "standing": e.standing, "door": e.door}))
                     .collect(),
             )
         }),
@@ -209,14 +209,26 @@ fn verdict(value: &serde_json::Value) -> Result<(), String> {
 }
 
 async fn status(proxy: &FaceCapture1Proxy<'_>) -> zbus::Result<serde_json::Value> {
-    Ok(serde_json::json!({
+    let mut status = serde_json::json!({
         "state": proxy.state().await?,
         "device_id": proxy.device_id().await?,
         // (null from a daemon older than the property)
         "device_key_protection": proxy.device_key_protection().await.ok(),
         "camera_available": proxy.camera_available().await?,
         "version": proxy.version().await?,
-    }))
+    });
+    // Only on a door of a site (and a daemon that has the property).
+    if let Some(site) = proxy.site().await.ok().filter(|s| !s.door.is_empty()) {
+        status["site"] = serde_json::json!({
+            "door": site.door,
+            "connected": site.connected,
+            "last_contact": site.last_contact,
+            "revision": site.revision,
+            "outbox": site.outbox,
+            "max_stale_s": site.max_stale_s,
+        });
+    }
+    Ok(status)
 }
 
 fn is_root() -> bool {
