@@ -40,12 +40,17 @@ impl Site {
 
     /// Door `name` (t1..t3 of the example), on a bus of its own, linked.
     fn door(&mut self, name: &str) -> Daemon {
+        self.door_with(name, "")
+    }
+
+    /// As `door`, with more `[site]` keys.
+    fn door_with(&mut self, name: &str, site_keys: &str) -> Daemon {
         let bus = daemon::bus();
         let d = daemon::another_daemon(
             &self.emulator,
             &bus.address,
             "session",
-            &self.hub.site_toml(Some(name)),
+            &format!("{}{site_keys}", self.hub.site_toml(Some(name))),
             &[("CREDENTIALS_DIRECTORY", self.creds.path())],
         );
         self.buses.push(bus);
@@ -56,6 +61,34 @@ impl Site {
 
 fn applied(d: &Daemon, user: &str, outcome: &str) {
     d.wait_log(&format!("username=\"{user}\" outcome=\"{outcome}\""));
+}
+
+fn enroll(d: &Daemon, user: &str) {
+    let o = d.ctl(&["enroll", user, "--email", &format!("{user}@example.com")]);
+    assert!(o.status.success(), "enroll {user}: {}", stderr(&o));
+}
+
+fn granted(d: &Daemon, user: &str) {
+    let o = d.ctl(&["authenticate", user]);
+    assert!(o.status.success(), "authenticate {user}: {}", stderr(&o));
+    assert_eq!(json(&o)["granted"], true);
+}
+
+/// The door's `site` in `facecapturectl status`, once `ready` holds for it:
+/// read again until it does (the Site property emits no signal), bounded.
+fn wait_site(d: &Daemon, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let t = std::time::Instant::now();
+    loop {
+        let site = json(&d.ctl(&["status"]))["site"].clone();
+        if ready(&site) {
+            return site;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "the site's state never got there: {site}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -106,6 +139,105 @@ fn an_enrollment_at_one_door_opens_the_other_and_a_removal_closes_both() {
     let o = t1.ctl(&["authenticate", "ann"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("NotEnrolled"), "{}", stderr(&o));
+}
+
+/// A door killed while 50 people are enrolled at another catches up after its
+/// restart, from the revision it had applied; a door that joins late receives
+/// the whole site.
+#[test]
+fn a_door_that_was_away_or_joins_late_receives_the_whole_site() {
+    let mut site = Site::new();
+    let t1 = site.door("t1");
+    let mut t3 = site.door("t3");
+    enroll(&t1, "first");
+    applied(&t3, "first", "stored");
+    t3.stop(libc::SIGKILL);
+    let started = std::time::Instant::now();
+    for i in 0..50 {
+        enroll(&t1, &format!("p{i:02}"));
+    }
+    let enrolling = started.elapsed();
+    t1.wait_log_count("site entry published", 51);
+    let started = std::time::Instant::now();
+    t3.start();
+    t3.wait_log_count("outcome=\"stored\"", 51);
+    eprintln!(
+        "50 enrollments at t1: {enrolling:?}; t3 caught up {:?} after its restart",
+        started.elapsed()
+    );
+    // It resumed after what it had applied: "first" was not applied again.
+    assert_eq!(
+        t3.log_text().matches("username=\"first\" outcome=").count(),
+        1
+    );
+    granted(&t3, "p49");
+    let t2 = site.door("t2");
+    t2.wait_log_count("outcome=\"stored\"", 51);
+    let list = json(&t2.ctl(&["list"]));
+    assert_eq!(list.as_array().map(Vec::len), Some(51), "{list}");
+    granted(&t2, "p00");
+}
+
+/// With the hub down every door keeps deciding from its copy; an enrollment
+/// made meanwhile waits in the door's outbox and reaches the others once the hub
+/// is back, the doors' watches resuming after the hub's restart.
+#[test]
+fn with_the_hub_down_doors_decide_alone_and_the_outbox_waits_for_it() {
+    let mut site = Site::new();
+    let t1 = site.door("t1");
+    let t2 = site.door("t2");
+    enroll(&t1, "ann");
+    applied(&t2, "ann", "stored");
+
+    site.hub.stop();
+    wait_site(&t1, |s| s["connected"] == false);
+    wait_site(&t2, |s| s["connected"] == false);
+    granted(&t2, "ann");
+    granted(&t1, "ann");
+    enroll(&t1, "bob");
+    let waiting = wait_site(&t1, |s| s["outbox"] == 1);
+    assert_eq!(waiting["connected"], false);
+    let o = t2.ctl(&["authenticate", "bob"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    site.hub.run();
+    applied(&t2, "bob", "stored");
+    granted(&t2, "bob");
+    wait_site(&t1, |s| s["outbox"] == 0 && s["connected"] == true);
+    // And the watches go on after the restart: a removal at t2 reaches t1.
+    let o = t2.ctl(&["remove", "ann"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    applied(&t1, "ann", "removed");
+}
+
+/// A door cut off from the hub for longer than site.max_stale_s answers
+/// SiteStale (a person removed elsewhere meanwhile must not be let in for
+/// ever), and decides again once the link is back.
+#[test]
+fn past_max_stale_s_a_cut_off_door_refuses_until_the_hub_is_back() {
+    let mut site = Site::new();
+    let t1 = site.door_with("t1", "max_stale_s = 1\n");
+    enroll(&t1, "ann");
+    site.hub.stop();
+    wait_site(&t1, |s| s["connected"] == false);
+    let t = std::time::Instant::now();
+    let refused = loop {
+        let o = t1.ctl(&["authenticate", "ann"]);
+        if !o.status.success() {
+            break stderr(&o);
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "never stale"
+        );
+    };
+    assert!(
+        refused.contains("SiteStale") && refused.contains("site.max_stale_s (1)"),
+        "{refused}"
+    );
+    site.hub.run();
+    wait_site(&t1, |s| s["connected"] == true);
+    granted(&t1, "ann");
 }
 
 /// The hub's permissions (the shipped example) hold each door to its own

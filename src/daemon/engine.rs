@@ -446,8 +446,8 @@ impl Engine {
         let mut storage = lock(&self.storage);
         let held = storage.enrollment(username)?.is_some();
         if held && storage.remove_queued(username, queued.as_ref())? {
+            self.ring(&storage)?;
             drop(storage);
-            self.ring();
             let decision = audit::Decision {
                 record: audit::Record::EnrollmentRemoved,
                 operation: "remove-enrollment",
@@ -703,8 +703,9 @@ impl Engine {
                 .unwrap_or_default(),
         };
         let queued = self.queue(&Fact::Enrolled(&enrollment))?;
-        lock(&self.storage).put_enrollment_queued(&enrollment, queued.as_ref())?;
-        self.ring();
+        let mut storage = lock(&self.storage);
+        storage.put_enrollment_queued(&enrollment, queued.as_ref())?;
+        self.ring(&storage)?;
         Ok(true)
     }
 
@@ -717,10 +718,12 @@ impl Engine {
             .map_err(Error::Internal)
     }
 
-    fn ring(&self) {
+    /// Wakes the site's link after an entry was queued in `storage`.
+    fn ring(&self, storage: &Storage) -> Result<(), Error> {
         if let Some(hub) = &self.hub {
-            hub.ring();
+            hub.ring(storage.outbox_len()?);
         }
+        Ok(())
     }
 
     /// Enroll: the client-initiated enrollment of `person`.

@@ -131,8 +131,9 @@ impl Hub {
         lock(&self.state).clone()
     }
 
-    /// Wakes the link: an entry was queued.
-    pub fn ring(&self) {
+    /// Wakes the link: an entry was queued, and `outbox` wait now.
+    pub fn ring(&self, outbox: u64) {
+        self.update(|s| s.outbox = outbox);
         self.bell.notify_one();
     }
 
