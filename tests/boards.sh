@@ -56,6 +56,8 @@ package_files=(
   ./usr/share/zsh/vendor-completions/_facecapturectl
   ./usr/share/fish/vendor_completions.d/facecapturectl.fish
   ./usr/share/doc/facecaptured/copyright
+  ./usr/share/doc/facecaptured/docs/identity.md
+  ./usr/share/doc/facecaptured/examples/site-hub.conf
   ./usr/share/doc/facecaptured/changelog.Debian.gz
   ./usr/share/lintian/overrides/facecaptured
 )

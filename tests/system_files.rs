@@ -507,9 +507,10 @@ fn the_documented_interface_is_the_one_served() {
             .expect("xml");
     let iface = "org.facecapture.FaceCapture1";
     assert_eq!(methods(&documented, iface), methods(&live, iface));
-    assert_eq!(methods(&live, iface).len(), 10);
+    assert_eq!(methods(&live, iface).len(), 11);
     for item in [
         "<property name=\"State\" type=\"s\" access=\"read\"",
+        "<property name=\"Site\" type=\"(sbxttt)\" access=\"read\"",
         "<signal name=\"CaptureFeedback\"",
         "<signal name=\"Progress\"",
     ] {
