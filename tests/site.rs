@@ -128,7 +128,7 @@ fn an_enrollment_at_one_door_opens_the_other_and_a_removal_closes_both() {
         .registration_code
         .expose()
         .to_owned();
-    let store = all_bytes(&site.hub.dir.path().join("store"));
+    let store = all_bytes(&site.hub.dir.path().join("store0"));
     for needle in [code.as_bytes(), b"ann@example.com", b"\"ann\""] {
         assert!(!store.windows(needle.len()).any(|w| w == needle));
     }

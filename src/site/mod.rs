@@ -223,6 +223,12 @@ pub async fn create_bucket(config: &SiteConfig, replicas: usize) -> Result<(), L
     Ok(())
 }
 
+/// How often the link asks the hub for an answer while nothing else arrives.
+const ROUND_TRIP_EVERY: Duration = Duration::from_secs(3);
+
+/// How long it waits for that answer before it calls the link lost.
+const ROUND_TRIP_WITHIN: Duration = Duration::from_secs(3);
+
 /// The link: sessions with the hub, one after another, for ever; between two
 /// a pause that doubles up to 30 s.
 pub async fn run<L: Local>(hub: Arc<Hub>, config: SiteConfig, local: Arc<L>) {
@@ -319,6 +325,7 @@ async fn session<L: Local>(
     publish(hub, &kv, local).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut shown = SiteState::default();
+    let mut asked = tokio::time::Instant::now();
     loop {
         tokio::select! {
             entry = watch.next() => match entry {
@@ -331,7 +338,17 @@ async fn session<L: Local>(
                 if client.connection_state() != async_nats::connection::State::Connected {
                     return Err(LinkError::Lost);
                 }
-                contact(hub, local, false).await?;
+                // Contact means an answer from the hub, not a socket that looks
+                // open: a round trip every few seconds (a cut cable shows here
+                // long before TCP notices).
+                if asked.elapsed() >= ROUND_TRIP_EVERY {
+                    tokio::time::timeout(ROUND_TRIP_WITHIN, kv.status())
+                        .await
+                        .map_err(|_| LinkError::Lost)?
+                        .map_err(|e| LinkError::Watch(e.to_string()))?;
+                    asked = tokio::time::Instant::now();
+                    contact(hub, local, false).await?;
+                }
                 publish(hub, &kv, local).await?;
                 let now = hub.state();
                 if (now.connected, now.applied, now.outbox) != (shown.connected, shown.applied, shown.outbox) {
@@ -392,7 +409,11 @@ async fn apply<L: Local>(
             }
         }
     }
-    hub.update(|s| s.applied = s.applied.max(revision));
+    let now = crate::clock::unix_now();
+    hub.update(|s| {
+        s.applied = s.applied.max(revision);
+        s.last_contact = now;
+    });
     Ok(())
 }
 

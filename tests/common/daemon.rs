@@ -70,6 +70,9 @@ pub struct Daemon {
     pub address: String,
     /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
     pub env: Vec<(String, String)>,
+    /// A program and arguments the daemon is started through (e.g. `ip netns
+    /// exec NAME`); empty: started directly.
+    pub wrap: Vec<String>,
 }
 
 impl Drop for Daemon {
@@ -147,6 +150,19 @@ pub fn another_daemon(
     extra: &str,
     env: &[(&str, &std::path::Path)],
 ) -> Daemon {
+    let mut daemon = unstarted_daemon(emulator, address, kind, extra, env);
+    daemon.start();
+    daemon
+}
+
+/// As [`another_daemon`], not started yet (set `wrap`, then `start`).
+pub fn unstarted_daemon(
+    emulator: &Emulator,
+    address: &str,
+    kind: &str,
+    extra: &str,
+    env: &[(&str, &std::path::Path)],
+) -> Daemon {
     let dir = tempfile::tempdir().expect("tmp");
     emulator.write_out(dir.path()).expect("emulator files");
     std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
@@ -170,7 +186,7 @@ pub fn another_daemon(
         ),
     )
     .expect("daemon config");
-    let mut daemon = Daemon {
+    let daemon = Daemon {
         child: None,
         log: dir.path().join("daemon.log"),
         dir,
@@ -180,9 +196,9 @@ pub fn another_daemon(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.display().to_string()))
             .collect(),
+        wrap: Vec::new(),
     };
     show(&daemon, "astronaut.jpg");
-    daemon.start();
     daemon
 }
 
@@ -196,7 +212,16 @@ impl Daemon {
             .expect("log");
         let readies = |text: &str| text.matches(" ready ").count();
         let before = readies(&self.log_text());
-        let child = Command::new(env!("CARGO_BIN_EXE_facecaptured"))
+        let program = env!("CARGO_BIN_EXE_facecaptured");
+        let mut command = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)

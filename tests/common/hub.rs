@@ -1,7 +1,8 @@
 //! A site hub for the tests: Debian's nats-server (installed by tests/run.sh)
-//! running the shipped examples/site/hub.conf, over TLS with a certificate of
-//! its own, its store in a private directory, ready once it says so; and the
-//! site's bucket made by `facecapturectl site create-bucket`.
+//! running the shipped examples/site/hub.conf (one node) or hub-cluster.conf
+//! (three, the bucket replicated three times), over TLS with a certificate of
+//! its own, each node's store in a private directory, ready once it says so; and
+//! the site's bucket made by `facecapturectl site create-bucket`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,11 +13,18 @@ pub const DOORS: [(&str, &str); 3] = [("t1", "pw-t1"), ("t2", "pw-t2"), ("t3", "
 /// The admin's password.
 pub const ADMIN: &str = "pw-admin";
 
-pub struct Hub {
+struct Node {
     child: Option<Child>,
+    port: u16,
+    cluster_port: u16,
+    log: PathBuf,
+}
+
+pub struct Hub {
+    nodes: Vec<Node>,
     pub dir: tempfile::TempDir,
-    pub port: u16,
-    pub log: PathBuf,
+    /// The address every node listens on.
+    pub host: String,
 }
 
 impl Drop for Hub {
@@ -25,14 +33,15 @@ impl Drop for Hub {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A port free on `host` now.
+pub fn free_port(host: &str) -> u16 {
+    std::net::TcpListener::bind((host, 0))
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
 }
 
-/// The nats-server program, or a skip message.
+/// The nats-server program.
 pub fn nats_server() -> Option<PathBuf> {
     ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .iter()
@@ -41,19 +50,37 @@ pub fn nats_server() -> Option<PathBuf> {
 }
 
 impl Hub {
-    /// Starts a hub and makes the bucket (one replica).
+    /// One hub on loopback, with the bucket (one replica).
     pub fn start() -> Self {
+        Self::start_on("127.0.0.1", 1)
+    }
+
+    /// `nodes` hub nodes (1, or 3 as a cluster) listening on `host`, with the
+    /// bucket replicated on each.
+    pub fn start_on(host: &str, nodes: usize) -> Self {
         let dir = tempfile::tempdir().expect("hub dir");
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+        let cert = rcgen::generate_simple_self_signed(vec![host.into()]).expect("cert");
         std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("cert");
         std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
+        let nodes = (0..nodes)
+            .map(|i| Node {
+                child: None,
+                port: free_port(host),
+                cluster_port: free_port(host),
+                log: dir.path().join(format!("hub{i}.log")),
+            })
+            .collect();
         let mut hub = Self {
-            child: None,
-            log: dir.path().join("hub.log"),
+            nodes,
             dir,
-            port: free_port(),
+            host: host.to_owned(),
         };
-        hub.run();
+        for i in 0..hub.nodes.len() {
+            hub.spawn(i);
+        }
+        for i in 0..hub.nodes.len() {
+            hub.wait_ready(i, 1);
+        }
         hub.create_bucket();
         hub
     }
@@ -62,46 +89,108 @@ impl Hub {
         self.dir.path().join("cert.pem")
     }
 
-    pub fn url(&self) -> String {
-        format!("tls://127.0.0.1:{}", self.port)
+    /// Every node's URL, as a door's `site.hub` lists them.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("tls://{}:{}", self.host, n.port))
+            .collect()
     }
 
-    /// Starts nats-server (again, on the same port and store) and waits until
-    /// it is ready.
-    pub fn run(&mut self) {
+    /// The first node's URL.
+    pub fn url(&self) -> String {
+        self.urls().remove(0)
+    }
+
+    fn readies(&self, i: usize) -> usize {
+        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        let needle = if self.nodes.len() > 1 {
+            "metadata leader"
+        } else {
+            "Server is ready"
+        };
+        text.matches(needle).count()
+    }
+
+    fn wait_ready(&self, i: usize, count: usize) {
+        let needle = if self.nodes.len() > 1 {
+            "metadata leader"
+        } else {
+            "Server is ready"
+        };
+        super::daemon::wait_count(&self.nodes[i].log, needle, count);
+    }
+
+    fn spawn(&mut self, i: usize) {
         let program = nats_server().expect("nats-server (Debian's package) is installed");
+        let d = self.dir.path().to_owned();
+        let n = &self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(&n.log)
             .expect("log");
-        let readies = |text: &str| text.matches("Server is ready").count();
-        let before = readies(&std::fs::read_to_string(&self.log).unwrap_or_default());
-        let d = self.dir.path();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site");
+        let cluster = self.nodes.len() > 1;
+        let conf = examples.join(if cluster {
+            "hub-cluster.conf"
+        } else {
+            "hub.conf"
+        });
         let mut cmd = Command::new(program);
         cmd.arg("-c")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site/hub.conf"))
-            .env("HUB_NAME", "hub1")
-            .env("HUB_HOST", "127.0.0.1")
-            .env("HUB_PORT", self.port.to_string())
-            .env("HUB_MONITOR_PORT", free_port().to_string())
+            .arg(conf)
+            .env("HUB_NAME", format!("hub{i}"))
+            .env("HUB_HOST", &self.host)
+            .env("HUB_PORT", n.port.to_string())
+            .env("HUB_MONITOR_PORT", free_port(&self.host).to_string())
+            .env("HUB_CLUSTER_PORT", n.cluster_port.to_string())
             .env("HUB_CERT", d.join("cert.pem"))
             .env("HUB_KEY", d.join("key.pem"))
-            .env("HUB_STORE", d.join("store"))
+            .env("HUB_STORE", d.join(format!("store{i}")))
             .env("HUB_ADMIN_PASSWORD", ADMIN)
             .stdout(Stdio::null())
             .stderr(log);
+        let others: Vec<u16> = (0..self.nodes.len())
+            .filter(|j| *j != i)
+            .map(|j| self.nodes[j].cluster_port)
+            .collect();
+        for (name, port) in ["HUB_ROUTE_A", "HUB_ROUTE_B"].iter().zip(others) {
+            cmd.env(name, format!("nats-route://{}:{port}", self.host));
+        }
         for (door, password) in DOORS {
             cmd.env(format!("HUB_{}_PASSWORD", door.to_uppercase()), password);
         }
-        self.child = Some(cmd.spawn().expect("nats-server starts"));
-        super::daemon::wait_count(&self.log, "Server is ready", before + 1);
+        self.nodes[i].child = Some(cmd.spawn().expect("nats-server starts"));
     }
 
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    /// Starts every node that is down again (same ports and stores) and waits
+    /// until each is ready.
+    pub fn run(&mut self) {
+        let down: Vec<(usize, usize)> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].child.is_none())
+            .map(|i| (i, self.readies(i)))
+            .collect();
+        for (i, _) in &down {
+            self.spawn(*i);
+        }
+        for (i, before) in down {
+            self.wait_ready(i, before + 1);
+        }
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Kills every node.
+    pub fn stop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
         }
     }
 
@@ -114,9 +203,10 @@ impl Hub {
                 .find(|(n, _)| *n == d)
                 .expect("a door of the example")
         });
+        let hub: Vec<String> = self.urls().iter().map(|u| format!("\"{u}\"")).collect();
         format!(
-            "[site]\nhub = [\"{}\"]\ndoor = \"{}\"\nca_file = \"{}\"\nhub_credentials = \"{name}:{password}\"\n",
-            self.url(),
+            "[site]\nhub = [{}]\ndoor = \"{}\"\nca_file = \"{}\"\nhub_credentials = \"{name}:{password}\"\n",
+            hub.join(", "),
             door.unwrap_or(""),
             self.ca_file().display()
         )
@@ -128,7 +218,8 @@ impl Hub {
         let o = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
             .arg("--config")
             .arg(&config)
-            .args(["site", "create-bucket", "--replicas", "1"])
+            .args(["site", "create-bucket", "--replicas"])
+            .arg(self.nodes.len().to_string())
             .output()
             .expect("facecapturectl");
         assert!(

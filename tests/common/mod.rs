@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod hub;
+pub mod netns;
 pub mod watch;
 
 use awareid_emulator::{Emulator, EmulatorConfig};
