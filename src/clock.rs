@@ -22,3 +22,9 @@ pub fn unix_now() -> i64 {
 pub fn unix_ms() -> f64 {
     since_epoch().as_secs_f64() * 1000.0
 }
+
+/// Whole milliseconds since the Unix epoch (the order of a site's entries made
+/// at once).
+pub fn unix_now_ms() -> i64 {
+    i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
+}

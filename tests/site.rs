@@ -96,6 +96,7 @@ fn an_enrollment_at_one_door_opens_the_other_and_a_removal_closes_both() {
     let mut site = Site::new();
     let t1 = site.door("t1");
     let t2 = site.door("t2");
+    let t3 = site.door("t3");
 
     let o = t1.ctl(&["enroll", "ann", "--email", "ann@example.com"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -133,12 +134,15 @@ fn an_enrollment_at_one_door_opens_the_other_and_a_removal_closes_both() {
         assert!(!store.windows(needle.len()).any(|w| w == needle));
     }
 
+    granted(&t3, "ann");
     let o = t2.ctl(&["remove", "ann"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    applied(&t1, "ann", "removed");
-    let o = t1.ctl(&["authenticate", "ann"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("NotEnrolled"), "{}", stderr(&o));
+    for d in [&t1, &t3] {
+        applied(d, "ann", "removed");
+        let o = d.ctl(&["authenticate", "ann"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("NotEnrolled"), "{}", stderr(&o));
+    }
 }
 
 /// A door killed while 50 people are enrolled at another catches up after its
@@ -208,6 +212,57 @@ fn with_the_hub_down_doors_decide_alone_and_the_outbox_waits_for_it() {
     let o = t2.ctl(&["remove", "ann"]);
     assert!(o.status.success(), "{}", stderr(&o));
     applied(&t1, "ann", "removed");
+}
+
+/// t1 and t2 re-enroll the same person while the hub is away (t2 after t1, so
+/// AwareID keeps t2's code and retires t1's); when the hub is back their
+/// entries reach it in either order, and all three doors end with the same
+/// code, the one AwareID issued last.
+#[test]
+fn two_doors_reenrolling_one_person_at_once_end_with_the_code_issued_last() {
+    let mut site = Site::new();
+    let t1 = site.door("t1");
+    let t2 = site.door("t2");
+    let t3 = site.door("t3");
+    enroll(&t1, "ann");
+    applied(&t2, "ann", "stored");
+    applied(&t3, "ann", "stored");
+    site.hub.stop();
+    for d in [&t1, &t2, &t3] {
+        wait_site(d, |s| s["connected"] == false);
+    }
+    enroll(&t1, "ann");
+    enroll(&t2, "ann");
+    site.hub.run();
+    let code = |d: &Daemon| {
+        facecapture::storage::Storage::open(&d.state_dir())
+            .expect("db")
+            .enrollment("ann")
+            .expect("read")
+            .map(|e| e.registration_code.expose().to_owned())
+    };
+    let t = std::time::Instant::now();
+    loop {
+        let codes = [code(&t1), code(&t2), code(&t3)];
+        let outboxes: Vec<_> = [&t1, &t2]
+            .iter()
+            .map(|d| json(&d.ctl(&["status"]))["site"]["outbox"].clone())
+            .collect();
+        if codes.iter().all(|c| *c == codes[0]) && outboxes.iter().all(|o| *o == 0) {
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "the doors never agreed on ann's code"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The code they agree on is the one AwareID keeps: each door is let in.
+    for d in [&t1, &t2, &t3] {
+        granted(d, "ann");
+    }
+    let list = json(&t3.ctl(&["list"]));
+    assert_eq!(list[0]["door"], "t2", "{list}");
 }
 
 /// A door cut off from the hub for longer than site.max_stale_s answers

@@ -441,7 +441,6 @@ impl Engine {
     pub fn remove(&self, username: &str) -> Result<(), Error> {
         let queued = self.queue(&Fact::Removed {
             username: username.to_owned(),
-            at: unix_now(),
         })?;
         let mut storage = lock(&self.storage);
         let held = storage.enrollment(username)?.is_some();

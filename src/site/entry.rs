@@ -10,7 +10,7 @@
 //! use facecapture::storage::Change;
 //!
 //! let site = SiteIdentity::generate().unwrap();
-//! let queued = entry::seal(&site, "front", &Fact::Removed { username: "ann".into(), at: 1 }).unwrap();
+//! let queued = entry::seal(&site, "front", &Fact::Removed { username: "ann".into() }).unwrap();
 //! assert!(queued.key.starts_with("front."));
 //! let back = entry::open(&site, &queued.key, &queued.value, 9).unwrap();
 //! assert_eq!((back.door.as_str(), back.revision), ("front", 9));
@@ -32,17 +32,16 @@ pub const MAX_VALUE: usize = 4096;
 /// The longest username, code, host or device id in a value.
 const MAX_FIELD: usize = 256;
 
-/// What a door says about a user.
+/// What a door says about a user (now: the entry carries the time it is
+/// sealed, in milliseconds, which orders enrollments made at once).
 #[derive(Debug)]
 pub enum Fact<'a> {
     /// Enrolled here (the stored enrollment).
     Enrolled(&'a Enrollment),
-    /// Removed here, at `at` (Unix seconds).
+    /// Removed here.
     Removed {
         /// Whom.
         username: String,
-        /// When.
-        at: i64,
     },
 }
 
@@ -77,7 +76,7 @@ struct Value {
     server_host: String,
     #[serde(default)]
     device_id: String,
-    at: i64,
+    at_ms: i64,
     door: String,
 }
 
@@ -96,25 +95,32 @@ pub fn seal(site: &SiteIdentity, door: &str, fact: &Fact<'_>) -> Result<Queued, 
             registration_code: Some(Zeroizing::new(e.registration_code.expose().to_owned())),
             server_host: e.server_host.clone(),
             device_id: e.device_id.clone(),
-            at: e.enrolled_at,
+            at_ms: crate::clock::unix_now_ms(),
             door: door.into(),
         },
-        Fact::Removed { username, at } => Value {
+        Fact::Removed { username } => Value {
             format: FORMAT.into(),
             username: username.clone(),
             removed: true,
             registration_code: None,
             server_host: String::new(),
             device_id: String::new(),
-            at: *at,
+            at_ms: crate::clock::unix_now_ms(),
             door: door.into(),
         },
     };
     let tag = site.user_tag(&value.username).map_err(|e| e.to_string())?;
     let key = key(door, &tag);
+    let (at, removed) = (value.at_ms, value.removed);
     let plain = Zeroizing::new(serde_json::to_vec(&value).map_err(|e| e.to_string())?);
     let value = site.seal(&key, &plain).map_err(|e| e.to_string())?;
-    Ok(Queued { tag, key, value })
+    Ok(Queued {
+        tag,
+        key,
+        value,
+        at,
+        removed,
+    })
 }
 
 /// Opens the entry `key` at `revision` from the hub.
@@ -169,7 +175,7 @@ pub fn open(
                 registration_code: Secret::new(code.as_str()),
                 server_host: v.server_host,
                 device_id: v.device_id,
-                enrolled_at: v.at,
+                enrolled_at: v.at_ms.div_euclid(1000),
                 reenroll_started_at: None,
                 door: door.to_owned(),
             })
@@ -180,6 +186,7 @@ pub fn open(
         tag: tag.to_owned(),
         door: door.to_owned(),
         revision,
+        at_ms: v.at_ms,
         change,
     })
 }
@@ -214,7 +221,8 @@ mod tests {
             panic!("not an enrollment")
         };
         assert_eq!(e.registration_code.expose(), "code-ann-1");
-        assert_eq!((e.door.as_str(), e.enrolled_at), ("front", 1_764_000_000));
+        assert_eq!(e.door, "front");
+        assert!(back.at_ms / 1000 >= 1_764_000_000);
     }
 
     #[test]
@@ -250,7 +258,7 @@ mod tests {
             open(&site, &key, &sealed, 1).unwrap_err()
         };
         let base = serde_json::json!({"format": FORMAT, "username": "ann", "removed": false,
-            "registration_code": "c", "at": 1, "door": "front"});
+            "registration_code": "c", "at_ms": 1, "door": "front"});
         let mut v = base.clone();
         v["door"] = "side".into();
         assert!(forged(v).to_string().contains("names another door"));

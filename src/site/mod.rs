@@ -393,11 +393,12 @@ async fn apply<L: Local>(
     } else {
         match entry::open(&hub.identity, &e.key, &e.value, revision) {
             Ok(entry) => {
-                let (door, username) = (entry.door.clone(), entry.username().to_owned());
-                let applied = on_db(local, move |s| s.apply_site(&entry)).await?;
+                let (writer, username) = (entry.door.clone(), entry.username().to_owned());
+                let door = hub.door.clone();
+                let applied = on_db(local, move |s| s.apply_site(&entry, &door)).await?;
                 tracing::info!(
                     revision,
-                    door = door.as_str(),
+                    door = writer.as_str(),
                     username = username.as_str(),
                     outcome = applied.as_str(),
                     "site entry applied"
@@ -459,6 +460,7 @@ impl Applied {
             Self::Superseded => "superseded",
             Self::Pending => "pending",
             Self::Seen => "seen",
+            Self::Reasserted => "reasserted",
         }
     }
 }

@@ -53,6 +53,9 @@ const MIGRATIONS: &[&str] = &[
          door TEXT NOT NULL,
          revision INTEGER NOT NULL,
          removed INTEGER NOT NULL,
+         at INTEGER NOT NULL,
+         key TEXT,
+         value BLOB,
          PRIMARY KEY (tag, door)
      );
      CREATE TABLE site_state (
@@ -65,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
          tag TEXT NOT NULL,
          key TEXT NOT NULL,
          value BLOB NOT NULL,
+         at INTEGER NOT NULL,
+         removed INTEGER NOT NULL,
          queued_at INTEGER NOT NULL
      );",
 ];

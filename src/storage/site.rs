@@ -9,6 +9,15 @@
 //! applied and its revision forgotten, or the reverse. A user this door
 //! enrolled or removed whose entry waits in the outbox keeps its local row:
 //! that entry will reach the hub with a newer revision than any it sees now.
+//!
+//! Two doors that enroll the same person at once both get a code from AwareID,
+//! and AwareID keeps only the one it issued last; the hub may order their
+//! entries the other way round (a door that was cut off publishes late). So
+//! between two enrollments the one made later (`at_ms`, the door's clock when
+//! it stored addFace's answer) stands: a door whose own pending enrollment is older than
+//! one arriving drops it, and a door whose own enrollment is newer than one
+//! arriving with a newer revision publishes its own again, which then wins by
+//! the rule on every door.
 
 use super::{Enrollment, Storage, StorageError, upsert};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -23,6 +32,8 @@ pub struct SiteEntry {
     pub door: String,
     /// The hub's revision of the entry.
     pub revision: u64,
+    /// When the writing door sealed it (Unix milliseconds, its clock).
+    pub at_ms: i64,
     /// What it says.
     pub change: Change,
 }
@@ -63,6 +74,9 @@ pub enum Applied {
     Pending,
     /// Applied before (a watch that resumed over it): nothing changed.
     Seen,
+    /// An older enrollment than this door's own for the same user: this
+    /// door's entry is queued again, to win by the rule (see the module doc).
+    Reasserted,
 }
 
 /// One of this door's entries waiting for the hub.
@@ -74,13 +88,25 @@ pub struct Queued {
     pub key: String,
     /// The sealed value.
     pub value: Vec<u8>,
+    /// When it was sealed (Unix milliseconds).
+    pub at: i64,
+    /// Whether it is a removal.
+    pub removed: bool,
 }
 
 /// Adds `q` to the outbox (inside the caller's transaction).
 pub(super) fn queue(tx: &Transaction<'_>, q: &Queued) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO site_outbox (tag, key, value, queued_at) VALUES (?1, ?2, ?3, ?4)",
-        params![q.tag, q.key, q.value, crate::clock::unix_now()],
+        "INSERT INTO site_outbox (tag, key, value, at, removed, queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            q.tag,
+            q.key,
+            q.value,
+            q.at,
+            q.removed,
+            crate::clock::unix_now()
+        ],
     )
     .map(|_| ())
 }
@@ -149,15 +175,15 @@ impl Storage {
     }
 
     /// Applies `entry` by the site's rule (see the module doc), with its
-    /// revision, in one transaction.
-    pub fn apply_site(&mut self, entry: &SiteEntry) -> Result<Applied, StorageError> {
+    /// revision, in one transaction; `door` is this door's name.
+    pub fn apply_site(&mut self, entry: &SiteEntry, door: &str) -> Result<Applied, StorageError> {
         let path = self.path.clone();
         let err = |source| StorageError::Db {
             path: path.clone(),
             source,
         };
         let tx = self.db.transaction().map_err(err)?;
-        let applied = apply(&tx, entry).map_err(err)?;
+        let applied = apply(&tx, entry, door).map_err(err)?;
         set_applied(&tx, entry.revision).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(applied)
@@ -180,7 +206,7 @@ impl Storage {
     pub fn outbox_first(&self) -> Result<Option<(i64, Queued)>, StorageError> {
         self.db
             .query_row(
-                "SELECT seq, tag, key, value FROM site_outbox ORDER BY seq LIMIT 1",
+                "SELECT seq, tag, key, value, at, removed FROM site_outbox ORDER BY seq LIMIT 1",
                 [],
                 |r| {
                     Ok((
@@ -189,6 +215,8 @@ impl Storage {
                             tag: r.get(1)?,
                             key: r.get(2)?,
                             value: r.get(3)?,
+                            at: r.get(4)?,
+                            removed: r.get(5)?,
                         },
                     ))
                 },
@@ -217,54 +245,84 @@ impl Storage {
             source,
         };
         let tx = self.db.transaction().map_err(err)?;
-        let tag: Option<String> = tx
-            .query_row("SELECT tag FROM site_outbox WHERE seq = ?1", [seq], |r| {
-                r.get(0)
-            })
+        let sent: Option<Queued> = tx
+            .query_row(
+                "SELECT tag, key, value, at, removed FROM site_outbox WHERE seq = ?1",
+                [seq],
+                |r| {
+                    Ok(Queued {
+                        tag: r.get(0)?,
+                        key: r.get(1)?,
+                        value: r.get(2)?,
+                        at: r.get(3)?,
+                        removed: r.get(4)?,
+                    })
+                },
+            )
             .optional()
             .map_err(err)?;
-        if let Some(tag) = tag {
+        if let Some(q) = sent {
             tx.execute("DELETE FROM site_outbox WHERE seq = ?1", [seq])
                 .map_err(err)?;
-            record(&tx, &tag, door, revision, None).map_err(err)?;
+            let own = Own {
+                key: &q.key,
+                value: &q.value,
+            };
+            record(&tx, &q.tag, door, revision, q.removed, q.at, Some(own)).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
 }
 
-/// Records `door`'s entry for `tag` at `revision` (its `removed` flag kept when
-/// `removed` is `None`).
+/// This door's own entry as the hub took it: kept, to be published again.
+struct Own<'a> {
+    key: &'a str,
+    value: &'a [u8],
+}
+
+/// Records `door`'s entry for `tag` at `revision` (an older revision than the
+/// one recorded changes nothing).
 fn record(
     tx: &Transaction<'_>,
     tag: &str,
     door: &str,
     revision: u64,
-    removed: Option<bool>,
+    removed: bool,
+    at: i64,
+    own: Option<Own<'_>>,
 ) -> rusqlite::Result<()> {
     let revision = i64::try_from(revision).unwrap_or(i64::MAX);
     tx.execute(
-        "INSERT INTO site_entries (tag, door, revision, removed) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(tag, door) DO UPDATE SET revision = max(revision, excluded.revision),
-             removed = CASE WHEN excluded.revision >= revision AND ?5 THEN excluded.removed
-                            ELSE removed END",
+        "INSERT INTO site_entries (tag, door, revision, removed, at, key, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(tag, door) DO UPDATE SET revision = excluded.revision,
+             removed = excluded.removed, at = excluded.at, key = excluded.key,
+             value = excluded.value
+         WHERE excluded.revision >= site_entries.revision",
         params![
             tag,
             door,
             revision,
-            removed.unwrap_or(false),
-            removed.is_some()
+            removed,
+            at,
+            own.as_ref().map(|o| o.key),
+            own.as_ref().map(|o| o.value)
         ],
     )
     .map(|_| ())
 }
 
-fn apply(tx: &Transaction<'_>, entry: &SiteEntry) -> rusqlite::Result<Applied> {
+fn newest_revision(tx: &Transaction<'_>, tag: &str) -> rusqlite::Result<u64> {
     let newest: Option<i64> = tx.query_row(
         "SELECT max(revision) FROM site_entries WHERE tag = ?1",
-        [&entry.tag],
+        [tag],
         |r| r.get(0),
     )?;
-    let newest = newest.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    Ok(newest.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+fn apply(tx: &Transaction<'_>, entry: &SiteEntry, door: &str) -> rusqlite::Result<Applied> {
+    let newest = newest_revision(tx, &entry.tag)?;
     let known: Option<i64> = tx
         .query_row(
             "SELECT revision FROM site_entries WHERE tag = ?1 AND door = ?2",
@@ -276,17 +334,20 @@ fn apply(tx: &Transaction<'_>, entry: &SiteEntry) -> rusqlite::Result<Applied> {
         return Ok(Applied::Seen);
     }
     let removed = matches!(entry.change, Change::Removed { .. });
-    record(tx, &entry.tag, &entry.door, entry.revision, Some(removed))?;
+    record(
+        tx,
+        &entry.tag,
+        &entry.door,
+        entry.revision,
+        removed,
+        entry.at_ms,
+        None,
+    )?;
     if newest > entry.revision {
         return Ok(Applied::Superseded);
     }
-    let pending: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM site_outbox WHERE tag = ?1)",
-        [&entry.tag],
-        |r| r.get(0),
-    )?;
-    if pending {
-        return Ok(Applied::Pending);
+    if let Some(held) = concurrent(tx, entry, door, newest)? {
+        return Ok(held);
     }
     match &entry.change {
         Change::Enrolled(e) => {
@@ -300,16 +361,108 @@ fn apply(tx: &Transaction<'_>, entry: &SiteEntry) -> rusqlite::Result<Applied> {
     }
 }
 
+/// This door's own entry for the user against `entry`, the newest by revision:
+/// `Some` when the local row stays (see the module doc), `None` when `entry`
+/// is applied.
+fn concurrent(
+    tx: &Transaction<'_>,
+    entry: &SiteEntry,
+    door: &str,
+    newest_before: u64,
+) -> rusqlite::Result<Option<Applied>> {
+    let at = match &entry.change {
+        Change::Enrolled(_) => Some(entry.at_ms),
+        Change::Removed { .. } => None,
+    };
+    let pending: Option<(i64, bool)> = tx
+        .query_row(
+            "SELECT at, removed FROM site_outbox WHERE tag = ?1 ORDER BY seq DESC LIMIT 1",
+            [&entry.tag],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match (pending, at) {
+        // An older enrollment of ours, not yet published, than the one arriving:
+        // AwareID has retired its code. It goes; the arriving one stands.
+        (Some((ours, false)), Some(theirs)) if ours < theirs => {
+            tx.execute("DELETE FROM site_outbox WHERE tag = ?1", [&entry.tag])?;
+            return Ok(None);
+        }
+        (Some(_), _) => return Ok(Some(Applied::Pending)),
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {}
+    }
+    if entry.door == door {
+        return Ok(None);
+    }
+    /// This door's own entry for the user, as recorded when the hub took it.
+    struct Recorded {
+        revision: i64,
+        removed: bool,
+        at: i64,
+        key: Option<String>,
+        value: Option<Vec<u8>>,
+    }
+    let own: Option<Recorded> = tx
+        .query_row(
+            "SELECT revision, removed, at, key, value FROM site_entries
+             WHERE tag = ?1 AND door = ?2",
+            params![entry.tag, door],
+            |r| {
+                Ok(Recorded {
+                    revision: r.get(0)?,
+                    removed: r.get(1)?,
+                    at: r.get(2)?,
+                    key: r.get(3)?,
+                    value: r.get(4)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(Recorded {
+        revision,
+        removed: false,
+        at: ours,
+        key: Some(key),
+        value: Some(value),
+    }) = own
+    else {
+        return Ok(None);
+    };
+    // Ours was the user's newest entry until this older enrollment arrived
+    // with a newer revision: ours is asserted again.
+    let ours_newest = u64::try_from(revision).unwrap_or(0) == newest_before;
+    if ours_newest && at.is_some_and(|theirs| theirs < ours) {
+        queue(
+            tx,
+            &Queued {
+                tag: entry.tag.clone(),
+                key,
+                value,
+                at: ours,
+                removed: false,
+            },
+        )?;
+        return Ok(Some(Applied::Reasserted));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::Secret;
 
     fn enrolled(user: &str, code: &str, door: &str, revision: u64) -> SiteEntry {
+        enrolled_at(user, code, door, revision, revision as i64 * 1000)
+    }
+
+    fn enrolled_at(user: &str, code: &str, door: &str, revision: u64, at_ms: i64) -> SiteEntry {
         SiteEntry {
             tag: format!("tag-{user}"),
             door: door.into(),
             revision,
+            at_ms,
             change: Change::Enrolled(Enrollment {
                 username: user.into(),
                 registration_code: Secret::new(code),
@@ -327,6 +480,7 @@ mod tests {
             tag: format!("tag-{user}"),
             door: door.into(),
             revision,
+            at_ms: revision as i64 * 1000,
             change: Change::Removed {
                 username: user.into(),
             },
@@ -360,7 +514,7 @@ mod tests {
             let mut s = Storage::open(dir.path()).expect("open");
             let all = entries();
             for i in order {
-                s.apply_site(&all[i]).expect("apply");
+                s.apply_site(&all[i], "t9").expect("apply");
             }
             assert_eq!(s.site_applied().expect("applied"), 6);
             results.push((code(&s, "ann"), code(&s, "bob"), code(&s, "cy")));
@@ -376,17 +530,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let mut s = Storage::open(dir.path()).expect("open");
         assert_eq!(
-            s.apply_site(&enrolled("ann", "A1", "t1", 2))
+            s.apply_site(&enrolled("ann", "A1", "t1", 2), "t9")
                 .expect("apply"),
             Applied::Stored
         );
         assert_eq!(
-            s.apply_site(&enrolled("ann", "A1", "t1", 2))
+            s.apply_site(&enrolled("ann", "A1", "t1", 2), "t9")
                 .expect("apply"),
             Applied::Seen
         );
         assert_eq!(
-            s.apply_site(&enrolled("ann", "A0", "t2", 1))
+            s.apply_site(&enrolled("ann", "A0", "t2", 1), "t9")
                 .expect("apply"),
             Applied::Superseded
         );
@@ -402,11 +556,13 @@ mod tests {
             tag: "tag-ann".into(),
             key: "t3.tag-ann".into(),
             value: vec![1, 2, 3],
+            at: 9_000,
+            removed: false,
         };
         s.put_enrollment_queued(&mine, Some(&q)).expect("queue");
         assert_eq!(s.outbox_len().expect("len"), 1);
         assert_eq!(
-            s.apply_site(&removed("ann", "t1", 4)).expect("apply"),
+            s.apply_site(&removed("ann", "t1", 4), "t9").expect("apply"),
             Applied::Pending
         );
         assert_eq!(code(&s, "ann").as_deref(), Some("A3"));
@@ -416,12 +572,12 @@ mod tests {
         assert_eq!(s.outbox_len().expect("len"), 0);
         // Its echo from the hub is seen; an older one from elsewhere loses.
         assert_eq!(
-            s.apply_site(&enrolled("ann", "A3", "t3", 7))
+            s.apply_site(&enrolled("ann", "A3", "t3", 7), "t9")
                 .expect("apply"),
             Applied::Seen
         );
         assert_eq!(
-            s.apply_site(&enrolled("ann", "A2", "t2", 6))
+            s.apply_site(&enrolled("ann", "A2", "t2", 6), "t9")
                 .expect("apply"),
             Applied::Superseded
         );
@@ -434,5 +590,75 @@ mod tests {
         assert_eq!(s.site_applied().expect("applied"), 7);
         assert_eq!(s.outbox_len().expect("len"), 1);
         assert_eq!(code(&s, "ann"), None);
+    }
+
+    /// Two doors enrolled ann at once; AwareID kept the code it issued last
+    /// (t2's, sealed later). Whatever order the hub gave their entries, every
+    /// door ends with t2's code.
+    #[test]
+    fn between_enrollments_made_at_once_the_later_stands() {
+        let queued = |door: &str, at: i64| Queued {
+            tag: "tag-ann".into(),
+            key: format!("{door}.tag-ann"),
+            value: vec![7],
+            at,
+            removed: false,
+        };
+        let row = |door: &str, code: &str| {
+            let Change::Enrolled(e) = enrolled("ann", code, door, 0).change else {
+                unreachable!()
+            };
+            e
+        };
+        // t1 (the older code, at 1000) was cut off and publishes late: the hub
+        // has t2's (at 2000) at revision 10, t1's at revision 11.
+        let t2_entry = enrolled_at("ann", "B", "t2", 10, 2_000);
+        let t1_entry = enrolled_at("ann", "A", "t1", 11, 1_000);
+
+        // At t2: its own is on the hub (10); t1's arrives newer by revision but
+        // older by time: t2 asserts its own again.
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut t2 = Storage::open(dir.path()).expect("open");
+        t2.put_enrollment_queued(&row("t2", "B"), Some(&queued("t2", 2_000)))
+            .expect("queue");
+        let (seq, _) = t2.outbox_first().expect("first").expect("queued");
+        t2.outbox_sent(seq, "t2", 10).expect("sent");
+        assert_eq!(
+            t2.apply_site(&t1_entry, "t2").expect("apply"),
+            Applied::Reasserted
+        );
+        assert_eq!(code(&t2, "ann").as_deref(), Some("B"));
+        let (seq, again) = t2.outbox_first().expect("first").expect("again");
+        assert_eq!((again.key.as_str(), again.at), ("t2.tag-ann", 2_000));
+        t2.outbox_sent(seq, "t2", 12).expect("sent");
+
+        // At t1: its own older one waits in the outbox when t2's arrives: it
+        // is dropped, t2's applies, and t2's assertion later is applied too.
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut t1 = Storage::open(dir.path()).expect("open");
+        t1.put_enrollment_queued(&row("t1", "A"), Some(&queued("t1", 1_000)))
+            .expect("queue");
+        assert_eq!(
+            t1.apply_site(&t2_entry, "t1").expect("apply"),
+            Applied::Stored
+        );
+        assert_eq!(t1.outbox_len().expect("len"), 0);
+        assert_eq!(code(&t1, "ann").as_deref(), Some("B"));
+
+        // At t3, in the hub's order: t2's (10), t1's (11), t2's again (12).
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut t3 = Storage::open(dir.path()).expect("open");
+        for e in [t2_entry, t1_entry, enrolled_at("ann", "B", "t2", 12, 2_000)] {
+            t3.apply_site(&e, "t3").expect("apply");
+        }
+        assert_eq!(code(&t3, "ann").as_deref(), Some("B"));
+
+        // A removal is ordered by revision alone: no assertion against it.
+        assert_eq!(
+            t2.apply_site(&removed("ann", "t3", 13), "t2")
+                .expect("apply"),
+            Applied::Removed
+        );
+        assert_eq!(t2.outbox_len().expect("len"), 0);
     }
 }
