@@ -139,9 +139,39 @@ fn a_terminal_in_a_site_enrolls_as_the_site_and_keeps_its_own_enrollments() {
         stderr(&o)
     );
     assert_eq!(verifies(&s), before, "nothing was signed for bob");
+    // Were it to sign with its own identity (bob's code copied under the door's
+    // own device id), AwareID would refuse: the enrollment answers only for the
+    // device registered with it.
+    let door_id = json(&door.ctl(&["status"]))["device_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    door.stop(libc::SIGTERM);
+    let mut naive = Storage::open(&door.state_dir())
+        .expect("db")
+        .enrollment("bob")
+        .expect("read")
+        .expect("bob");
+    naive.device_id = door_id;
+    Storage::open(&door.state_dir())
+        .expect("db")
+        .put_enrollment(&naive)
+        .expect("naive copy");
+    door.start();
+    let o = door.ctl(&["authenticate", "bob"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ServerRejected") && stderr(&o).contains("DEVICE_MISMATCH"),
+        "{}",
+        stderr(&o)
+    );
+    door.stop(libc::SIGTERM);
+    Storage::open(&door.state_dir())
+        .expect("db")
+        .put_enrollment(&bob)
+        .expect("bob again");
 
     // With the site identity, the other door authenticates bob.
-    door.stop(libc::SIGTERM);
     door.env.push((
         "CREDENTIALS_DIRECTORY".into(),
         creds.path().display().to_string(),

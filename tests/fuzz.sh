@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-45}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(qr_url qr_image awareid_responses frames config)
+[ ${#targets[@]} -gt 0 ] || targets=(qr_url qr_image awareid_responses frames config site_entries)
 host=$(rustc -vV | sed -n 's/^host: //p')
 flags=(-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
        -Cllvm-args=-sanitizer-coverage-inline-8bit-counters

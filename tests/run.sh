@@ -36,7 +36,7 @@ packages=(build-essential pkg-config util-linux ca-certificates libclang-dev
           dbus libglib2.0-bin systemd python3-pip
           gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
           libc6-dev-armhf-cross qemu-user-static qemu-system-arm debootstrap dpkg-dev
-          e2fsprogs swtpm tinyproxy prometheus lintian nats-server)
+          e2fsprogs swtpm tinyproxy prometheus lintian nats-server iproute2)
 bash scripts/need-debs.sh "${packages[@]}"
 
 python3 -c "import jeepney" 2> /dev/null \

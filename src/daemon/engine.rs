@@ -705,6 +705,13 @@ impl Engine {
         let mut storage = lock(&self.storage);
         storage.put_enrollment_queued(&enrollment, queued.as_ref())?;
         self.ring(&storage)?;
+        if queued.is_some() {
+            tracing::info!(
+                username = enrollment.username.as_str(),
+                door = enrollment.door.as_str(),
+                "site entry queued"
+            );
+        }
         Ok(true)
     }
 

@@ -17,6 +17,7 @@ struct Node {
     child: Option<Child>,
     port: u16,
     cluster_port: u16,
+    monitor_port: u16,
     log: PathBuf,
 }
 
@@ -67,6 +68,7 @@ impl Hub {
                 child: None,
                 port: free_port(host),
                 cluster_port: free_port(host),
+                monitor_port: free_port(host),
                 log: dir.path().join(format!("hub{i}.log")),
             })
             .collect();
@@ -95,6 +97,11 @@ impl Hub {
             .iter()
             .map(|n| format!("tls://{}:{}", self.host, n.port))
             .collect()
+    }
+
+    /// Node `i`'s monitoring port (`/varz`, `/healthz`).
+    pub fn monitor_port(&self, i: usize) -> u16 {
+        self.nodes[i].monitor_port
     }
 
     /// The first node's URL.
@@ -143,7 +150,7 @@ impl Hub {
             .env("HUB_NAME", format!("hub{i}"))
             .env("HUB_HOST", &self.host)
             .env("HUB_PORT", n.port.to_string())
-            .env("HUB_MONITOR_PORT", free_port(&self.host).to_string())
+            .env("HUB_MONITOR_PORT", n.monitor_port.to_string())
             .env("HUB_CLUSTER_PORT", n.cluster_port.to_string())
             .env("HUB_CERT", d.join("cert.pem"))
             .env("HUB_KEY", d.join("key.pem"))
