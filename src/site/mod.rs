@@ -331,7 +331,25 @@ async fn session<L: Local>(
             entry = watch.next() => match entry {
                 None => return Err(LinkError::Watch("the watch ended".into())),
                 Some(Err(e)) => return Err(LinkError::Watch(e.to_string())),
-                Some(Ok(e)) => apply(hub, local, e).await?,
+                Some(Ok(e)) => {
+                    // What else the watch has ready goes in the same transaction.
+                    let mut batch = vec![e];
+                    let mut failed = None;
+                    while batch.len() < MAX_BATCH {
+                        match futures_util::FutureExt::now_or_never(watch.next()) {
+                            Some(Some(Ok(e))) => batch.push(e),
+                            Some(Some(Err(e))) => {
+                                failed = Some(LinkError::Watch(e.to_string()));
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    apply(hub, local, batch).await?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
             },
             () = hub.bell.notified() => publish(hub, &kv, local).await?,
             _ = tick.tick() => {
@@ -377,42 +395,61 @@ async fn contact<L: Local>(hub: &Hub, local: &Arc<L>, force: bool) -> Result<(),
     Ok(())
 }
 
+/// The most entries applied in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Applies `batch` (entries the watch had ready together) in one transaction,
+/// and logs each.
 async fn apply<L: Local>(
     hub: &Arc<Hub>,
     local: &Arc<L>,
-    e: async_nats::jetstream::kv::Entry,
+    batch: Vec<async_nats::jetstream::kv::Entry>,
 ) -> Result<(), LinkError> {
-    let revision = e.revision;
-    if e.operation != async_nats::jetstream::kv::Operation::Put {
-        tracing::warn!(
-            revision,
-            key = e.key.as_str(),
-            "site hub: an entry was deleted or purged on the hub (not by a door): ignored"
-        );
-        on_db(local, move |s| s.skip_site(revision)).await?;
-    } else {
+    let mut entries = Vec::with_capacity(batch.len());
+    let mut skipped = Vec::new();
+    for e in batch {
+        let revision = e.revision;
+        if e.operation != async_nats::jetstream::kv::Operation::Put {
+            tracing::warn!(
+                revision,
+                key = e.key.as_str(),
+                "site hub: an entry was deleted or purged on the hub (not by a door): ignored"
+            );
+            skipped.push(revision);
+            continue;
+        }
         match entry::open(&hub.identity, &e.key, &e.value, revision) {
-            Ok(entry) => {
-                let (writer, username) = (entry.door.clone(), entry.username().to_owned());
-                let door = hub.door.clone();
-                let applied = on_db(local, move |s| s.apply_site(&entry, &door)).await?;
-                tracing::info!(
-                    revision,
-                    door = writer.as_str(),
-                    username = username.as_str(),
-                    outcome = applied.as_str(),
-                    "site entry applied"
-                );
-            }
+            Ok(entry) => entries.push(entry),
             Err(error) => {
                 tracing::warn!(revision, error = %error, "site hub: an entry is refused");
-                on_db(local, move |s| s.skip_site(revision)).await?;
+                skipped.push(revision);
             }
         }
     }
+    let door = hub.door.clone();
+    let (entries, done, last) = on_db(local, move |s| {
+        let done = s.apply_site_batch(&entries, &skipped, &door)?;
+        let last = entries
+            .iter()
+            .map(|e| e.revision)
+            .chain(skipped.iter().copied())
+            .max()
+            .unwrap_or(0);
+        Ok((std::mem::take(&mut entries), done, last))
+    })
+    .await?;
+    for (entry, applied) in entries.iter().zip(done) {
+        tracing::info!(
+            revision = entry.revision,
+            door = entry.door.as_str(),
+            username = entry.username(),
+            outcome = applied.as_str(),
+            "site entry applied"
+        );
+    }
     let now = crate::clock::unix_now();
     hub.update(|s| {
-        s.applied = s.applied.max(revision);
+        s.applied = s.applied.max(last);
         s.last_contact = now;
     });
     Ok(())

@@ -177,16 +177,39 @@ impl Storage {
     /// Applies `entry` by the site's rule (see the module doc), with its
     /// revision, in one transaction; `door` is this door's name.
     pub fn apply_site(&mut self, entry: &SiteEntry, door: &str) -> Result<Applied, StorageError> {
+        let mut applied = self.apply_site_batch(std::slice::from_ref(entry), &[], door)?;
+        Ok(applied.pop().unwrap_or(Applied::Seen))
+    }
+
+    /// Applies `entries` in order, and records `skipped` revisions (entries
+    /// refused), all in one transaction (a catch-up commits once per batch,
+    /// not once per entry); what each entry did, in order.
+    pub fn apply_site_batch(
+        &mut self,
+        entries: &[SiteEntry],
+        skipped: &[u64],
+        door: &str,
+    ) -> Result<Vec<Applied>, StorageError> {
         let path = self.path.clone();
         let err = |source| StorageError::Db {
             path: path.clone(),
             source,
         };
         let tx = self.db.transaction().map_err(err)?;
-        let applied = apply(&tx, entry, door).map_err(err)?;
-        set_applied(&tx, entry.revision).map_err(err)?;
+        let mut done = Vec::with_capacity(entries.len());
+        for entry in entries {
+            done.push(apply(&tx, entry, door).map_err(err)?);
+        }
+        let last = entries
+            .iter()
+            .map(|e| e.revision)
+            .chain(skipped.iter().copied())
+            .max();
+        if let Some(revision) = last {
+            set_applied(&tx, revision).map_err(err)?;
+        }
         tx.commit().map_err(err)?;
-        Ok(applied)
+        Ok(done)
     }
 
     /// Records that `revision` was seen without an entry to apply (one that
