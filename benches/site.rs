@@ -17,26 +17,11 @@ mod common;
 use awareid_emulator::{Emulator, EmulatorConfig};
 use common::daemon::{self, Daemon};
 use common::hub::Hub;
-use facecapture::crypto::sealed::Protection;
+use common::{percentile, status_kb};
 use facecapture::crypto::site::SiteIdentity;
 use facecapture::site::entry::{self, Fact};
 use facecapture::storage::Enrollment;
 use std::time::{Duration, Instant};
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
 
 /// When the log line holding `marker` and `user` was written (ms).
 fn logged_at(log: &str, marker: &str, user: &str) -> Option<f64> {
@@ -93,12 +78,7 @@ fn varz(hub: &Hub) -> serde_json::Value {
 
 fn main() {
     let site = SiteIdentity::generate().expect("site");
-    let creds = tempfile::tempdir().expect("creds");
-    std::fs::write(
-        creds.path().join("site_identity"),
-        &site.to_payload(Protection::HostKey).expect("payload")[..],
-    )
-    .expect("credential");
+    let creds = common::site::credentials(&site);
     let mut b = Bench {
         hub: Hub::start(),
         emulator: Emulator::start(EmulatorConfig::default()).expect("emulator"),

@@ -9,20 +9,8 @@
 mod common;
 
 use common::daemon::{self, json, stderr};
-use facecapture::crypto::sealed::Protection;
 use facecapture::crypto::site::SiteIdentity;
 use facecapture::storage::Storage;
-
-/// A credentials directory holding `site` as systemd would decrypt it.
-fn site_credentials(site: &SiteIdentity) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("creds");
-    std::fs::write(
-        dir.path().join("site_identity"),
-        &site.to_payload(Protection::HostKey).expect("payload")[..],
-    )
-    .expect("write");
-    dir
-}
 
 fn enrolled_device(state: &std::path::Path, user: &str) -> String {
     Storage::open(state)
@@ -57,7 +45,7 @@ fn a_terminal_in_a_site_enrolls_as_the_site_and_keeps_its_own_enrollments() {
 
     // It joins the site.
     let site = SiteIdentity::generate().expect("site");
-    let creds = site_credentials(&site);
+    let creds = common::site::credentials(&site);
     s.daemon.stop(libc::SIGTERM);
     s.daemon.env.push((
         "CREDENTIALS_DIRECTORY".into(),

@@ -9,7 +9,7 @@ mod common;
 use awareid_emulator::{Emulator, EmulatorConfig};
 use common::daemon::{self, Daemon, json, stderr};
 use common::hub::Hub;
-use facecapture::crypto::sealed::Protection;
+use common::site::{applied, enroll, granted, wait_site};
 use facecapture::crypto::site::SiteIdentity;
 
 struct Site {
@@ -23,12 +23,7 @@ struct Site {
 impl Site {
     fn new() -> Self {
         let identity = SiteIdentity::generate().expect("site");
-        let creds = tempfile::tempdir().expect("creds");
-        std::fs::write(
-            creds.path().join("site_identity"),
-            &identity.to_payload(Protection::HostKey).expect("payload")[..],
-        )
-        .expect("credential");
+        let creds = common::site::credentials(&identity);
         Self {
             hub: Hub::start(),
             emulator: Emulator::start(EmulatorConfig::default()).expect("emulator"),
@@ -56,38 +51,6 @@ impl Site {
         self.buses.push(bus);
         d.wait_log("site hub: connected");
         d
-    }
-}
-
-fn applied(d: &Daemon, user: &str, outcome: &str) {
-    d.wait_log(&format!("username=\"{user}\" outcome=\"{outcome}\""));
-}
-
-fn enroll(d: &Daemon, user: &str) {
-    let o = d.ctl(&["enroll", user, "--email", &format!("{user}@example.com")]);
-    assert!(o.status.success(), "enroll {user}: {}", stderr(&o));
-}
-
-fn granted(d: &Daemon, user: &str) {
-    let o = d.ctl(&["authenticate", user]);
-    assert!(o.status.success(), "authenticate {user}: {}", stderr(&o));
-    assert_eq!(json(&o)["granted"], true);
-}
-
-/// The door's `site` in `facecapturectl status`, once `ready` holds for it:
-/// read again until it does (the Site property emits no signal), bounded.
-fn wait_site(d: &Daemon, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let t = std::time::Instant::now();
-    loop {
-        let site = json(&d.ctl(&["status"]))["site"].clone();
-        if ready(&site) {
-            return site;
-        }
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(60),
-            "the site's state never got there: {site}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

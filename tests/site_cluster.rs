@@ -7,10 +7,10 @@
 mod common;
 
 use awareid_emulator::{Emulator, EmulatorConfig};
-use common::daemon::{self, Daemon, json, stderr};
+use common::daemon::{self, Daemon, stderr};
 use common::hub::Hub;
 use common::netns::{self, Net};
-use facecapture::crypto::sealed::Protection;
+use common::site::{applied, enroll, granted, refused, wait_site};
 use facecapture::crypto::site::SiteIdentity;
 use std::time::{Duration, Instant};
 
@@ -38,12 +38,7 @@ impl Site {
         })
         .expect("emulator");
         let identity = SiteIdentity::generate().expect("site");
-        let creds = tempfile::tempdir().expect("creds");
-        std::fs::write(
-            creds.path().join("site_identity"),
-            &identity.to_payload(Protection::HostKey).expect("payload")[..],
-        )
-        .expect("credential");
+        let creds = common::site::credentials(&identity);
         Some(Self {
             hub,
             emulator,
@@ -69,49 +64,6 @@ impl Site {
         d.wait_log("site hub: connected");
         self.buses.push(bus);
         (d, ns)
-    }
-}
-
-fn applied(d: &Daemon, user: &str, outcome: &str) {
-    d.wait_log(&format!("username=\"{user}\" outcome=\"{outcome}\""));
-}
-
-fn enroll(d: &Daemon, user: &str) {
-    let o = d.ctl(&["enroll", user, "--email", &format!("{user}@example.com")]);
-    assert!(o.status.success(), "enroll {user}: {}", stderr(&o));
-}
-
-fn granted(d: &Daemon, user: &str) {
-    let o = d.ctl(&["authenticate", user]);
-    assert!(o.status.success(), "authenticate {user}: {}", stderr(&o));
-    assert_eq!(json(&o)["granted"], true);
-}
-
-fn refused(d: &Daemon, user: &str) -> String {
-    let o = d.ctl(&["authenticate", user]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "authenticate {user}: {}",
-        stderr(&o)
-    );
-    stderr(&o)
-}
-
-/// The door's `site` in `facecapturectl status` once `ready` holds for it
-/// (read again until it does: the Site property emits no signal), bounded.
-fn wait_site(d: &Daemon, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let site = json(&d.ctl(&["status"]))["site"].clone();
-        if ready(&site) {
-            return site;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(90),
-            "the site's state never got there: {site}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -86,6 +86,22 @@ impl FaceCapture {
         &self.slot
     }
 
+    /// The enrollments as ListSiteEnrollments shows them: username, host,
+    /// enrolled at, standing, door.
+    async fn listed(&self) -> Result<Vec<(String, String, i64, String, String)>, Error> {
+        let engine = self.engine();
+        let list = tokio::task::spawn_blocking(move || engine.list())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(list
+            .into_iter()
+            .map(|(e, standing)| {
+                let standing = standing.as_str().to_owned();
+                (e.username, e.server_host, e.enrolled_at, standing, e.door)
+            })
+            .collect())
+    }
+
     /// The State property's value.
     pub(super) fn current_state(&self) -> State {
         *lock(&self.state)
@@ -353,20 +369,11 @@ impl FaceCapture {
         &self,
         #[zbus(header)] _hdr: Header<'_>,
     ) -> Result<Vec<(String, String, i64, String)>, Error> {
-        let engine = self.engine();
-        let list = tokio::task::spawn_blocking(move || engine.list())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        Ok(list
+        Ok(self
+            .listed()
+            .await?
             .into_iter()
-            .map(|(e, standing)| {
-                (
-                    e.username,
-                    e.server_host,
-                    e.enrolled_at,
-                    standing.as_str().to_owned(),
-                )
-            })
+            .map(|(user, host, at, standing, _)| (user, host, at, standing))
             .collect())
     }
 
@@ -376,22 +383,7 @@ impl FaceCapture {
         &self,
         #[zbus(header)] _hdr: Header<'_>,
     ) -> Result<Vec<(String, String, i64, String, String)>, Error> {
-        let engine = self.engine();
-        let list = tokio::task::spawn_blocking(move || engine.list())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        Ok(list
-            .into_iter()
-            .map(|(e, standing)| {
-                (
-                    e.username,
-                    e.server_host,
-                    e.enrolled_at,
-                    standing.as_str().to_owned(),
-                    e.door,
-                )
-            })
-            .collect())
+        self.listed().await
     }
 
     async fn remove_enrollment(&self, username: String) -> Result<(), Error> {

@@ -401,11 +401,7 @@ impl Storage {
         e: &Enrollment,
         queued: Option<&Queued>,
     ) -> Result<(), StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         upsert(&tx, e).map_err(err)?;
         if let Some(q) = queued {
@@ -499,11 +495,7 @@ impl Storage {
         username: &str,
         queued: Option<&Queued>,
     ) -> Result<bool, StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         let removed = tx
             .execute("DELETE FROM enrollments WHERE username = ?1", [username])
@@ -513,6 +505,15 @@ impl Storage {
         }
         tx.commit().map_err(err)?;
         Ok(removed > 0)
+    }
+}
+
+/// Names `path` in a SQLite error (for a transaction, which holds the
+/// connection while the path is still needed).
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StorageError + Copy + '_ {
+    move |source| StorageError::Db {
+        path: path.to_owned(),
+        source,
     }
 }
 

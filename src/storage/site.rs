@@ -19,7 +19,7 @@
 //! arriving with a newer revision publishes its own again, which then wins by
 //! the rule on every door.
 
-use super::{Enrollment, Storage, StorageError, upsert};
+use super::{Enrollment, Storage, StorageError, db_err, upsert};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 /// An entry of the site's bucket, opened.
@@ -132,21 +132,10 @@ fn set_applied(tx: &Transaction<'_>, revision: u64) -> rusqlite::Result<()> {
 }
 
 impl Storage {
-    fn site_err(&self) -> impl Fn(rusqlite::Error) -> StorageError + '_ {
-        |source| StorageError::Db {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
     /// The highest revision of the hub's bucket this door has applied (0:
     /// none); a watch resumes after it.
     pub fn site_applied(&mut self) -> Result<u64, StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         applied(&tx).map_err(err)
     }
@@ -159,7 +148,7 @@ impl Storage {
             })
             .optional()
             .map(|c| c.unwrap_or(0))
-            .map_err(self.site_err())
+            .map_err(db_err(&self.path))
     }
 
     /// Records that the hub was heard from at `at`.
@@ -171,7 +160,7 @@ impl Storage {
                 [at],
             )
             .map(|_| ())
-            .map_err(self.site_err())
+            .map_err(db_err(&self.path))
     }
 
     /// Applies `entry` by the site's rule (see the module doc), with its
@@ -190,11 +179,7 @@ impl Storage {
         skipped: &[u64],
         door: &str,
     ) -> Result<Vec<Applied>, StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         let mut done = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -215,11 +200,7 @@ impl Storage {
     /// Records that `revision` was seen without an entry to apply (one that
     /// does not open with the site's key, or a key outside the site's layout).
     pub fn skip_site(&mut self, revision: u64) -> Result<(), StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         set_applied(&tx, revision).map_err(err)?;
         tx.commit().map_err(err)
@@ -245,7 +226,7 @@ impl Storage {
                 },
             )
             .optional()
-            .map_err(self.site_err())
+            .map_err(db_err(&self.path))
     }
 
     /// How many entries wait for the hub.
@@ -255,18 +236,14 @@ impl Storage {
                 r.get::<_, i64>(0)
             })
             .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(self.site_err())
+            .map_err(db_err(&self.path))
     }
 
     /// The hub took the outbox's entry `seq` (at `revision`): it leaves the
     /// outbox, and is recorded as this door's entry for its user, so that
     /// older entries arriving later lose to it.
     pub fn outbox_sent(&mut self, seq: i64, door: &str, revision: u64) -> Result<(), StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self.db.transaction().map_err(err)?;
         let sent: Option<Queued> = tx
             .query_row(

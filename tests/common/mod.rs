@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod hub;
 pub mod netns;
+pub mod site;
 pub mod watch;
 
 use awareid_emulator::{Emulator, EmulatorConfig};
@@ -174,4 +175,21 @@ pub fn calls(emulator: &Emulator) -> Vec<String> {
         .into_iter()
         .filter_map(|r| r.call)
         .collect()
+}
+
+/// A field of /proc/PID/status, in kB (VmRSS:, VmHWM:); 0 when unreadable.
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `p` quantile (0 to 1) of `v`, sorting it.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
 }
