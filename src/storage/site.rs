@@ -94,6 +94,17 @@ pub struct Queued {
     pub removed: bool,
 }
 
+/// An outbox row's tag, key, value, at and removed, from column `first` on.
+fn queued_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        tag: r.get(first)?,
+        key: r.get(first + 1)?,
+        value: r.get(first + 2)?,
+        at: r.get(first + 3)?,
+        removed: r.get(first + 4)?,
+    })
+}
+
 /// Adds `q` to the outbox (inside the caller's transaction).
 pub(super) fn queue(tx: &Transaction<'_>, q: &Queued) -> rusqlite::Result<()> {
     tx.execute(
@@ -212,18 +223,7 @@ impl Storage {
             .query_row(
                 "SELECT seq, tag, key, value, at, removed FROM site_outbox ORDER BY seq LIMIT 1",
                 [],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        Queued {
-                            tag: r.get(1)?,
-                            key: r.get(2)?,
-                            value: r.get(3)?,
-                            at: r.get(4)?,
-                            removed: r.get(5)?,
-                        },
-                    ))
-                },
+                |r| Ok((r.get(0)?, queued_at(r, 1)?)),
             )
             .optional()
             .map_err(db_err(&self.path))
@@ -249,15 +249,7 @@ impl Storage {
             .query_row(
                 "SELECT tag, key, value, at, removed FROM site_outbox WHERE seq = ?1",
                 [seq],
-                |r| {
-                    Ok(Queued {
-                        tag: r.get(0)?,
-                        key: r.get(1)?,
-                        value: r.get(2)?,
-                        at: r.get(3)?,
-                        removed: r.get(4)?,
-                    })
-                },
+                |r| queued_at(r, 0),
             )
             .optional()
             .map_err(err)?;
