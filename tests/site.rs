@@ -228,6 +228,37 @@ fn two_doors_reenrolling_one_person_at_once_end_with_the_code_issued_last() {
     assert_eq!(list[0]["door"], "t2", "{list}");
 }
 
+/// `systemctl reload` (SIGHUP) on a door of a site keeps its link to the hub
+/// and the link's state; a changed [site] section is refused until a restart.
+#[test]
+fn a_reload_keeps_the_link_and_a_changed_site_waits_for_a_restart() {
+    let mut site = Site::new();
+    let t1 = site.door("t1");
+    let t2 = site.door("t2");
+    let hup = |d: &Daemon| {
+        // SAFETY: kill(2) on the daemon this test started.
+        unsafe { libc::kill(d.pid().expect("pid") as i32, libc::SIGHUP) };
+    };
+    hup(&t1);
+    t1.wait_log("configuration reloaded");
+    wait_site(&t1, |s| s["connected"] == true);
+    enroll(&t1, "ann");
+    applied(&t2, "ann", "stored");
+    wait_site(&t1, |s| {
+        s["outbox"] == 0 && s["revision"].as_u64() >= Some(1)
+    });
+
+    let config = std::fs::read_to_string(&t1.config).expect("config");
+    std::fs::write(
+        &t1.config,
+        config.replace("door = \"t1\"", "door = \"t1\"\nmax_stale_s = 9"),
+    )
+    .expect("config");
+    hup(&t1);
+    t1.wait_log("the [site] section cannot change on reload: restart the service");
+    granted(&t1, "ann");
+}
+
 /// A door cut off from the hub for longer than site.max_stale_s answers
 /// SiteStale (a person removed elsewhere meanwhile must not be let in for
 /// ever), and decides again once the link is back.

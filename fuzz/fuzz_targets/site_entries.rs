@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(entry) = open(&SITE, &key, &sealed, 7) {
-        assert_eq!((entry.door.as_str(), entry.tag.as_str()), ("t1", tag.as_str()));
+        assert_eq!(
+            (entry.door.as_str(), entry.tag.as_str()),
+            ("t1", tag.as_str())
+        );
         assert_eq!(entry.username(), "ann", "an entry names its key's user");
         assert_eq!(entry.revision, 7);
     }

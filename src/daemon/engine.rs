@@ -280,6 +280,14 @@ impl Engine {
         self.hub.clone()
     }
 
+    /// Takes over `hub` (the engine this one replaces on a reload): the link
+    /// and its state go on. Nothing changes outside a site.
+    pub fn adopt_hub(&mut self, hub: Option<Arc<crate::site::Hub>>) {
+        if self.hub.is_some() && hub.is_some() {
+            self.hub = hub;
+        }
+    }
+
     /// `[site]`.
     pub fn site_config(&self) -> &crate::config::SiteConfig {
         &self.config.site

@@ -40,16 +40,54 @@ enum ReloadError {
     Config(#[from] crate::config::ConfigError),
     #[error("dbus.bus cannot change on reload: restart the service")]
     Bus,
+    #[error("the [site] section cannot change on reload: restart the service")]
+    Site,
     #[error("{0}")]
     Start(#[from] engine::StartError),
 }
 
-fn reloaded(reload: &Reload, bus: Bus) -> Result<engine::Engine, ReloadError> {
+fn reloaded(
+    reload: &Reload,
+    bus: Bus,
+    old: &engine::Engine,
+) -> Result<engine::Engine, ReloadError> {
     let config = reload()?;
     if config.dbus.bus != bus {
         return Err(ReloadError::Bus);
     }
-    Ok(engine::Engine::new(config)?)
+    if &config.site != old.site_config() {
+        return Err(ReloadError::Site);
+    }
+    let mut new = engine::Engine::new(config)?;
+    // The link to the hub goes on, its state with it.
+    new.adopt_hub(old.hub());
+    Ok(new)
+}
+
+/// The engine in force, as the site's link reaches it: a reload replaces it.
+struct Current(std::sync::RwLock<Arc<engine::Engine>>);
+
+impl Current {
+    fn get(&self) -> Arc<engine::Engine> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, engine: Arc<engine::Engine>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+}
+
+impl crate::site::Local for Current {
+    fn with_storage(
+        &self,
+        f: &mut dyn FnMut(&mut crate::storage::Storage) -> Result<(), crate::storage::StorageError>,
+    ) -> Result<(), crate::storage::StorageError> {
+        crate::site::Local::with_storage(&*self.get(), f)
+    }
+
+    fn site_changed(&self) {
+        crate::site::Local::site_changed(&*self.get());
+    }
 }
 
 /// The served object, as the main loop reaches it.
@@ -74,10 +112,13 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
             max_stale_s = hub.max_stale_s,
             "this door is in a site: its enrollments are replicated through the hub"
         );
+    }
+    let current = Arc::new(Current(std::sync::RwLock::new(engine.clone())));
+    if let Some(hub) = engine.hub() {
         tokio::spawn(crate::site::run(
             hub,
             engine.site_config().clone(),
-            engine.clone(),
+            current.clone(),
         ));
     }
     let (conn, served) = serve(bus, engine).await?;
@@ -107,7 +148,7 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
     loop {
         tokio::select! {
             _ = term.recv() => break,
-            _ = hup.recv() => apply_reload(&served, &reload, bus).await,
+            _ = hup.recv() => apply_reload(&served, &reload, bus, &current).await,
             _ = tokio::signal::ctrl_c() => break,
             _ = async {
                 match watchdog.as_mut() {
@@ -180,24 +221,23 @@ async fn serve(
 /// SIGHUP: RELOADING=1, the configuration loaded again and a new engine put in
 /// force for the next operation (or, when it does not load, the one in force
 /// kept and the reason logged), READY=1.
-async fn apply_reload(served: &ServedRef, reload: &Arc<Reload>, bus: Bus) {
+async fn apply_reload(served: &ServedRef, reload: &Arc<Reload>, bus: Bus, current: &Current) {
     let mut states = vec![sd_notify::NotifyState::Reloading];
     states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     let _ = sd_notify::notify(false, &states);
     let reload = reload.clone();
     let started = std::time::Instant::now();
-    let result = tokio::task::spawn_blocking(move || reloaded(&reload, bus))
+    let old = current.get();
+    let result = tokio::task::spawn_blocking(move || reloaded(&reload, bus, &old))
         .await
         .map_err(|e| ReloadError::Start(engine::StartError::Other(e.to_string())))
         .and_then(|r| r);
     match result {
         Ok(engine) => {
             let emitter = served.signal_emitter().clone();
-            served
-                .get()
-                .await
-                .replace_engine(&emitter, Arc::new(engine))
-                .await;
+            let engine = Arc::new(engine);
+            current.set(engine.clone());
+            served.get().await.replace_engine(&emitter, engine).await;
             tracing::info!(
                 reload_ms = started.elapsed().as_millis() as u64,
                 "configuration reloaded: the next operation uses it"
@@ -207,6 +247,7 @@ async fn apply_reload(served: &ServedRef, reload: &Arc<Reload>, bus: Bus) {
             let key = match &e {
                 ReloadError::Config(c) => c.key.clone(),
                 ReloadError::Bus => "dbus.bus".into(),
+                ReloadError::Site => "site".into(),
                 ReloadError::Start(_) => String::new(),
             };
             tracing::error!(key, "{e}");

@@ -309,7 +309,29 @@ async fn session<L: Local>(
         .get_key_value(config.bucket.as_str())
         .await
         .map_err(|e| bucket_err(&e))?;
-    let from = on_db(local, |s| s.site_applied()).await? + 1;
+    let applied = on_db(local, |s| s.site_applied()).await?;
+    let last = kv
+        .status()
+        .await
+        .map_err(|e| bucket_err(&e))?
+        .info
+        .state
+        .last_sequence;
+    // A bucket younger than this door's copy (the hub's store was lost and the
+    // bucket made again): its revisions start over, so the watch does too.
+    let from = if last < applied {
+        tracing::warn!(
+            door = hub.door.as_str(),
+            applied,
+            hub_last = last,
+            "site hub: the bucket is behind this door's copy (made again?): reading it from \
+             the start; the enrollments held here stay"
+        );
+        on_db(local, |s| s.reset_site()).await?;
+        1
+    } else {
+        applied + 1
+    };
     let mut watch = kv
         .watch_all_from_revision(from)
         .await

@@ -151,6 +151,16 @@ impl Storage {
         applied(&tx).map_err(err)
     }
 
+    /// Forgets which of the hub's entries were applied (a bucket made again
+    /// starts its revisions over); the enrollments and the outbox stay.
+    pub fn reset_site(&mut self) -> Result<(), StorageError> {
+        let err = db_err(&self.path);
+        let tx = self.db.transaction().map_err(err)?;
+        tx.execute_batch("DELETE FROM site_entries; UPDATE site_state SET applied = 0;")
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     /// When the hub was last heard from (Unix seconds; 0: never).
     pub fn site_contact(&mut self) -> Result<i64, StorageError> {
         self.db
