@@ -13,7 +13,7 @@ use awareid_emulator::{Emulator, EmulatorConfig};
 use common::daemon::{self, Daemon, json, stderr};
 use common::hub::Hub;
 use common::netns::{self, Net};
-use common::site::{applied, enroll, granted, refused, wait_site};
+use common::site::{applied, enroll, granted, refused, wait_site, wait_sites};
 use facecapture::crypto::site::SiteIdentity;
 use std::time::{Duration, Instant};
 
@@ -258,22 +258,12 @@ fn two_doors_reenrolling_one_person_at_once_end_with_the_code_issued_last() {
             .expect("read")
             .map(|e| e.registration_code.expose().to_owned())
     };
-    let t = std::time::Instant::now();
-    loop {
+    // Until the three doors hold one code and neither t1 nor t2 has an entry
+    // left to publish; each entry applied or published changes a door's Site.
+    wait_sites(&[&t1, &t2, &t3], |sites| {
         let codes = [code(&t1), code(&t2), code(&t3)];
-        let outboxes: Vec<_> = [&t1, &t2]
-            .iter()
-            .map(|d| json(&d.ctl(&["status"]))["site"]["outbox"].clone())
-            .collect();
-        if codes.iter().all(|c| *c == codes[0]) && outboxes.iter().all(|o| *o == 0) {
-            break;
-        }
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(60),
-            "the doors never agreed on ann's code"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        codes.iter().all(|c| *c == codes[0]) && sites.iter().all(|s| s["outbox"] == 0)
+    });
     // The code they agree on is the one AwareID keeps: each door is let in.
     for d in [&t1, &t2, &t3] {
         granted(d, "ann");

@@ -85,19 +85,22 @@ struct Site {
 }
 
 impl Site {
-    fn from_credential(payload: &Secret) -> Result<Self, StartError> {
+    /// The engine's part of the credential, and the identity itself parsed once
+    /// (for the hub, which seals and opens the entries with it).
+    fn from_credential(payload: &Secret) -> Result<(Self, SiteIdentity), StartError> {
         let bad =
             |e: String| StartError::Identity(StorageError::Identity(format!("site_identity {e}")));
         let site =
             SiteIdentity::parse(payload.expose().as_bytes()).map_err(|e| bad(e.to_string()))?;
         let der = site.key.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
-        Ok(Self {
+        let engines = Self {
             terminal: Terminal {
                 device_id: site.device_id.clone(),
                 key: DeviceKey::from_pkcs8_der(&der).map_err(|e| bad(e.to_string()))?,
             },
             protection: site.protection.unwrap_or(Protection::Unusable),
-        })
+        };
+        Ok((engines, site))
     }
 }
 
@@ -216,11 +219,9 @@ impl Engine {
         let terminal = Terminal { device_id, key };
         let mut engine = Self::assemble(config, storage, Ok(terminal), protection)?;
         if !engine.config.storage.site_identity.is_empty() {
-            engine.site = Some(Site::from_credential(&engine.config.storage.site_identity)?);
+            let (site, identity) = Site::from_credential(&engine.config.storage.site_identity)?;
+            engine.site = Some(site);
             if engine.config.site.enabled() {
-                let identity =
-                    SiteIdentity::parse(engine.config.storage.site_identity.expose().as_bytes())
-                        .map_err(other)?;
                 let hub = crate::site::Hub::new(&engine.config.site, identity).map_err(other)?;
                 engine.hub = Some(Arc::new(hub));
             }
@@ -447,11 +448,15 @@ impl Engine {
 
     /// RemoveEnrollment: forgets `username`'s stored enrollment, or NotEnrolled.
     pub fn remove(&self, username: &str) -> Result<(), Error> {
-        let queued = self.queue(&Fact::Removed {
-            username: username.to_owned(),
-        })?;
         let mut storage = lock(&self.storage);
         let held = storage.enrollment(username)?.is_some();
+        // The removal's entry for the hub, sealed only for one held here.
+        let queued = match held {
+            true => self.queue(&Fact::Removed {
+                username: username.to_owned(),
+            })?,
+            false => None,
+        };
         if held && storage.remove_queued(username, queued.as_ref())? {
             self.ring(&storage)?;
             drop(storage);

@@ -121,7 +121,22 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
             current.clone(),
         ));
     }
+    let hub = engine.hub();
     let (conn, served) = serve(bus, engine).await?;
+    if let Some(hub) = hub {
+        // The Site property's PropertiesChanged, once per change of the link's
+        // state (the hub is kept across reloads, so is this task).
+        let served = served.clone();
+        let mut changes = hub.subscribe();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let iface = served.get().await;
+                if let Err(e) = iface.site_changed(served.signal_emitter()).await {
+                    tracing::warn!(error = %e, "cannot emit a signal");
+                }
+            }
+        });
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(
         bus = ?bus,

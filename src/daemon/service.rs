@@ -432,7 +432,7 @@ impl FaceCapture {
         env!("CARGO_PKG_VERSION").to_owned()
     }
 
-    #[zbus(property(emits_changed_signal = "false"))]
+    #[zbus(property)]
     fn site(&self) -> (String, bool, i64, u64, u64, u64) {
         match self.engine().hub() {
             Some(hub) => {

@@ -18,7 +18,7 @@ use crate::config::SiteConfig;
 use crate::crypto::site::SiteIdentity;
 use crate::storage::{Applied, Storage, StorageError};
 use futures_util::StreamExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The link's state, as D-Bus, status, stats, the metrics and doctor show it.
@@ -42,7 +42,8 @@ pub struct Hub {
     pub door: String,
     /// `site.max_stale_s`.
     pub max_stale_s: u64,
-    state: Mutex<SiteState>,
+    /// The state, and who is told of each change (the D-Bus `Site` property).
+    state: tokio::sync::watch::Sender<SiteState>,
     bell: tokio::sync::Notify,
 }
 
@@ -121,14 +122,20 @@ impl Hub {
             identity,
             door,
             max_stale_s: config.max_stale_s,
-            state: Mutex::new(SiteState::default()),
+            state: tokio::sync::watch::Sender::new(SiteState::default()),
             bell: tokio::sync::Notify::new(),
         })
     }
 
     /// The link's state now.
     pub fn state(&self) -> SiteState {
-        lock(&self.state).clone()
+        self.state.borrow().clone()
+    }
+
+    /// A receiver told of every change of the state (the daemon emits the
+    /// `Site` property's PropertiesChanged from it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<SiteState> {
+        self.state.subscribe()
     }
 
     /// Wakes the link: an entry was queued, and `outbox` wait now.
@@ -143,7 +150,7 @@ impl Hub {
         if self.max_stale_s == 0 {
             return None;
         }
-        let s = lock(&self.state);
+        let s = self.state.borrow();
         if s.connected {
             return None;
         }
@@ -154,16 +161,15 @@ impl Hub {
     }
 
     fn update(&self, f: impl FnOnce(&mut SiteState)) {
-        let mut state = lock(&self.state);
-        f(&mut state);
-        if let Some(m) = crate::metrics::global() {
-            m.site(&state);
-        }
+        self.state.send_if_modified(|state| {
+            let before = state.clone();
+            f(state);
+            if let Some(m) = crate::metrics::global() {
+                m.site(state);
+            }
+            *state != before
+        });
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn host_name() -> Result<String, String> {
@@ -197,12 +203,20 @@ async fn on_db<L: Local, T: Send + 'static>(
 /// rollups allowed, deletes denied), made as a stream because Debian 12's
 /// nats-server 2.9 refuses the settings newer clients send for a bucket.
 /// `replicas`: 1, or 3 on a 3-node cluster. Succeeds when it exists alike.
+///
+/// A cluster that has just started may not have elected its metadata leader or
+/// met its peers yet: the hub then answers "temporarily unavailable", "no
+/// peers" or "insufficient resources", or not at all. Those answers are tried
+/// again (the request is idempotent) for up to [`CREATE_BUCKET_WITHIN`], with
+/// a pause that doubles from 250 ms to 4 s; any other answer is final.
 pub async fn create_bucket(config: &SiteConfig, replicas: usize) -> Result<(), LinkError> {
-    use async_nats::jetstream::stream;
+    use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
+    use async_nats::jetstream::{ErrorCode, stream};
     let client = connect(config).await?;
-    let js = async_nats::jetstream::new(client);
+    let mut js = async_nats::jetstream::new(client);
+    js.set_timeout(Duration::from_secs(10));
     let bucket = &config.bucket;
-    js.get_or_create_stream(stream::Config {
+    let stream_config = stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
@@ -214,14 +228,43 @@ pub async fn create_bucket(config: &SiteConfig, replicas: usize) -> Result<(), L
         num_replicas: replicas,
         storage: stream::StorageType::File,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| LinkError::Bucket {
-        bucket: bucket.clone(),
-        message: e.to_string(),
-    })?;
-    Ok(())
+    };
+    let deadline = tokio::time::Instant::now() + CREATE_BUCKET_WITHIN;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let error = match js.get_or_create_stream(stream_config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let settling = match error.kind() {
+            Kind::TimedOut | Kind::JetStreamUnavailable => true,
+            Kind::JetStream(e) => [
+                ErrorCode::CLUSTER_NOT_AVAILABLE,
+                ErrorCode::CLUSTER_NO_PEERS,
+                ErrorCode::INSUFFICIENT_RESOURCES,
+            ]
+            .contains(&e.error_code()),
+            _ => false,
+        };
+        if !settling || tokio::time::Instant::now() + pause > deadline {
+            return Err(LinkError::Bucket {
+                bucket: bucket.clone(),
+                message: error.to_string(),
+            });
+        }
+        tracing::info!(
+            bucket = bucket.as_str(),
+            error = %error,
+            retry_ms = pause.as_millis() as u64,
+            "site hub: not ready for the bucket yet (a cluster still electing its leader?); trying again"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
+    }
 }
+
+/// How long [`create_bucket`] keeps trying while the hub settles.
+pub const CREATE_BUCKET_WITHIN: Duration = Duration::from_secs(60);
 
 /// How often the link asks the hub for an answer while nothing else arrives.
 const ROUND_TRIP_EVERY: Duration = Duration::from_secs(3);

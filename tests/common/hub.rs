@@ -109,23 +109,23 @@ impl Hub {
         self.urls().remove(0)
     }
 
-    fn readies(&self, i: usize) -> usize {
-        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
-        let needle = if self.nodes.len() > 1 {
+    /// The line a node logs once ready: a cluster's node once it knows the
+    /// metadata leader, a lone server once it listens.
+    fn ready_line(&self) -> &'static str {
+        if self.nodes.len() > 1 {
             "metadata leader"
         } else {
             "Server is ready"
-        };
-        text.matches(needle).count()
+        }
+    }
+
+    fn readies(&self, i: usize) -> usize {
+        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+        text.matches(self.ready_line()).count()
     }
 
     fn wait_ready(&self, i: usize, count: usize) {
-        let needle = if self.nodes.len() > 1 {
-            "metadata leader"
-        } else {
-            "Server is ready"
-        };
-        super::daemon::wait_count(&self.nodes[i].log, needle, count);
+        super::daemon::wait_count(&self.nodes[i].log, self.ready_line(), count);
     }
 
     fn spawn(&mut self, i: usize) {

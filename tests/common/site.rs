@@ -2,9 +2,9 @@
 //! or refused), an entry applied (its log line), the door's `site` state.
 
 use super::daemon::{Daemon, json, stderr};
+use super::watch::Watch;
 use facecapture::crypto::sealed::Protection;
 use facecapture::crypto::site::SiteIdentity;
-use std::time::{Duration, Instant};
 
 /// A credentials directory holding `site` as systemd would decrypt it (the
 /// credential `site_identity`), for `CREDENTIALS_DIRECTORY`.
@@ -47,18 +47,30 @@ pub fn refused(d: &Daemon, user: &str) -> String {
 }
 
 /// The door's `site` in `facecapturectl status` once `ready` holds for it:
-/// read again until it does (the Site property emits no signal), bounded.
+/// read again after each PropertiesChanged of its `Site` property.
 pub fn wait_site(d: &Daemon, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let t = Instant::now();
+    let mut last = serde_json::Value::Null;
+    wait_sites(&[d], |sites| {
+        last = sites[0].clone();
+        ready(&last)
+    });
+    last
+}
+
+/// Waits until `ready` holds for the doors' `site` states (in `doors`' order),
+/// read again after each PropertiesChanged of a door's `Site` property.
+pub fn wait_sites(doors: &[&Daemon], mut ready: impl FnMut(&[serde_json::Value]) -> bool) {
+    let addresses: Vec<&str> = doors.iter().map(|d| d.address.as_str()).collect();
+    let watch = Watch::on(&addresses);
     loop {
-        let site = json(&d.ctl(&["status"]))["site"].clone();
-        if ready(&site) {
-            return site;
+        let mark = watch.mark();
+        let sites: Vec<_> = doors
+            .iter()
+            .map(|d| json(&d.ctl(&["status"]))["site"].clone())
+            .collect();
+        if ready(&sites) {
+            return;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(90),
-            "the site's state never got there: {site}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+        watch.wait_for(mark, "property:Site");
     }
 }

@@ -14,14 +14,16 @@ const LIMIT: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Seen {
     events: Vec<String>,
-    listening: bool,
+    /// How many buses' listeners have subscribed.
+    listening: usize,
 }
 
 /// Events as strings: `state:capturing`, `progress:enroll:token`, `feedback:no-face`,
-/// `owner:-` (the daemon's bus name released) or `owner::1.7` (taken).
+/// `owner:-` (the daemon's bus name released) or `owner::1.7` (taken), and
+/// `property:Site` (any other property by its name). One watch may listen on
+/// several daemons' buses at once; their events are then interleaved.
 pub struct Watch {
     seen: Arc<(Mutex<Seen>, Condvar)>,
-    _thread: std::thread::JoinHandle<()>,
 }
 
 fn push(seen: &(Mutex<Seen>, Condvar), f: impl FnOnce(&mut Seen)) {
@@ -50,7 +52,7 @@ async fn listen(address: String, seen: Arc<(Mutex<Seen>, Condvar)>) -> zbus::Res
     let mut owner = bus
         .receive_name_owner_changed_with_args(&[(0, facecapture::daemon::BUS_NAME)])
         .await?;
-    push(&seen, |s| s.listening = true);
+    push(&seen, |s| s.listening += 1);
     loop {
         let event = tokio::select! {
             Some(p) = progress.next() => p.args().map(|a| format!("progress:{}:{}", a.operation, a.step)),
@@ -81,22 +83,30 @@ async fn listen(address: String, seen: Arc<(Mutex<Seen>, Condvar)>) -> zbus::Res
 impl Watch {
     /// Listens on the bus at `address`; returns once the match rules are in place.
     pub fn new(address: &str) -> Self {
+        Self::on(&[address])
+    }
+
+    /// Listens on every bus of `addresses`; returns once the match rules are in
+    /// place on each. A listener ends when its bus does.
+    pub fn on(addresses: &[&str]) -> Self {
         let seen = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
-        let (addr, s) = (address.to_owned(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            if let Err(e) = rt.block_on(listen(addr, s.clone())) {
-                push(&s, |s| s.events.push(format!("error:{e}")));
-            }
-        });
-        let watch = Self {
-            seen,
-            _thread: thread,
-        };
-        watch.wait_until(|s| s.listening, "the listener to subscribe");
+        for address in addresses {
+            let (addr, s) = ((*address).to_owned(), seen.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                if let Err(e) = rt.block_on(listen(addr, s.clone())) {
+                    push(&s, |s| s.events.push(format!("error:{e}")));
+                }
+            });
+        }
+        let watch = Self { seen };
+        watch.wait_until(
+            |s| s.listening == addresses.len(),
+            "the listeners to subscribe",
+        );
         watch
     }
 
