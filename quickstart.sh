@@ -15,6 +15,8 @@ bash scripts/need-debs.sh libclang-dev dbus
 
 cargo build --release --locked -p facecaptured -p awareid-emulator --bins
 bin=target/release
+# facecapturectl is facecaptured called by that name, as the package links it.
+ln -sf facecaptured "$bin/facecapturectl"
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -13,12 +13,24 @@
 //! target at 100 ms (issue 15): Authenticate within 3 round trips + the
 //! server's own time + 20 ms.
 //!
-//! `cargo bench --bench rtt [-- 0 100]`
+//! Then, at 100 ms (issue 30), the cases a door meets between people:
+//! - idle: Authenticate after the door was left alone for `--idle` seconds
+//!   (20 by default: past an HTTP client's usual 15 s hold of an idle
+//!   connection; `--idle 600` is the issue's ten minutes), 5 times;
+//! - token expiry: a second door on an AwareID whose tokens live 30 s,
+//!   Authenticate after 35 s alone each time (the token lapsed meanwhile), 5 times;
+//! - the uplink: Authenticate with the relay carrying at most 10 Mbit/s each
+//!   way, 20 times back to back; and the verifyFace body's size on the wire
+//!   (the emulator's record of what arrived).
+//!
+//! `cargo bench --bench rtt [-- 0 100] [--idle SECONDS] [--quick]` (`--quick`:
+//! the RTT sweep only)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::daemon;
+use awareid_emulator::{Emulator, EmulatorConfig};
+use common::daemon::{self, Daemon};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -28,11 +40,15 @@ use std::time::{Duration, Instant};
 
 const CALLS: usize = 20;
 
-/// A TCP relay to `upstream` that delays every chunk by the one-way time, which
-/// can be changed while it runs.
+/// A TCP relay to `upstream` that delays every chunk by the one-way time and,
+/// when a rate is set, by the time the link takes to carry it (each direction
+/// a link of that many bits a second, a chunk waiting for the one before);
+/// both can be changed while it runs.
 struct Relay {
     port: u16,
     one_way_us: Arc<AtomicU64>,
+    /// Bits a second each way; 0: no limit.
+    rate_bps: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -40,7 +56,8 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("relay port");
         let port = listener.local_addr().expect("addr").port();
         let one_way_us = Arc::new(AtomicU64::new(0));
-        let delay = one_way_us.clone();
+        let rate_bps = Arc::new(AtomicU64::new(0));
+        let (delay, rate) = (one_way_us.clone(), rate_bps.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 let Ok(server) = TcpStream::connect(upstream) else {
@@ -52,11 +69,19 @@ impl Relay {
                     let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else {
                         continue;
                     };
-                    pipe(from, to, delay.clone());
+                    pipe(from, to, delay.clone(), rate.clone());
                 }
             }
         });
-        Self { port, one_way_us }
+        Self {
+            port,
+            one_way_us,
+            rate_bps,
+        }
+    }
+
+    fn set_rate(&self, bits_per_second: u64) {
+        self.rate_bps.store(bits_per_second, Ordering::Relaxed);
     }
 
     fn set_rtt(&self, rtt: Duration) {
@@ -65,17 +90,28 @@ impl Relay {
     }
 }
 
-/// Copies `from` to `to`, each chunk delivered the one-way time after it was read.
-fn pipe(mut from: TcpStream, mut to: TcpStream, one_way_us: Arc<AtomicU64>) {
+/// Copies `from` to `to`, each chunk delivered the one-way time after the link
+/// finished carrying it.
+fn pipe(mut from: TcpStream, mut to: TcpStream, one_way_us: Arc<AtomicU64>, rate: Arc<AtomicU64>) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut link_free = Instant::now();
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let due =
-                        Instant::now() + Duration::from_micros(one_way_us.load(Ordering::Relaxed));
+                    let carried = match (n as u64 * 8 * 1_000_000)
+                        .checked_div(rate.load(Ordering::Relaxed))
+                    {
+                        // No limit set (0 bits a second).
+                        None => Instant::now(),
+                        Some(us) => {
+                            link_free = link_free.max(Instant::now()) + Duration::from_micros(us);
+                            link_free
+                        }
+                    };
+                    let due = carried + Duration::from_micros(one_way_us.load(Ordering::Relaxed));
                     if tx.send((due, buf[..n].to_vec())).is_err() {
                         break;
                     }
@@ -114,10 +150,65 @@ fn call_ms(log: &str, step: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The daemon `d` (stopped or not) reaching `emulator` through a new relay,
+/// started with AwareID's calls in its log.
+fn relayed(d: &mut Daemon, emulator: &Emulator) -> Relay {
+    let base = emulator.base_url();
+    let upstream = base
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the emulator listens on an IP address");
+    let relay = Relay::start(upstream);
+    let config = std::fs::read_to_string(&d.config).expect("config");
+    let relayed = base.replace(&upstream.port().to_string(), &relay.port.to_string());
+    std::fs::write(&d.config, config.replace(&base, &relayed)).expect("config");
+    d.env
+        .push(("RUST_LOG".into(), "info,facecapture::awareid=debug".into()));
+    d.stop(libc::SIGTERM);
+    d.start();
+    relay
+}
+
+/// Authenticate `calls` times, each after `idle` alone; the times in ms.
+async fn authenticate(
+    proxy: &facecapture_dbus::FaceCapture1Proxy<'_>,
+    calls: usize,
+    idle: Duration,
+) -> Vec<f64> {
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        // The door left alone: what the bench measures, not a wait for an event.
+        std::thread::sleep(idle);
+        let t = Instant::now();
+        let reply = proxy.authenticate("bench").await.expect("authenticate");
+        assert!(reply.granted, "{reply:?}");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+fn summary(times: &mut [f64]) -> String {
+    format!(
+        "median {:>4.0} ms, p90 {:>4.0} ms",
+        percentile(times, 0.5),
+        percentile(times, 0.9)
+    )
+}
+
 fn main() {
-    let rtts: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let idle = args
+        .iter()
+        .position(|a| a == "--idle")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(20), Duration::from_secs);
+    let rtts: Vec<u64> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--idle")
+        .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let rtts = if rtts.is_empty() {
         vec![0, 50, 100, 200]
@@ -125,21 +216,7 @@ fn main() {
         rtts
     };
     let mut s = daemon::start();
-    let base = s.emulator.base_url();
-    let upstream = base
-        .trim_start_matches("https://")
-        .parse()
-        .expect("the emulator listens on an IP address");
-    let relay = Relay::start(upstream);
-    // The daemon reaches AwareID through the relay; its HTTP exchanges are logged.
-    let config = std::fs::read_to_string(&s.daemon.config).expect("config");
-    let relayed = base.replace(&upstream.port().to_string(), &relay.port.to_string());
-    std::fs::write(&s.daemon.config, config.replace(&base, &relayed)).expect("config");
-    s.daemon
-        .env
-        .push(("RUST_LOG".into(), "info,facecapture::awareid=debug".into()));
-    s.daemon.stop(libc::SIGTERM);
-    s.daemon.start();
+    let relay = relayed(&mut s.daemon, &s.emulator);
     let d = &s.daemon;
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -155,7 +232,6 @@ fn main() {
         for rtt in rtts {
             relay.set_rtt(Duration::from_millis(rtt));
             let mut enroll = Vec::new();
-            let mut auth = Vec::new();
             let logged = d.log_text().len();
             for _ in 0..CALLS {
                 let t = Instant::now();
@@ -166,12 +242,7 @@ fn main() {
                 assert_eq!(reply.enrollment_status, 2, "{reply:?}");
                 enroll.push(t.elapsed().as_secs_f64() * 1000.0);
             }
-            for _ in 0..CALLS {
-                let t = Instant::now();
-                let reply = proxy.authenticate("bench").await.expect("authenticate");
-                assert!(reply.granted, "{reply:?}");
-                auth.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
+            let mut auth = authenticate(&proxy, CALLS, Duration::ZERO).await;
             if rtt == 0 {
                 let log = d.log_text();
                 let log = &log[logged.min(log.len())..];
@@ -198,6 +269,72 @@ fn main() {
         }
         println!(
             "server's own time for authenticate + verifyDevice + verifyFace at RTT 0: {server_ms:.0} ms (medians)"
+        );
+        if quick {
+            return;
+        }
+        let target = 300.0 + server_ms + 20.0;
+        relay.set_rtt(Duration::from_millis(100));
+        let mut idled = authenticate(&proxy, 5, idle).await;
+        println!(
+            "RTT 100 ms, after {} s idle: Authenticate {} (target {target:.0} ms)",
+            idle.as_secs(),
+            summary(&mut idled)
+        );
+
+        // The uplink: 10 Mbit/s each way at RTT 100 ms.
+        relay.set_rate(10_000_000);
+        let mut thin = authenticate(&proxy, CALLS, Duration::ZERO).await;
+        relay.set_rate(0);
+        println!(
+            "RTT 100 ms, 10 Mbit/s each way: Authenticate {}",
+            summary(&mut thin)
+        );
+    });
+    let mut face_bodies: Vec<f64> = s
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.call.as_deref() == Some("verifyFace"))
+        .map(|r| r.body_bytes as f64 / 1000.0)
+        .collect();
+    if !face_bodies.is_empty() {
+        println!(
+            "verifyFace body: median {:.0} KB, max {:.0} KB over {} calls (3 frames, 640x480, the configured quality)",
+            percentile(&mut face_bodies, 0.5),
+            percentile(&mut face_bodies, 1.0),
+            face_bodies.len()
+        );
+    }
+    if quick {
+        return;
+    }
+
+    // Token expiry: a door of its own on an AwareID whose tokens live 30 s.
+    let ttl = Duration::from_secs(30);
+    let emulator = Emulator::start(EmulatorConfig {
+        token_ttl: ttl,
+        ..EmulatorConfig::default()
+    })
+    .expect("emulator");
+    let bus = daemon::bus();
+    let mut door = daemon::unstarted_daemon(&emulator, &bus.address, "session", "", &[]);
+    let relay = relayed(&mut door, &emulator);
+    rt.block_on(async {
+        let (_conn, proxy) =
+            common::daemon::proxy_at(&door.address, Duration::from_secs(120)).await;
+        let reply = proxy
+            .enroll("bench", "bench@example.com", "", "", "")
+            .await
+            .expect("enroll");
+        assert_eq!(reply.enrollment_status, 2, "{reply:?}");
+        relay.set_rtt(Duration::from_millis(100));
+        let mut lapsed = authenticate(&proxy, 5, ttl + Duration::from_secs(5)).await;
+        println!(
+            "RTT 100 ms, tokens of {} s, after {} s alone (the token lapsed): Authenticate {}",
+            ttl.as_secs(),
+            ttl.as_secs() + 5,
+            summary(&mut lapsed)
         );
     });
 }

@@ -4,8 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CTL: &str = env!("CARGO_BIN_EXE_facecapturectl");
-const DAEMON: &str = env!("CARGO_BIN_EXE_facecaptured");
+#[path = "common/program.rs"]
+mod program;
+
+use program::DAEMON;
+
+/// facecapturectl: the program called through its link.
+fn ctl() -> &'static str {
+    program::facecapturectl().to_str().expect("a UTF-8 path")
+}
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin)
@@ -53,10 +60,18 @@ impl LocalServer {
 
 #[test]
 fn every_binary_answers_help_and_version() {
-    for bin in [CTL, DAEMON] {
+    // One program, two names: each name answers as its own program.
+    for (bin, usage) in [
+        (ctl(), "Usage: facecapturectl [OPTIONS] <COMMAND>"),
+        (DAEMON, "Usage: facecaptured [OPTIONS] [COMMAND]"),
+    ] {
         let help = run(bin, &["--help"]);
         assert!(help.status.success(), "{bin} --help");
-        assert!(text(&help.stdout).contains("Usage:"), "{bin}");
+        assert!(
+            text(&help.stdout).contains(usage),
+            "{bin}: {}",
+            text(&help.stdout)
+        );
         let version = run(bin, &["--version"]);
         assert!(version.status.success());
         assert!(
@@ -64,7 +79,7 @@ fn every_binary_answers_help_and_version() {
             "{bin}"
         );
     }
-    let usage = run(CTL, &["no-such-command"]);
+    let usage = run(ctl(), &["no-such-command"]);
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -115,7 +130,7 @@ fn offline_tools_against_the_emulator() {
 
     let png = emu.dir.path().join("qr.png");
     let out = run(
-        CTL,
+        ctl(),
         &[
             "--config",
             cfg,
@@ -140,7 +155,7 @@ fn offline_tools_against_the_emulator() {
     );
 
     for input in [url.as_str(), png.to_str().expect("png")] {
-        let out = run(CTL, &["--config", cfg, "qr", "decode", input]);
+        let out = run(ctl(), &["--config", cfg, "qr", "decode", input]);
         assert!(out.status.success(), "{input}: {}", text(&out.stderr));
         let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
         assert!(
@@ -159,12 +174,12 @@ fn offline_tools_against_the_emulator() {
     let mut tampered = url.clone();
     let last = tampered.pop().expect("char");
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let out = run(CTL, &["--config", cfg, "qr", "decode", &tampered]);
+    let out = run(ctl(), &["--config", cfg, "qr", "decode", &tampered]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("signature") || err.contains("base64"), "{err}");
 
-    let out = run(CTL, &["--config", cfg, "trigger-authenticate", "nobody"]);
+    let out = run(ctl(), &["--config", cfg, "trigger-authenticate", "nobody"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("User is not enrolled"),
@@ -176,7 +191,7 @@ fn offline_tools_against_the_emulator() {
 #[test]
 fn detect_prints_one_json_line_per_image() {
     let out = run(
-        CTL,
+        ctl(),
         &["detect", &fixture("astronaut.jpg"), &fixture("no-face.jpg")],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -196,6 +211,6 @@ fn detect_prints_one_json_line_per_image() {
         assert!(face[k].is_number(), "{k} in {face}");
     }
     assert_eq!(lines[1]["faces"].as_array().expect("faces").len(), 0);
-    let out = run(CTL, &["detect", "/nonexistent.jpg"]);
+    let out = run(ctl(), &["detect", "/nonexistent.jpg"]);
     assert_eq!(out.status.code(), Some(1));
 }

@@ -27,6 +27,10 @@ ok "dpkg -i: its dependencies are in a Debian 12 system with dbus; no unknown us
 for f in /usr/bin/facecaptured /usr/bin/facecapturectl; do
   [ -x "$root$f" ] || fail "$f missing or not executable"
 done
+[ "$(readlink "$root/usr/bin/facecapturectl")" = facecaptured ] \
+  || fail "/usr/bin/facecapturectl is not a link to facecaptured"
+in_root facecapturectl --help | grep -q "^Usage: facecapturectl " \
+  || fail "facecapturectl (the link) does not answer as the CLI"
 for f in /usr/lib/systemd/system/facecaptured.service /usr/lib/systemd/system/facecaptured-provision.service \
          /usr/lib/sysusers.d/facecaptured.conf /usr/lib/tmpfiles.d/facecaptured.conf \
          /usr/share/dbus-1/system.d/org.facecapture.FaceCapture1.conf \

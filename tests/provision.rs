@@ -10,7 +10,10 @@ use facecapture::storage::Storage;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_facecaptured");
+#[path = "common/program.rs"]
+mod program;
+
+use program::DAEMON;
 
 struct Board {
     dir: tempfile::TempDir,
@@ -591,7 +594,7 @@ fn a_site_identity_is_sealed_and_its_plain_file_removed() {
     use std::os::unix::fs::PermissionsExt;
     let board = Board::new();
     let file = board.dir.path().join("site.json");
-    let made = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
+    let made = Command::new(program::facecapturectl())
         .args(["site", "new-identity", "--out"])
         .arg(&file)
         .output()
@@ -603,7 +606,7 @@ fn a_site_identity_is_sealed_and_its_plain_file_removed() {
     let site = SiteIdentity::parse(&std::fs::read(&file).expect("read")).expect("identity");
     assert_eq!(printed["device_id"], site.device_id.as_str());
     // A second run never overwrites a site's identity.
-    let again = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
+    let again = Command::new(program::facecapturectl())
         .args(["site", "new-identity", "--out"])
         .arg(&file)
         .output()

@@ -262,7 +262,7 @@ fn https_proxy_and_no_proxy_from_the_environment_when_the_key_is_unset() {
     s.emulator.write_out(dir.path()).expect("emulator files");
     let config = dir.path().join("facecaptured.toml");
     let trigger = |env: &[(&str, &str)]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_facecapturectl"));
+        let mut c = Command::new(common::program::facecapturectl());
         c.arg("--config")
             .arg(&config)
             .args(["trigger-enroll", "dora", "dora@example.com"]);

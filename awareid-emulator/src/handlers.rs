@@ -742,6 +742,7 @@ pub async fn record_and_inject(State(shared): S, req: Request, next: Next) -> Re
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         body: body_json,
+        body_bytes: bytes.len(),
         status: 0,
         peer,
     };

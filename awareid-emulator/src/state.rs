@@ -26,6 +26,10 @@ pub struct RecordedRequest {
     pub apikey: Option<String>,
     /// The JSON body (a form body as an object; null when empty or unparseable).
     pub body: serde_json::Value,
+    /// The body's length on the wire, in bytes (what the terminal's uplink
+    /// carried for it).
+    #[serde(default)]
+    pub body_bytes: usize,
     /// The HTTP status the emulator answered with.
     pub status: u16,
     /// The address the request came from: the terminal's, or its proxy's.

@@ -14,7 +14,7 @@
 #[allow(dead_code)]
 mod daemon_cli;
 
-#[path = "../../src/bin/facecapturectl/cli.rs"]
+#[path = "../../src/bin/facecaptured/ctl/cli.rs"]
 #[allow(dead_code)]
 mod ctl_cli;
 

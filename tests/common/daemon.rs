@@ -294,7 +294,7 @@ impl Daemon {
     }
 
     pub fn ctl_command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_facecapturectl"));
+        let mut c = Command::new(super::program::facecapturectl());
         c.arg("--session")
             .args(args)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)

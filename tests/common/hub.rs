@@ -222,7 +222,7 @@ impl Hub {
     fn create_bucket(&self) {
         let config = self.dir.path().join("admin.toml");
         std::fs::write(&config, self.site_toml(None)).expect("admin config");
-        let o = Command::new(env!("CARGO_BIN_EXE_facecapturectl"))
+        let o = Command::new(super::program::facecapturectl())
             .arg("--config")
             .arg(&config)
             .args(["site", "create-bucket", "--replicas"])

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod hub;
 pub mod netns;
+pub mod program;
 pub mod site;
 pub mod watch;
 

@@ -71,7 +71,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 say "the $arch package ($version)"
 # (The very build tests/boards.sh makes: nothing is built again.)
 cargo build --locked --profile board --target "$triple" -p facecaptured -p vivid-check \
-  --bin facecaptured --bin facecapturectl --bin vivid-check
+  --bin facecaptured --bin vivid-check
 # (Its man pages and completions, which tests/boards.sh made too. tests/run.sh
 # runs the amd64 and arm64 tests side by side: the lock keeps one from remaking
 # the pages while the other's cargo deb reads them.)

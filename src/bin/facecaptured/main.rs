@@ -1,7 +1,11 @@
 //! facecaptured: the door terminal's face-capture daemon (D-Bus service
-//! `org.facecapture.FaceCapture1`; see ARCHITECTURE.md).
+//! `org.facecapture.FaceCapture1`; see ARCHITECTURE.md), and the one program of
+//! the package: called as `facecapturectl` (the package's link to it) it is the
+//! operator's CLI ([`ctl`]). One program links the library once: on arm64 the
+//! two names cost what the daemon alone did.
 
 mod cli;
+mod ctl;
 
 use clap::Parser;
 use cli::{Args, Command};
@@ -82,7 +86,22 @@ fn provision(command: Command) -> ExitCode {
 /// sysexits(3) EX_CONFIG: the configuration is missing or wrong.
 const EX_CONFIG: u8 = 78;
 
+/// The name the program answers to when called by it: the operator's CLI.
+const CTL_NAME: &str = "facecapturectl";
+
+/// Whether the program was called as facecapturectl: the last component of
+/// argv\[0\] (a link's own name, not its target's), as busybox chooses its applet.
+fn called_as_ctl(argv0: Option<&std::ffi::OsStr>) -> bool {
+    argv0
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|name| name == CTL_NAME)
+}
+
 fn main() -> ExitCode {
+    if called_as_ctl(std::env::args_os().next().as_deref()) {
+        return ctl::main();
+    }
     // Keys, tokens and frames live in this process's memory: no core dump of
     // it (systemd-coredump would keep one on disk), and no ptrace or
     // /proc/PID/mem by another process of the same user.
@@ -146,5 +165,32 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "facecaptured stopped");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::called_as_ctl;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_name_called_by_chooses_the_program() {
+        for ctl in [
+            "facecapturectl",
+            "/usr/bin/facecapturectl",
+            "./facecapturectl",
+        ] {
+            assert!(called_as_ctl(Some(OsStr::new(ctl))), "{ctl}");
+        }
+        for daemon in [
+            "facecaptured",
+            "/usr/bin/facecaptured",
+            "/tmp/facecapturectl/facecaptured",
+            "facecapturectl2",
+            "",
+        ] {
+            assert!(!called_as_ctl(Some(OsStr::new(daemon))), "{daemon}");
+        }
+        assert!(!called_as_ctl(None));
     }
 }

@@ -1,6 +1,9 @@
-//! facecapturectl: the operator's CLI (docs/cli.md). Daemon commands (`enroll`,
+//! facecapturectl: the operator's CLI (docs/cli.md), the part of the one program
+//! that runs when it is called by that name (`/usr/bin/facecapturectl` is a link
+//! to `facecaptured`, as busybox's applets are). Daemon commands (`enroll`,
 //! `enroll-qr`, `authenticate`, `authenticate-qr`, `list`, `remove`, `status`,
-//! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`, `qr decode`, `site new-identity`, `trigger-enroll`,
+//! `stats`, `cancel`, `camera-check`, `doctor`) and offline tools (`detect`,
+//! `qr decode`, `site new-identity`, `site create-bucket`, `trigger-enroll`,
 //! `trigger-authenticate`). Exit status: 0 ok, 1 operation failed, 2 usage.
 
 mod cli;
@@ -17,7 +20,8 @@ use facecapture::config::{Config, Environment, Need};
 use std::path::Path;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+/// facecapturectl's `main`.
+pub fn main() -> ExitCode {
     let args = Args::parse();
     facecapture::logging::init("facecapturectl");
     match run(args) {

@@ -2,7 +2,7 @@
 //! with the Progress and CaptureFeedback signals shown live on stderr and the
 //! result as one JSON line on stdout.
 
-use crate::cli::Call;
+use super::cli::Call;
 use facecapture_dbus::{CaptureFeedback, EnrollmentStatus, Error, FaceCapture1Proxy, Progress};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;

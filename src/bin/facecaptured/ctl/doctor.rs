@@ -130,7 +130,7 @@ async fn ask_daemon(session: bool) -> Result<Vec<Finding>, Finding> {
         Ok(more) => findings.extend(more),
         Err(e) => findings.push(fail(
             "diagnose",
-            crate::daemon::dbus_error(e),
+            super::daemon::dbus_error(e),
             "Diagnose needs the facecapture-admin group (or root)",
         )),
     }
