@@ -23,8 +23,11 @@
 //!   way, 20 times back to back; and the verifyFace body's size on the wire
 //!   (the emulator's record of what arrived).
 //!
-//! `cargo bench --bench rtt [-- 0 100] [--idle SECONDS] [--quick]` (`--quick`:
-//! the RTT sweep only)
+//! The doors run with `server.keep_warm_s` 45 (the default), or as given by
+//! `--keep-warm SECONDS` (0: off, the figures before issue 30).
+//!
+//! `cargo bench --bench rtt [-- 0 100] [--idle S] [--keep-warm S] [--quick]`
+//! (`--quick`: the RTT sweep only)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -198,16 +201,19 @@ fn summary(times: &mut [f64]) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let idle = args
-        .iter()
-        .position(|a| a == "--idle")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(20), Duration::from_secs);
+    let option = |name: &str| -> Option<u64> {
+        let i = args.iter().position(|a| a == name)?;
+        args.get(i + 1)?.parse().ok()
+    };
+    let idle = Duration::from_secs(option("--idle").unwrap_or(20));
+    let keep_warm = format!(
+        "[server]\nkeep_warm_s = {}\n",
+        option("--keep-warm").unwrap_or(45)
+    );
     let rtts: Vec<u64> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i == 0 || args[i - 1] != "--idle")
+        .filter(|(i, _)| *i == 0 || !args[i - 1].starts_with("--"))
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let rtts = if rtts.is_empty() {
@@ -215,7 +221,7 @@ fn main() {
     } else {
         rtts
     };
-    let mut s = daemon::start();
+    let mut s = daemon::start_with(&keep_warm);
     let relay = relayed(&mut s.daemon, &s.emulator);
     let d = &s.daemon;
 
@@ -224,7 +230,8 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "facecaptured (release), files camera at 30 fps, emulator over HTTPS through a delaying TCP relay; {CALLS} calls each"
+        "facecaptured (release), files camera at 30 fps, emulator over HTTPS through a delaying TCP relay; {CALLS} calls each; {}",
+        keep_warm.trim().replace('\n', " ")
     );
     rt.block_on(async {
         let (_conn, proxy) = common::daemon::proxy_at(&d.address, Duration::from_secs(120)).await;
@@ -318,7 +325,7 @@ fn main() {
     })
     .expect("emulator");
     let bus = daemon::bus();
-    let mut door = daemon::unstarted_daemon(&emulator, &bus.address, "session", "", &[]);
+    let mut door = daemon::unstarted_daemon(&emulator, &bus.address, "session", &keep_warm, &[]);
     let relay = relayed(&mut door, &emulator);
     rt.block_on(async {
         let (_conn, proxy) =

@@ -7,6 +7,28 @@ mod common;
 
 use common::daemon::{self, calls, json, stderr, stdout};
 
+/// Kept warm (`server.keep_warm_s`, on by default): at the start the daemon
+/// fetches the token and the public key by itself, so the first person pays
+/// neither, only the calls of their own flow.
+#[test]
+fn a_door_kept_warm_has_the_token_and_key_before_the_first_person() {
+    // 3600 s: no other keep-warm turn for the next 135 s (the renewal lead of
+    // the emulator's 300 s tokens) to come between the flows' own calls.
+    let s = daemon::start_with("[server]\nkeep_warm_s = 3600\n");
+    let d = &s.daemon;
+    d.wait_log("AwareID kept warm");
+    assert_eq!(calls(&s), ["token", "getPublicKey"]);
+    s.emulator.clear_requests();
+    let o = d.ctl(&["enroll", "alice", "--email", "alice@example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(calls(&s), ["enroll", "addDevice", "addFace"]);
+    s.emulator.clear_requests();
+    let o = d.ctl(&["authenticate", "alice"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["granted"], true);
+    assert_eq!(calls(&s), ["authenticate", "verifyDevice", "verifyFace"]);
+}
+
 #[test]
 fn four_flows_through_facecapturectl() {
     let s = daemon::start();

@@ -332,6 +332,98 @@ fn the_token_is_renewed_before_it_expires() {
     );
 }
 
+/// Keeping warm (issue 30): a token due for renewal before the next turn is
+/// renewed with the one in force kept until the new one is in hand, and the
+/// public key comes with it; an idle connection gets one getPublicKey; nothing
+/// else is called. A server's short-lived tokens are renewed twice a lifetime,
+/// not in a loop.
+#[test]
+fn keeping_warm_renews_the_token_ahead_and_keeps_the_connection_with_one_call() {
+    use facecapture::awareid::Warmed;
+    let every = Duration::from_secs(45);
+    let s = start_with(
+        EmulatorConfig {
+            token_ttl: Duration::from_secs(300),
+            ..EmulatorConfig::default()
+        },
+        Duration::from_secs(10),
+    );
+    // At the start: nothing in hand, so the token and the key.
+    assert_eq!(s.client.keep_warm(every).expect("turn"), Warmed::Renewed);
+    assert_eq!(calls(&s.emulator), ["token", "getPublicKey"]);
+    assert!(s.client.cached_public_key().is_some(), "the key is in hand");
+    // Just after: nothing due, and the next turn when the connection will have
+    // been idle for `every` (the token is renewed 270 - 45 s after it came).
+    assert_eq!(s.client.keep_warm(every).expect("turn"), Warmed::Nothing);
+    let next = s.client.next_warm(every);
+    assert!(next > Duration::from_secs(40) && next <= every, "{next:?}");
+    assert_eq!(calls(&s.emulator).len(), 2, "no call when none is due");
+    // Idle for `every`: one getPublicKey.
+    s.client.pretend_elapsed(every);
+    assert_eq!(s.client.keep_warm(every).expect("turn"), Warmed::Called);
+    assert_eq!(
+        calls(&s.emulator),
+        ["token", "getPublicKey", "getPublicKey"]
+    );
+    // Within 45 s of the renewal point: a new token and the key with it.
+    s.client.pretend_elapsed(Duration::from_secs(190));
+    assert_eq!(s.client.keep_warm(every).expect("turn"), Warmed::Renewed);
+    assert_eq!(
+        calls(&s.emulator)[3..],
+        ["token".to_owned(), "getPublicKey".to_owned()]
+    );
+    // A renewal that fails leaves the token in force: a flow still uses it.
+    s.client.pretend_elapsed(Duration::from_secs(230));
+    s.emulator.inject(Fault {
+        call: Some("token".into()),
+        kind: FaultKind::Status { code: 503 },
+        times: 3,
+    });
+    let before = calls(&s.emulator).len();
+    s.client.keep_warm(every).expect_err("the token call fails");
+    s.client.ensure_token().expect("the token in force");
+    s.client.public_key().expect("a call with it");
+    let after = calls(&s.emulator);
+    assert_eq!(
+        after[before..].iter().filter(|c| *c == "token").count(),
+        3,
+        "the failed renewal's attempts only: {after:?}"
+    );
+
+    // Tokens of 30 s: renewed when 13.5 s old (half their 27 s of use), so the
+    // next turn is 13.5 s on, not at once.
+    let short = start_with(
+        EmulatorConfig {
+            token_ttl: Duration::from_secs(30),
+            ..EmulatorConfig::default()
+        },
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        short.client.keep_warm(every).expect("turn"),
+        Warmed::Renewed
+    );
+    let next = short.client.next_warm(every);
+    assert!(
+        next > Duration::from_secs(12) && next <= Duration::from_millis(13_500),
+        "{next:?}"
+    );
+    assert_eq!(
+        short.client.keep_warm(every).expect("turn"),
+        Warmed::Nothing
+    );
+
+    // A QR session's client keeps nothing and calls nothing.
+    let qr = facecapture::awareid::AwareIdClient::for_qr_host(
+        s.emulator.base_url().trim_start_matches("https://"),
+        "key",
+        &s.http,
+    );
+    let before = calls(&s.emulator).len();
+    assert_eq!(qr.keep_warm(every).expect("turn"), Warmed::Nothing);
+    assert_eq!(calls(&s.emulator).len(), before);
+}
+
 /// A token answer whose `expires_in` is near 2^64 used to panic the client
 /// ("overflow when adding duration to instant"): a lifetime beyond a day is
 /// taken as a day, and the token is used.

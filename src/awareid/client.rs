@@ -99,11 +99,37 @@ impl AwareIdError {
 
 struct CachedToken {
     token: Secret,
+    fetched: Instant,
     renew_at: Instant,
     /// getPublicKey's answer, kept as long as this token (issue 15: one call
-    /// fewer per flow); dropped when a call that used it failed.
+    /// fewer per flow) and handed on to the token that renews it; dropped when
+    /// a call that used it failed.
     public_key: Option<rsa::PublicKey>,
 }
+
+impl CachedToken {
+    /// How long before `renew_at` keeping warm renews it: `every`, or half
+    /// the token's useful life when that is shorter (a server's 30 s tokens are
+    /// renewed every 13.5 s, not in a loop).
+    fn renew_lead(&self, every: Duration) -> Duration {
+        every.min(self.renew_at.saturating_duration_since(self.fetched) / 2)
+    }
+}
+
+/// What one keep-warm turn ([`AwareIdClient::keep_warm`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmed {
+    /// Nothing was due.
+    Nothing,
+    /// The token was renewed before it lapsed, and the public key fetched
+    /// with it.
+    Renewed,
+    /// The connection had been idle: one getPublicKey kept it open.
+    Called,
+}
+
+/// The shortest wait between two keep-warm turns.
+const WARM_FLOOR: Duration = Duration::from_secs(5);
 
 /// The longest token lifetime believed. `expires_in` is the server's number:
 /// one near 2^64 would overflow an `Instant` (a panic), and no token should
@@ -143,6 +169,9 @@ pub struct AwareIdClient {
     base: String,
     apikey: Secret,
     auth: Auth,
+    /// When the last answer from this host arrived: how long its connection
+    /// has been idle.
+    last_answer: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for AwareIdClient {
@@ -182,6 +211,7 @@ impl AwareIdClient {
                 client_secret: server.client_secret.clone(),
                 cache: Mutex::new(None),
             },
+            last_answer: Mutex::new(None),
         })
     }
 
@@ -193,6 +223,7 @@ impl AwareIdClient {
             base: format!("https://{host}"),
             apikey: Secret::new(apikey),
             auth: Auth::Session(Mutex::new(None)),
+            last_answer: Mutex::new(None),
         }
     }
 
@@ -202,15 +233,19 @@ impl AwareIdClient {
         matches!(self.auth, Auth::ClientCredentials { .. })
     }
 
-    /// Moves the cached token's clock on by `elapsed`, as if that much time had
-    /// passed since it was fetched: lets a test reach the renewal point without
-    /// waiting for it. For tests only.
+    /// Moves the cached token's clock and the last answer's on by `elapsed`, as
+    /// if that much time had passed since: lets a test reach the renewal point
+    /// or an idle connection without waiting for it. For tests only.
     #[doc(hidden)]
     pub fn pretend_elapsed(&self, elapsed: Duration) {
         if let Auth::ClientCredentials { cache, .. } = &self.auth
             && let Some(t) = lock(cache).as_mut()
         {
             t.renew_at = t.renew_at.checked_sub(elapsed).unwrap_or_else(Instant::now);
+            t.fetched = t.fetched.checked_sub(elapsed).unwrap_or(t.fetched);
+        }
+        if let Some(at) = lock(&self.last_answer).as_mut() {
+            *at = at.checked_sub(elapsed).unwrap_or(*at);
         }
     }
 
@@ -441,27 +476,102 @@ impl AwareIdClient {
                 {
                     return Ok(t.token.clone());
                 }
-                let call = paths::TOKEN;
-                let request = TokenRequest::client_credentials(client_id, client_secret.expose());
-                let form = request.form();
-                let fetched = Instant::now();
-                let text = self.with_retries(&call, || {
-                    self.send(&call, token_path, None, Body::<()>::Form(&form))
-                        .map_err(AwareIdError::from)
-                })?;
-                let resp: TokenResponse = self.parse(&call, text)?;
-                if resp.access_token.is_empty() {
-                    return Err(AwareIdError::malformed(&call, "access_token is empty"));
-                }
-                let token = Secret::new(resp.access_token);
-                *cache = Some(CachedToken {
-                    token: token.clone(),
-                    renew_at: fetched + renew_after(resp.expires_in),
-                    public_key: None,
-                });
+                let mut fetched = self.fetch_token(token_path, client_id, client_secret)?;
+                // The public key does not change with the token: it goes on
+                // (unless the server refused the token, which forgot both).
+                fetched.public_key = cache.as_mut().and_then(|t| t.public_key.take());
+                let token = fetched.token.clone();
+                *cache = Some(fetched);
                 Ok(token)
             }
         }
+    }
+
+    /// `POST` the token call: a new token, not yet cached.
+    fn fetch_token(
+        &self,
+        token_path: &str,
+        client_id: &str,
+        client_secret: &Secret,
+    ) -> Result<CachedToken, AwareIdError> {
+        let call = paths::TOKEN;
+        let request = TokenRequest::client_credentials(client_id, client_secret.expose());
+        let form = request.form();
+        let fetched = Instant::now();
+        let text = self.with_retries(&call, || {
+            self.send(&call, token_path, None, Body::<()>::Form(&form))
+                .map_err(AwareIdError::from)
+        })?;
+        let resp: TokenResponse = self.parse(&call, text)?;
+        if resp.access_token.is_empty() {
+            return Err(AwareIdError::malformed(&call, "access_token is empty"));
+        }
+        Ok(CachedToken {
+            token: Secret::new(resp.access_token),
+            fetched,
+            renew_at: fetched + renew_after(resp.expires_in),
+            public_key: None,
+        })
+    }
+
+    /// One keep-warm turn (`server.keep_warm_s` = `every`), so that the next
+    /// person's flow finds what it needs: with client credentials, a token
+    /// that would be due for renewal before the next turn is renewed now (the
+    /// one in force stays until the new one is in hand) and the public key
+    /// fetched with it; otherwise, after `every` without an answer from the
+    /// host, one getPublicKey keeps the connection open. A QR session's client
+    /// has nothing to keep.
+    pub fn keep_warm(&self, every: Duration) -> Result<Warmed, AwareIdError> {
+        let Auth::ClientCredentials {
+            token_path,
+            client_id,
+            client_secret,
+            cache,
+        } = &self.auth
+        else {
+            return Ok(Warmed::Nothing);
+        };
+        let now = Instant::now();
+        let due = lock(cache)
+            .as_ref()
+            .is_none_or(|t| t.renew_at <= now + t.renew_lead(every));
+        if due {
+            let mut fresh = self.fetch_token(token_path, client_id, client_secret)?;
+            {
+                let mut cache = lock(cache);
+                fresh.public_key = cache.as_mut().and_then(|t| t.public_key.take());
+                *cache = Some(fresh);
+            }
+            self.public_key()?;
+            return Ok(Warmed::Renewed);
+        }
+        if self.idle_for(now) >= every {
+            self.public_key()?;
+            return Ok(Warmed::Called);
+        }
+        Ok(Warmed::Nothing)
+    }
+
+    /// How long until a keep-warm turn (`every`) has something to do: the
+    /// connection idle for `every`, or the token within its renewal lead; at
+    /// least 5 s.
+    pub fn next_warm(&self, every: Duration) -> Duration {
+        let now = Instant::now();
+        let Auth::ClientCredentials { cache, .. } = &self.auth else {
+            return every;
+        };
+        let renew = lock(cache).as_ref().map_or(Duration::ZERO, |t| {
+            t.renew_at
+                .checked_sub(t.renew_lead(every))
+                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now))
+        });
+        let idle = every.saturating_sub(self.idle_for(now));
+        renew.min(idle).max(WARM_FLOOR)
+    }
+
+    /// How long since the last answer from the host (forever: never).
+    fn idle_for(&self, now: Instant) -> Duration {
+        lock(&self.last_answer).map_or(Duration::MAX, |t| now.saturating_duration_since(t))
     }
 
     fn with_retries(
@@ -519,6 +629,7 @@ impl AwareIdClient {
             }
         };
         let status = resp.status().as_u16();
+        *lock(&self.last_answer) = Some(Instant::now());
         let text = resp
             .into_body()
             .with_config()

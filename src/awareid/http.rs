@@ -6,6 +6,9 @@ use super::proxy::proxy_name;
 use crate::config::{ConfigError, ServerConfig};
 use std::time::Duration;
 
+/// How long an idle connection is kept for reuse without keep-warm calls.
+const IDLE_CONNECTION: Duration = Duration::from_secs(15);
+
 /// Transport settings shared by every client of one configuration.
 #[derive(Clone)]
 pub struct HttpSettings {
@@ -37,10 +40,17 @@ impl HttpSettings {
             Some(p) => Some(p.to_ureq()?),
             None => ureq::Proxy::try_from_env(),
         };
+        // With `server.keep_warm_s` an idle connection is kept past its next
+        // keep-warm call; without, for ureq's usual 15 s.
+        let idle = match server.keep_warm_s {
+            0 => IDLE_CONNECTION,
+            s => Duration::from_secs(s.saturating_add(30)),
+        };
         let settings = Self::build(
             Duration::from_secs(server.timeout_s),
             extra.as_deref(),
             proxy,
+            idle,
         )?;
         if let Some(p) = settings.agent.config().proxy() {
             tracing::info!(
@@ -55,13 +65,19 @@ impl HttpSettings {
     /// The HTTP settings: `timeout` per exchange, the web PKI roots and `extra_ca_pem`
     /// (a private CA, the emulator's certificate); the environment's proxy, if any.
     pub fn new(timeout: Duration, extra_ca_pem: Option<&[u8]>) -> Result<Self, ConfigError> {
-        Self::build(timeout, extra_ca_pem, ureq::Proxy::try_from_env())
+        Self::build(
+            timeout,
+            extra_ca_pem,
+            ureq::Proxy::try_from_env(),
+            IDLE_CONNECTION,
+        )
     }
 
     fn build(
         timeout: Duration,
         extra_ca_pem: Option<&[u8]>,
         proxy: Option<ureq::Proxy>,
+        idle: Duration,
     ) -> Result<Self, ConfigError> {
         let mut roots: Vec<ureq::tls::Certificate<'static>> =
             webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -88,6 +104,7 @@ impl HttpSettings {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .max_idle_age(idle)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(format!("facecaptured/{}", env!("CARGO_PKG_VERSION")))

@@ -7,4 +7,4 @@ pub mod paths;
 pub mod proxy;
 pub mod wire;
 
-pub use client::{AwareIdClient, AwareIdError, HttpSettings};
+pub use client::{AwareIdClient, AwareIdError, HttpSettings, Warmed};

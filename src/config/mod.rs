@@ -59,6 +59,11 @@ pub struct ServerConfig {
     pub ca_file: String,
     /// Connect and whole-request timeout of one HTTP call, in seconds.
     pub timeout_s: u64,
+    /// Keeps the way to AwareID ready for the next person: a call (getPublicKey)
+    /// after this many seconds without one, so the connection stays open, and
+    /// the token renewed before it lapses. 0: off (the first call after a quiet
+    /// spell connects, and fetches a token, first).
+    pub keep_warm_s: u64,
     /// The site's HTTP proxy for every AwareID call, QR hosts included:
     /// `http://host:port` or `https://host:port`, without credentials. Empty:
     /// `HTTPS_PROXY` (or `HTTP_PROXY`, `ALL_PROXY`) and `NO_PROXY` from the
@@ -82,6 +87,7 @@ impl Default for ServerConfig {
             apikey_file: None,
             ca_file: String::new(),
             timeout_s: 15,
+            keep_warm_s: 45,
             proxy: String::new(),
             proxy_credentials: Secret::default(),
             proxy_credentials_file: None,

@@ -29,6 +29,7 @@ fn load(text: &str, env: &Environment) -> Result<Config, ConfigError> {
 fn defaults_match_the_spec() {
     let c = load(GOOD, &Environment::default()).expect("load");
     assert_eq!(c.server.timeout_s, 15);
+    assert_eq!(c.server.keep_warm_s, 45);
     assert_eq!(c.camera.device, "/dev/video0");
     assert_eq!(
         (c.camera.width, c.camera.height, c.camera.fps),
@@ -394,6 +395,8 @@ fn ranges_and_enums() {
         ("camera", "source = \"files\"", "camera.path"),
         ("capture", "frames = 0", "capture.frames"),
         ("capture", "jpeg_quality = 101", "capture.jpeg_quality"),
+        ("server", "keep_warm_s = 5", "server.keep_warm_s"),
+        ("server", "keep_warm_s = 3601", "server.keep_warm_s"),
         (
             "daemon",
             "operation_timeout_s = 30",

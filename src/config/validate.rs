@@ -140,6 +140,9 @@ impl ServerConfig {
             read_limited("server.ca_file", Path::new(&self.ca_file))?;
         }
         in_range("server.timeout_s", self.timeout_s, 1, 120)?;
+        if self.keep_warm_s != 0 {
+            in_range("server.keep_warm_s", self.keep_warm_s, 10, 3600)?;
+        }
         self.proxy_settings()?;
         Ok(())
     }

@@ -276,6 +276,24 @@ impl Engine {
         }
     }
 
+    /// One keep-warm turn of the tenant's client (`server.keep_warm_s`, see
+    /// [`AwareIdClient::keep_warm`]): its interval, what it did, and how long
+    /// until the next has something to do. `None` while keeping warm is off.
+    pub fn keep_warm(
+        &self,
+    ) -> Option<(
+        std::time::Duration,
+        Result<crate::awareid::Warmed, AwareIdError>,
+        std::time::Duration,
+    )> {
+        let every = std::time::Duration::from_secs(self.config.server.keep_warm_s);
+        if every.is_zero() {
+            return None;
+        }
+        let done = self.client.keep_warm(every);
+        Some((every, done, self.client.next_warm(every)))
+    }
+
     /// The site's hub, when this door is in a site with one.
     pub fn hub(&self) -> Option<Arc<crate::site::Hub>> {
         self.hub.clone()

@@ -90,6 +90,57 @@ impl crate::site::Local for Current {
     }
 }
 
+/// Keeps the way to AwareID ready for the next person (`server.keep_warm_s`),
+/// on the engine in force: a turn right at the start (the token and the public
+/// key in hand before the first person), then each time one is due. A failing
+/// turn is warned of once and tried again after twice the interval, then four
+/// times, up to 10 minutes: never a storm; the flows connect by themselves
+/// meanwhile.
+async fn keep_warm(current: Arc<Current>) {
+    use std::time::Duration;
+    let mut failing = 0u32;
+    let mut ready = false;
+    loop {
+        let engine = current.get();
+        let turn = tokio::task::spawn_blocking(move || engine.keep_warm())
+            .await
+            .ok()
+            .flatten();
+        let wait = match turn {
+            // Off: looked at again, as a reload may turn it on.
+            None => Duration::from_secs(60),
+            Some((_, Ok(done), next)) => {
+                if !ready {
+                    tracing::info!(
+                        done = ?done,
+                        next_s = next.as_secs(),
+                        "AwareID kept warm: the token and the public key are ready for the next person"
+                    );
+                }
+                tracing::debug!(done = ?done, next_s = next.as_secs(), "AwareID kept warm");
+                (failing, ready) = (0, true);
+                next
+            }
+            Some((every, Err(e), _)) => {
+                failing = failing.saturating_add(1);
+                let wait = every
+                    .saturating_mul(1 << failing.min(6))
+                    .min(Duration::from_secs(600));
+                if failing == 1 {
+                    tracing::warn!(
+                        error = %e,
+                        retry_s = wait.as_secs(),
+                        "AwareID cannot be kept warm; the next flow connects by itself"
+                    );
+                }
+                ready = false;
+                wait
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// The served object, as the main loop reaches it.
 type ServedRef = zbus::object_server::InterfaceRef<service::Served>;
 
@@ -121,6 +172,7 @@ pub async fn run(config: Config, reload: Reload) -> Result<(), engine::StartErro
             current.clone(),
         ));
     }
+    tokio::spawn(keep_warm(current.clone()));
     let hub = engine.hub();
     let (conn, served) = serve(bus, engine).await?;
     if let Some(hub) = hub {

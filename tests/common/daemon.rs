@@ -167,6 +167,12 @@ pub fn unstarted_daemon(
     emulator.write_out(dir.path()).expect("emulator files");
     std::fs::create_dir(dir.path().join("frames")).expect("frames dir");
     let mut base = std::fs::read_to_string(dir.path().join("facecaptured.toml")).expect("config");
+    // Keeping AwareID warm calls it in the background, between a test's own
+    // calls and the emulator's record of them: off, except for the tests that
+    // turn it on (tests/daemon_flows.rs).
+    if !extra.contains("keep_warm_s") {
+        base = base.replacen("[server]\n", "[server]\nkeep_warm_s = 0\n", 1);
+    }
     // Keys for [server] (which the emulator's file already opens) go into that table.
     let extra = match extra.strip_prefix("[server]\n") {
         Some(rest) => {
