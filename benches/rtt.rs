@@ -16,7 +16,8 @@
 //! Then, at 100 ms (issue 30), the cases a door meets between people:
 //! - idle: Authenticate after the door was left alone for `--idle` seconds
 //!   (20 by default: past an HTTP client's usual 15 s hold of an idle
-//!   connection; `--idle 600` is the issue's ten minutes), 5 times;
+//!   connection; `--idle 600` is the issue's ten minutes), `--idle-calls`
+//!   times (5);
 //! - token expiry: a second door on an AwareID whose tokens live 30 s,
 //!   Authenticate after 35 s alone each time (the token lapsed meanwhile), 5 times;
 //! - the uplink: Authenticate with the relay carrying at most 10 Mbit/s each
@@ -26,7 +27,7 @@
 //! The doors run with `server.keep_warm_s` 45 (the default), or as given by
 //! `--keep-warm SECONDS` (0: off, the figures before issue 30).
 //!
-//! `cargo bench --bench rtt [-- 0 100] [--idle S] [--keep-warm S] [--quick]`
+//! `cargo bench --bench rtt [-- 0 100] [--idle S] [--idle-calls N] [--keep-warm S] [--quick]`
 //! (`--quick`: the RTT sweep only)
 
 #[path = "../tests/common/mod.rs"]
@@ -206,6 +207,7 @@ fn main() {
         args.get(i + 1)?.parse().ok()
     };
     let idle = Duration::from_secs(option("--idle").unwrap_or(20));
+    let idle_calls = option("--idle-calls").map_or(5, |n| n.max(1) as usize);
     let keep_warm = format!(
         "[server]\nkeep_warm_s = {}\n",
         option("--keep-warm").unwrap_or(45)
@@ -282,7 +284,7 @@ fn main() {
         }
         let target = 300.0 + server_ms + 20.0;
         relay.set_rtt(Duration::from_millis(100));
-        let mut idled = authenticate(&proxy, 5, idle).await;
+        let mut idled = authenticate(&proxy, idle_calls, idle).await;
         println!(
             "RTT 100 ms, after {} s idle: Authenticate {} (target {target:.0} ms)",
             idle.as_secs(),

@@ -395,8 +395,6 @@ fn ranges_and_enums() {
         ("camera", "source = \"files\"", "camera.path"),
         ("capture", "frames = 0", "capture.frames"),
         ("capture", "jpeg_quality = 101", "capture.jpeg_quality"),
-        ("server", "keep_warm_s = 5", "server.keep_warm_s"),
-        ("server", "keep_warm_s = 3601", "server.keep_warm_s"),
         (
             "daemon",
             "operation_timeout_s = 30",
@@ -422,6 +420,24 @@ fn ranges_and_enums() {
         )
         .expect_err(line);
         assert_eq!(e.key, key, "{line}: {e}");
+    }
+}
+
+#[test]
+fn keep_warm_is_off_or_between_10_s_and_an_hour() {
+    let with = |line: &str| {
+        load(
+            &GOOD.replace("[server]\n", &format!("[server]\n{line}\n")),
+            &Environment::default(),
+        )
+    };
+    for ok in [0, 10, 3600] {
+        let c = with(&format!("keep_warm_s = {ok}")).expect("in range");
+        assert_eq!(c.server.keep_warm_s, ok);
+    }
+    for bad in [1, 9, 3601] {
+        let e = with(&format!("keep_warm_s = {bad}")).expect_err("out of range");
+        assert_eq!(e.key, "server.keep_warm_s", "{bad}: {e}");
     }
 }
 
