@@ -527,6 +527,13 @@ async fn a_key_that_did_not_open_is_answered_unprovisioned_at_once() {
     let qr = p.emulator.qr_for_enroll("alice", "alice@example.com");
     unprovisioned(proxy.enroll_with_qr(&qr).await.expect_err("no key"));
     unprovisioned(proxy.authenticate_with_qr(&qr).await.expect_err("no key"));
+    // Nor is AwareID kept warm (server.keep_warm_s is on by default): the
+    // clone serves no one.
+    let engine = p.engine.clone();
+    let turn = tokio::task::spawn_blocking(move || engine.keep_warm().is_some())
+        .await
+        .expect("join");
+    assert!(!turn, "an unprovisioned terminal keeps AwareID warm");
     assert!(calls(&p).is_empty(), "{:?}", calls(&p));
     assert_eq!(proxy.state().await.expect("State"), "idle");
 }

@@ -278,7 +278,9 @@ impl Engine {
 
     /// One keep-warm turn of the tenant's client (`server.keep_warm_s`, see
     /// [`AwareIdClient::keep_warm`]): its interval, what it did, and how long
-    /// until the next has something to do. `None` while keeping warm is off.
+    /// until the next has something to do. `None` while keeping warm is off,
+    /// and on an unprovisioned terminal (a cloned disk, a key that does not
+    /// open): it serves no one, so it calls AwareID for nothing.
     pub fn keep_warm(
         &self,
     ) -> Option<(
@@ -287,7 +289,7 @@ impl Engine {
         std::time::Duration,
     )> {
         let every = std::time::Duration::from_secs(self.config.server.keep_warm_s);
-        if every.is_zero() {
+        if every.is_zero() || self.terminal.is_err() {
             return None;
         }
         let done = self.client.keep_warm(every);
