@@ -4,7 +4,13 @@
 # machine gives the same figure. Prints one line per photo and mode, and the
 # time that count would take on a Cortex-A53 at 1.2 GHz (see the IPC below).
 #
-#   bash benches/instructions.sh
+#   bash benches/instructions.sh            (every case, every mode)
+#   MODES=detect bash benches/instructions.sh
+#
+# Cases: a door-distance face (the astronaut, 124 px; Einstein), the astronaut
+# close to the camera (zoomed 3.4x about the face: 400 px), an empty scene (the
+# street). Modes: full (judge, a full detection each frame), tracked (judge,
+# the face tracked), detect (the detector alone, as `facecapturectl detect`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind > /dev/null || { echo "valgrind is not installed" >&2; exit 1; }
@@ -24,16 +30,18 @@ ghz=1.2
 frames=24
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-printf '%-22s %-8s %14s %14s\n' photo mode "instr/frame" "A53 ms/frame"
-for photo in astronaut.jpg solvay-einstein.jpg no-face.jpg; do
-  for mode in full tracked; do
+printf '%-26s %-8s %14s %14s\n' photo mode "instr/frame" "A53 ms/frame"
+for case in astronaut.jpg:1 astronaut.jpg:3.4 solvay-einstein.jpg:1 no-face.jpg:1; do
+  photo=${case%:*} zoom=${case#*:}
+  for mode in ${MODES:-full tracked detect}; do
     valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
       --toggle-collect='*frame_instructions*frames*' \
-      "$bin" "$photo" "$mode" "$frames" > "$out/log" 2>&1 \
+      "$bin" "$photo" "$mode" "$frames" "$zoom" > "$out/log" 2>&1 \
       || { cat "$out/log" >&2; exit 1; }
     ir=$(grep -m1 '^summary:' "$out/cg" | awk '{print $2}')
     python3 -c "import sys; ir=int(sys.argv[1]); n=int(sys.argv[2]); \
-print('%-22s %-8s %14d %14.2f' % (sys.argv[3], sys.argv[4], ir // n, ir / n / ($ipc * $ghz * 1e6)))" \
-      "$ir" "$frames" "$photo" "$mode"
+print('%-26s %-8s %14d %14.2f' % (sys.argv[3], sys.argv[4], ir // n, ir / n / ($ipc * $ghz * 1e6)))" \
+      "$ir" "$frames" "$photo x$zoom" "$mode"
+    sed -n 's/.*frames: /    last frame: /p' "$out/log" | cut -c1-90
   done
 done

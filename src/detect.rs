@@ -26,10 +26,14 @@ const WINDOW_STEP: u32 = 7;
 /// A remaining resize factor above this is skipped: the face is still above the window.
 const SKIP_RESIZE_ABOVE: f32 = 0.85;
 /// The close pass looks for faces from this share of the frame's height, with a
-/// finer pyramid and stride (its image is small).
+/// finer pyramid and stride (its image is small). It runs on every frame where
+/// the usual pass finds nothing (an empty corridor, most of an approach), so
+/// its stride is the widest that keeps the scale sweep's faces
+/// (tests/capture.rs): 4 (issue 30) costs an empty scene 40.9M instructions
+/// against 55.5M at 2 (benches/instructions.sh, `detect`).
 const CLOSE_FROM: f32 = 0.45;
 const CLOSE_PYRAMID_SCALE: f32 = 0.8;
-const CLOSE_WINDOW_STEP: u32 = 2;
+const CLOSE_WINDOW_STEP: u32 = 4;
 /// A tracked face is looked for in its box widened by this share of its width
 /// on each side: room for a person moving between two frames...
 const TRACK_MARGIN: f32 = 0.4;
