@@ -8,7 +8,7 @@
 //! the face), with the face tracked between full detections or a full detection
 //! on each; `detect` counts the detector alone (`Detector::detect` on the gray
 //! frame, as `facecapturectl detect` runs it). With `zoom`, the photo is scaled
-//! by that much about its first face and cut back to its size: a face close to
+//! by that much about its largest face and cut back to its size: a face close to
 //! the camera.
 
 use facecapture::camera::PixelFormat;

@@ -182,7 +182,7 @@ async fn authenticate(
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {
         // The door left alone: what the bench measures, not a wait for an event.
-        std::thread::sleep(idle);
+        tokio::time::sleep(idle).await;
         let t = Instant::now();
         let reply = proxy.authenticate("bench").await.expect("authenticate");
         assert!(reply.granted, "{reply:?}");
