@@ -65,15 +65,8 @@ impl Bench {
 }
 
 fn varz(hub: &Hub) -> serde_json::Value {
-    let port = hub.monitor_port(0);
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("monitor");
-    use std::io::{Read, Write};
-    s.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .expect("ask");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).expect("varz json")
+    let body = hub.monitor(0, "/varz").expect("the hub's /varz");
+    serde_json::from_str(&body).expect("varz json")
 }
 
 fn main() {

@@ -81,7 +81,7 @@ impl Hub {
             hub.spawn(i);
         }
         for i in 0..hub.nodes.len() {
-            hub.wait_ready(i, 1);
+            hub.wait_ready(i);
         }
         hub.create_bucket();
         hub
@@ -109,23 +109,31 @@ impl Hub {
         self.urls().remove(0)
     }
 
-    /// The line a node logs once ready: a cluster's node once it knows the
-    /// metadata leader, a lone server once it listens.
-    fn ready_line(&self) -> &'static str {
-        if self.nodes.len() > 1 {
-            "metadata leader"
-        } else {
-            "Server is ready"
+    /// Node `i`'s monitoring endpoint `path` (`/varz`, `/healthz`): the body of
+    /// a 200 answer, or why there was none.
+    pub fn monitor(&self, i: usize, path: &str) -> Result<String, ureq::Error> {
+        let url = format!("http://{}:{}{path}", self.host, self.nodes[i].monitor_port);
+        ureq::get(&url).call()?.body_mut().read_to_string()
+    }
+
+    /// Waits until node `i` answers `/healthz` with 200: it serves clients and,
+    /// in a cluster, knows the JetStream metadata leader and is current with it.
+    /// (A log line is no sign: a node that rejoins a cluster whose leader did
+    /// not change logs no "new metadata leader".) Bounded for a hung server.
+    fn wait_ready(&self, i: usize) {
+        let t = std::time::Instant::now();
+        loop {
+            let why = match self.monitor(i, "/healthz") {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(60),
+                "hub{i} is not healthy after 60 s ({why}):\n{}",
+                std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    }
-
-    fn readies(&self, i: usize) -> usize {
-        let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
-        text.matches(self.ready_line()).count()
-    }
-
-    fn wait_ready(&self, i: usize, count: usize) {
-        super::daemon::wait_count(&self.nodes[i].log, self.ready_line(), count);
     }
 
     fn spawn(&mut self, i: usize) {
@@ -174,15 +182,14 @@ impl Hub {
     /// Starts every node that is down again (same ports and stores) and waits
     /// until each is ready.
     pub fn run(&mut self) {
-        let down: Vec<(usize, usize)> = (0..self.nodes.len())
+        let down: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.nodes[*i].child.is_none())
-            .map(|i| (i, self.readies(i)))
             .collect();
-        for (i, _) in &down {
+        for i in &down {
             self.spawn(*i);
         }
-        for (i, before) in down {
-            self.wait_ready(i, before + 1);
+        for i in down {
+            self.wait_ready(i);
         }
     }
 
