@@ -76,6 +76,10 @@ impl Site {
             &[("CREDENTIALS_DIRECTORY", self.creds.path())],
         );
         d.wrap = Net::exec(&ns);
+        // The client library's own account of consumers and heartbeats, for
+        // a failure that needs it.
+        d.env
+            .push(("RUST_LOG".into(), "info,async_nats=debug".into()));
         d.start();
         d.wait_log("site hub: connected");
         self.buses.push(bus);
@@ -432,6 +436,44 @@ fn a_partitioned_door_decides_alone_until_max_stale_s_and_converges() {
 /// whole hub down: every door still authenticates, an enrollment waits in its
 /// door's outbox and reaches the others when the hub returns.
 #[test]
+fn a_watch_whose_consumer_vanished_is_read_through_and_made_again() {
+    let Some(mut site) =
+        Site::new("a_watch_whose_consumer_vanished_is_read_through_and_made_again")
+    else {
+        return;
+    };
+    let t1 = site.door("t1");
+    let t2 = site.door("t2");
+    enroll(&t1, "ann");
+    applied(&t2, "ann", "stored");
+
+    // The hub forgets both doors' watches; their connections stay up. Right
+    // after a heartbeat reached t2 (the client library's debug line), so
+    // that its own check (10 s without one) comes after the door's.
+    let beats = |d: &Daemon| d.log_text().matches("received idle heartbeats").count();
+    t2.wait_log_count("received idle heartbeats", beats(&t2) + 1);
+    assert_eq!(site.hub.delete_watches(), 2);
+    let gone = Instant::now();
+    enroll(&t1, "bob");
+    applied(&t2, "bob", "stored");
+    eprintln!(
+        "bob reached t2 {:?} after its watch vanished",
+        gone.elapsed()
+    );
+    t2.wait_log("site hub: revisions read one by one");
+    // And it watches again: carl arrives the usual way.
+    t2.wait_log_count("site hub: connected; watching", 2);
+    enroll(&t1, "carl");
+    applied(&t2, "carl", "stored");
+    assert_eq!(
+        t2.log_text().matches("revisions read one by one").count(),
+        1,
+        "carl came through the new watch"
+    );
+    granted(&t2, "bob");
+}
+
+#[test]
 fn a_hub_node_killed_then_the_whole_hub_down_and_back() {
     let Some(mut site) = Site::new("a_hub_node_killed_then_the_whole_hub_down_and_back") else {
         return;
@@ -451,6 +493,11 @@ fn a_hub_node_killed_then_the_whole_hub_down_and_back() {
         "one node killed: carl reached t2 and t3 {:?} later",
         killed.elapsed()
     );
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        for d in [&t1, &t2, &t3] {
+            eprintln!("=== {}\n{}", d.log.display(), d.log_text());
+        }
+    }
     granted(&t2, "carl");
 
     site.hub.stop();

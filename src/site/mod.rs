@@ -8,8 +8,8 @@
 //! it connects, watches the bucket from the revision after the last one applied
 //! (kept in SQLite with the rows it applied), applies each entry by the site's
 //! rule ([`crate::storage::SiteEntry`]), and publishes the outbox. Whatever goes
-//! wrong (the hub down, a partition, a hub restart whose watch would not resume)
-//! ends the session; the next one starts from the last revision applied. The
+//! wrong (the hub down, a partition, a hub restart whose watch would not resume,
+//! a watch that stalled with its hub node: [`Stall`]) ends the session; the next one starts from the last revision applied. The
 //! door never waits for the hub: Authenticate reads the local copy only.
 
 pub mod entry;
@@ -101,6 +101,21 @@ pub enum LinkError {
     /// revision applied.
     #[error("the connection to the hub was lost")]
     Lost,
+    /// The hub holds revisions past the last one applied, and the watch has
+    /// delivered none of them for [`WATCH_STALLED_AFTER`] while the
+    /// connection stayed up (its consumer lost with a hub node): a new watch,
+    /// from the last revision applied.
+    #[error(
+        "the watch stalled: the hub is at revision {hub_last}, this door at {applied} for {stalled_s} s"
+    )]
+    Stalled {
+        /// The last revision applied here.
+        applied: u64,
+        /// The hub's last revision.
+        hub_last: u64,
+        /// How long the watch delivered nothing.
+        stalled_s: u64,
+    },
 }
 
 impl Hub {
@@ -269,11 +284,87 @@ pub const CREATE_BUCKET_WITHIN: Duration = Duration::from_secs(60);
 /// How often the link asks the hub for an answer while nothing else arrives.
 const ROUND_TRIP_EVERY: Duration = Duration::from_secs(3);
 
-/// How long it waits for that answer before it calls the link lost.
+/// How long it waits for that answer.
 const ROUND_TRIP_WITHIN: Duration = Duration::from_secs(3);
 
+/// How many round trips in a row may go unanswered before the link is called
+/// lost (a cut cable: within about 15 s).
+const ROUND_TRIPS_UNANSWERED: u32 = 3;
+
+/// How long a JetStream request of the session may take (the bucket, the
+/// watch): a hub electing a new leader answers none, and the next session
+/// asks again.
+const REQUEST_WITHIN: Duration = Duration::from_secs(4);
+
+/// How long the watch may deliver nothing while the hub holds revisions past
+/// the last one applied before the session starts a new watch.
+/// (An entry reaches every watching door in milliseconds; the client
+/// library's own heartbeat check takes 10 s.)
+pub const WATCH_STALLED_AFTER: Duration = Duration::from_secs(4);
+
+/// Notices a watch that stopped delivering while the connection stays up.
+///
+/// A watch is an ephemeral consumer on one hub node. When that node dies, the
+/// client library recreates it only if the connection drops or its idle
+/// heartbeats stop; a door connected to a surviving node may see neither and
+/// wait for ever. The session's round trip reads the hub's last revision:
+/// behind it, with nothing applied for [`WATCH_STALLED_AFTER`], is a stall.
+/// While behind, the session asks every second rather than every few.
+///
+/// ```
+/// use facecapture::site::Stall;
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let mut stall = Stall::default();
+/// assert_eq!(stall.check(4, 5, t), None); // behind: the clock starts
+/// assert!(stall.behind());
+/// assert_eq!(stall.check(5, 6, t + Duration::from_secs(3)), None); // it moved
+/// assert_eq!(stall.check(5, 6, t + Duration::from_secs(5)), None);
+/// assert_eq!(stall.check(5, 6, t + Duration::from_secs(7)), Some(Duration::from_secs(4)));
+/// assert_eq!(stall.check(6, 6, t + Duration::from_secs(30)), None); // caught up
+/// assert!(!stall.behind());
+/// assert_eq!(stall.check(6, 7, t + Duration::from_secs(33)), None); // behind anew
+/// ```
+#[derive(Debug, Default)]
+pub struct Stall {
+    /// Since when, and at which applied revision, the door has been behind.
+    behind: Option<(std::time::Instant, u64)>,
+}
+
+impl Stall {
+    /// Whether the door was behind the hub when last checked.
+    pub fn behind(&self) -> bool {
+        self.behind.is_some()
+    }
+
+    /// `applied` here and `hub_last` on the hub at `now`: how long the watch
+    /// has delivered nothing while behind, once that reaches
+    /// [`WATCH_STALLED_AFTER`].
+    pub fn check(
+        &mut self,
+        applied: u64,
+        hub_last: u64,
+        now: std::time::Instant,
+    ) -> Option<Duration> {
+        if applied >= hub_last {
+            self.behind = None;
+            return None;
+        }
+        match self.behind {
+            Some((since, at)) if at == applied => {
+                let stalled = now.saturating_duration_since(since);
+                (stalled >= WATCH_STALLED_AFTER).then_some(stalled)
+            }
+            _ => {
+                self.behind = Some((now, applied));
+                None
+            }
+        }
+    }
+}
+
 /// The link: sessions with the hub, one after another, for ever; between two
-/// a pause that doubles up to 30 s.
+/// a pause that doubles up to 15 s (a hub back is found within that).
 pub async fn run<L: Local>(hub: Arc<Hub>, config: SiteConfig, local: Arc<L>) {
     let mut pause = Duration::from_millis(500);
     if let Ok((applied, outbox, contact)) = on_db(&local, |s| {
@@ -300,16 +391,26 @@ pub async fn run<L: Local>(hub: Arc<Hub>, config: SiteConfig, local: Arc<L>) {
             "site hub: link down; this door decides from its own copy meanwhile"
         );
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(30));
+        pause = (pause * 2).min(Duration::from_secs(15));
     }
 }
 
+/// How long one hub node may take to answer a connection.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+
+/// At most this many of `site.hub`'s nodes are tried in one connect.
+const CONNECT_NODES: usize = 5;
+
+/// A connection to one of the hub's nodes. Each node listed is tried once
+/// (in a random order): a node that is down, or one whose kill the others
+/// are still electing around, costs one refused attempt, not the session.
 async fn connect(config: &SiteConfig) -> Result<async_nats::Client, LinkError> {
+    let nodes = config.hub.len().clamp(1, CONNECT_NODES);
     let mut options = async_nats::ConnectOptions::new()
         .name("facecaptured")
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(CONNECT_WITHIN)
         .ping_interval(Duration::from_secs(5))
-        .max_reconnects(Some(1));
+        .max_reconnects(Some(nodes));
     let creds = config.hub_credentials.expose();
     if let Some(seed) = creds.strip_prefix("SU").map(|_| creds) {
         options = options.nkey(seed.to_owned());
@@ -330,9 +431,11 @@ async fn connect(config: &SiteConfig) -> Result<async_nats::Client, LinkError> {
                 .map_err(|e| LinkError::Connect(format!("{u}: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    tokio::time::timeout(Duration::from_secs(10), options.connect(addrs))
+    // Each node's time, and 1 s for the client's pauses between them.
+    let within = CONNECT_WITHIN * nodes as u32 + Duration::from_secs(1);
+    tokio::time::timeout(within, options.connect(addrs))
         .await
-        .map_err(|_| LinkError::Connect("no answer within 10 s".into()))?
+        .map_err(|_| LinkError::Connect(format!("no answer within {} s", within.as_secs())))?
         .map_err(|e| LinkError::Connect(e.to_string()))
 }
 
@@ -343,13 +446,20 @@ async fn session<L: Local>(
     pause: &mut Duration,
 ) -> Result<(), LinkError> {
     let client = connect(config).await?;
-    let js = async_nats::jetstream::new(client.clone());
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(REQUEST_WITHIN);
     let bucket_err = |e: &dyn std::fmt::Display| LinkError::Bucket {
         bucket: config.bucket.clone(),
         message: e.to_string(),
     };
     let kv = js
         .get_key_value(config.bucket.as_str())
+        .await
+        .map_err(|e| bucket_err(&e))?;
+    // The bucket's stream, for its state: a request answered by the stream's
+    // leader each time (`kv.status()` only shows what `get_key_value` read).
+    let stream = js
+        .get_stream_no_info(format!("KV_{}", config.bucket))
         .await
         .map_err(|e| bucket_err(&e))?;
     let applied = on_db(local, |s| s.site_applied()).await?;
@@ -375,10 +485,25 @@ async fn session<L: Local>(
     } else {
         applied + 1
     };
-    let mut watch = kv
-        .watch_all_from_revision(from)
-        .await
-        .map_err(|e| LinkError::Watch(e.to_string()))?;
+    // The outbox first: a hub still placing consumers after losing a node
+    // may take a watch long before it takes entries again, and the other
+    // doors are waiting for these.
+    publish(hub, &kv, local).await?;
+    let mut watch = match kv.watch_all_from_revision(from).await {
+        Ok(w) => w,
+        Err(e) => {
+            // A hub that cannot place the watch's consumer yet (it lost a
+            // node) still answers reads: what this door lacks is read one
+            // by one before the next session tries again.
+            let now_last = tokio::time::timeout(ROUND_TRIP_WITHIN, stream.get_info())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map_or(last, |info| info.state.last_sequence);
+            read_through(hub, local, &stream, &config.bucket, from, now_last).await?;
+            return Err(LinkError::Watch(e.to_string()));
+        }
+    };
     contact(hub, local, true).await?;
     *pause = Duration::from_millis(500);
     tracing::info!(
@@ -387,10 +512,11 @@ async fn session<L: Local>(
         from_revision = from,
         "site hub: connected; watching the site's enrollments"
     );
-    publish(hub, &kv, local).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut shown = SiteState::default();
     let mut asked = tokio::time::Instant::now();
+    let mut stall = Stall::default();
+    let mut unanswered = 0u32;
     loop {
         tokio::select! {
             entry = watch.next() => match entry {
@@ -423,14 +549,38 @@ async fn session<L: Local>(
                 }
                 // Contact means an answer from the hub, not a socket that looks
                 // open: a round trip every few seconds (a cut cable shows here
-                // long before TCP notices).
-                if asked.elapsed() >= ROUND_TRIP_EVERY {
-                    tokio::time::timeout(ROUND_TRIP_WITHIN, kv.status())
-                        .await
-                        .map_err(|_| LinkError::Lost)?
-                        .map_err(|e| LinkError::Watch(e.to_string()))?;
+                // long before TCP notices): the stream's state, from its leader.
+                // One unanswered is a hub electing a new leader (the watch may
+                // well go on meanwhile): asked again each second, and only
+                // ROUND_TRIPS_UNANSWERED in a row end the session.
+                if asked.elapsed() >= ROUND_TRIP_EVERY || stall.behind() || unanswered > 0 {
+                    let answer = tokio::time::timeout(ROUND_TRIP_WITHIN, stream.get_info()).await;
                     asked = tokio::time::Instant::now();
+                    let hub_last = match answer {
+                        Ok(Ok(info)) => info.state.last_sequence,
+                        Ok(Err(e)) if unanswered + 1 >= ROUND_TRIPS_UNANSWERED => {
+                            return Err(LinkError::Watch(e.to_string()));
+                        }
+                        Err(_) if unanswered + 1 >= ROUND_TRIPS_UNANSWERED => {
+                            return Err(LinkError::Lost);
+                        }
+                        Ok(Err(_)) | Err(_) => {
+                            unanswered += 1;
+                            continue;
+                        }
+                    };
+                    unanswered = 0;
                     contact(hub, local, false).await?;
+                    let applied = hub.state().applied;
+                    if let Some(stalled) = stall.check(applied, hub_last, std::time::Instant::now()) {
+                        read_through(hub, local, &stream, &config.bucket, applied + 1, hub_last)
+                            .await?;
+                        return Err(LinkError::Stalled {
+                            applied,
+                            hub_last,
+                            stalled_s: stalled.as_secs(),
+                        });
+                    }
                 }
                 publish(hub, &kv, local).await?;
                 let now = hub.state();
@@ -462,6 +612,76 @@ async fn contact<L: Local>(hub: &Hub, local: &Arc<L>, force: bool) -> Result<(),
 
 /// The most entries applied in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// The most revisions [`read_through`] reads in one go (a door far behind
+/// catches up through the next watch).
+const READ_THROUGH_MAX: u64 = 1000;
+
+/// Reads revisions `from..=to` of the bucket one by one from its stream's
+/// leader and applies them: what a stalled watch did not deliver, or what a
+/// hub that cannot place a watch yet holds. A revision the stream no longer
+/// has was superseded by a later one of its key, which is read too.
+async fn read_through<L: Local>(
+    hub: &Arc<Hub>,
+    local: &Arc<L>,
+    stream: &async_nats::jetstream::stream::Stream<()>,
+    bucket: &str,
+    from: u64,
+    to: u64,
+) -> Result<(), LinkError> {
+    use async_nats::jetstream::kv::{Entry, Operation};
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let to = to.min(from.saturating_add(READ_THROUGH_MAX - 1));
+    if to < from {
+        return Ok(());
+    }
+    let prefix = format!("$KV.{bucket}.");
+    let mut batch = Vec::new();
+    for revision in from..=to {
+        let read = tokio::time::timeout(ROUND_TRIP_WITHIN, stream.get_raw_message(revision))
+            .await
+            .map_err(|_| LinkError::Lost)?;
+        let m = match read {
+            Ok(m) => m,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
+            Err(e) => {
+                return Err(LinkError::Watch(format!(
+                    "reading revision {revision}: {e}"
+                )));
+            }
+        };
+        let operation = match m.headers.get("KV-Operation") {
+            None => Operation::Put,
+            Some(op) => op.as_str().parse().unwrap_or(Operation::Delete),
+        };
+        let Some(key) = m.subject.as_str().strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        batch.push(Entry {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            value: m.payload,
+            revision: m.sequence,
+            delta: 0,
+            created: m.time,
+            operation,
+            seen_current: false,
+        });
+        if batch.len() == MAX_BATCH {
+            apply(hub, local, std::mem::take(&mut batch)).await?;
+        }
+    }
+    tracing::info!(
+        door = hub.door.as_str(),
+        from_revision = from,
+        to_revision = to,
+        "site hub: revisions read one by one past a watch that delivered none"
+    );
+    if !batch.is_empty() {
+        apply(hub, local, batch).await?;
+    }
+    Ok(())
+}
 
 /// Applies `batch` (entries the watch had ready together) in one transaction,
 /// and logs each.

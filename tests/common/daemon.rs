@@ -81,6 +81,18 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failed test shows every daemon's last lines, not only the one it
+        // waited on: the cause is often at another door.
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(60)..];
+            eprintln!(
+                "--- the last lines of {}:\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
     }
 }
 

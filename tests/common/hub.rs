@@ -208,6 +208,37 @@ impl Hub {
         }
     }
 
+    /// Deletes every consumer of the site's bucket as the admin (the hub
+    /// losing the node that held the doors' watches, while their connections
+    /// stay up); how many there were.
+    pub fn delete_watches(&self) -> usize {
+        use futures_util::StreamExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = async_nats::ConnectOptions::new()
+                .user_and_password("admin".into(), ADMIN.into())
+                .add_root_certificates(self.ca_file())
+                .require_tls(true)
+                .connect(self.urls())
+                .await
+                .expect("admin connects");
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream("KV_facecapture").await.expect("stream");
+            let names: Vec<String> = stream
+                .consumer_names()
+                .map(|n| n.expect("consumer name"))
+                .collect()
+                .await;
+            for n in &names {
+                stream.delete_consumer(n).await.expect("delete consumer");
+            }
+            names.len()
+        })
+    }
+
     /// A configuration's `[site]` for `door` (or the admin, for `None`).
     pub fn site_toml(&self, door: Option<&str>) -> String {
         let (name, password) = door.map_or(("admin", ADMIN), |d| {
