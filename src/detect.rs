@@ -27,15 +27,11 @@ const WINDOW_STEP: u32 = 7;
 const SKIP_RESIZE_ABOVE: f32 = 0.85;
 /// The close pass looks for faces from this share of the frame's height, with a
 /// finer pyramid and stride (its image is small). It runs on every frame where
-/// the usual pass finds nothing (an empty corridor, most of an approach), so it
-/// starts where the usual pass stops finding faces, not below: without it the
-/// scale sweep (tests/capture.rs) loses faces of 400 and 460 px in a 480 px
-/// frame, and from 0.7 of the height (its window reaching down to about 0.58)
-/// it keeps them all at three pyramid levels of a 91x69 image. Its stride is
-/// the widest that keeps them: 4. An empty scene costs 31.6M instructions
-/// (benches/instructions.sh, `detect`) against 40.9M from 0.45 and 55.5M from
-/// 0.45 at stride 2 (issue 30).
-const CLOSE_FROM: f32 = 0.7;
+/// the usual pass finds nothing (an empty corridor, most of an approach), so
+/// its stride is the widest that keeps the scale sweep's faces
+/// (tests/capture.rs): 4 (issue 30) costs an empty scene 40.9M instructions
+/// against 55.5M at 2 (benches/instructions.sh, `detect`).
+const CLOSE_FROM: f32 = 0.45;
 const CLOSE_PYRAMID_SCALE: f32 = 0.8;
 const CLOSE_WINDOW_STEP: u32 = 4;
 /// A tracked face is looked for in its box widened by this share of its width
