@@ -26,14 +26,18 @@ const WINDOW_STEP: u32 = 7;
 /// A remaining resize factor above this is skipped: the face is still above the window.
 const SKIP_RESIZE_ABOVE: f32 = 0.85;
 /// The close pass looks for faces from this share of the frame's height, with a
-/// finer pyramid and stride (its image is small). It runs on every frame where
-/// the usual pass finds nothing (an empty corridor, most of an approach), so
-/// its stride is the widest that keeps the scale sweep's faces
-/// (tests/capture.rs): 4 (issue 30) costs an empty scene 40.9M instructions
-/// against 55.5M at 2 (benches/instructions.sh, `detect`).
+/// finer pyramid and stride than the usual pass (its image is small). It runs
+/// on every frame where the usual pass finds nothing (an empty corridor, most
+/// of an approach), so its pyramid and stride are the coarsest that keep every
+/// face of the scale sweeps (tests/capture.rs in memory, and the bench set's
+/// faces from 100 to 480 px in 10 px steps as JPEG): pyramid 0.7 and stride 6
+/// (issue 30) cost an empty scene about 9M instructions where 0.8 and 4 cost
+/// 18M (scikit-image's textured scenes; the second stage's proposals are most
+/// of it). 0.72 or a stride of 7 lose the group's fourth face at 200 or 220
+/// px, and so does starting the pass at 0.5 of the height.
 const CLOSE_FROM: f32 = 0.45;
-const CLOSE_PYRAMID_SCALE: f32 = 0.8;
-const CLOSE_WINDOW_STEP: u32 = 4;
+const CLOSE_PYRAMID_SCALE: f32 = 0.7;
+const CLOSE_WINDOW_STEP: u32 = 6;
 /// A tracked face is looked for in its box widened by this share of its width
 /// on each side: room for a person moving between two frames...
 const TRACK_MARGIN: f32 = 0.4;
@@ -308,9 +312,60 @@ impl Tracker {
     }
 }
 
-/// Averages each k x k block into one pixel (the right and bottom remainders are
-/// dropped). Much cheaper than a filtered resize, and as good for detection.
+/// Averages each k x k block into one pixel, rounding half up (the right and
+/// bottom remainders are dropped). Much cheaper than a filtered resize, and as
+/// good for detection. The factors detection uses (2 to 4) have their own
+/// loops, which the compiler vectorises: about a tenth of the generic loop's
+/// instructions.
+///
+/// ```
+/// use image::{GrayImage, Luma};
+/// let img = GrayImage::from_fn(5, 4, |x, y| Luma([(x * 10 + y * 50) as u8]));
+/// let half = facecapture::detect::box_downscale(&img, 2);
+/// assert_eq!(half.dimensions(), (2, 2));
+/// // The top left block is 0, 10, 50 and 60.
+/// assert_eq!(half.get_pixel(0, 0)[0], 30);
+/// ```
 pub fn box_downscale(src: &GrayImage, k: u32) -> GrayImage {
+    match k {
+        0 | 1 => src.clone(),
+        2 => box_downscale_by::<2>(src),
+        3 => box_downscale_by::<3>(src),
+        4 => box_downscale_by::<4>(src),
+        _ => box_downscale_any(src, k),
+    }
+}
+
+/// [`box_downscale`] for a factor known at compile time (at most 16, so that a
+/// block's sum fits 16 bits).
+fn box_downscale_by<const K: usize>(src: &GrayImage) -> GrayImage {
+    const { assert!(K >= 1 && K <= 16) };
+    let (w, h) = (src.width() as usize / K, src.height() as usize / K);
+    let mut out = GrayImage::new(w as u32, h as u32);
+    if w == 0 || h == 0 {
+        return out;
+    }
+    let stride = src.width() as usize;
+    let area = (K * K) as u32;
+    let mut sums = vec![0u16; w];
+    let raw = src.as_raw();
+    for (oy, out_row) in out.chunks_exact_mut(w).enumerate() {
+        sums.fill(0);
+        for row in raw[oy * K * stride..].chunks(stride).take(K) {
+            let (blocks, _) = row.as_chunks::<K>();
+            for (sum, block) in sums.iter_mut().zip(blocks) {
+                *sum += block.iter().map(|&p| u16::from(p)).sum::<u16>();
+            }
+        }
+        for (o, &sum) in out_row.iter_mut().zip(&sums) {
+            *o = ((u32::from(sum) + area / 2) / area) as u8;
+        }
+    }
+    out
+}
+
+/// [`box_downscale`] for any factor.
+fn box_downscale_any(src: &GrayImage, k: u32) -> GrayImage {
     let (w, h) = (src.width() / k, src.height() / k);
     let mut out = GrayImage::new(w, h);
     if w == 0 || h == 0 {
@@ -387,6 +442,26 @@ mod tests {
         assert_eq!(half.get_pixel(0, 0)[0], 30);
         assert_eq!(half.get_pixel(1, 1)[0], 150);
         assert_eq!(box_downscale(&img, 8).dimensions(), (0, 0));
+    }
+
+    #[test]
+    fn the_specialised_factors_average_as_the_generic_loop_does() {
+        // Odd sizes (remainders dropped) and every byte value, bright blocks
+        // included (a 4x4 block of 255 sums to 4080).
+        for (w, h) in [(641, 479), (7, 5), (3, 3), (1, 9)] {
+            let img = GrayImage::from_fn(w, h, |x, y| {
+                image::Luma([((x * 37 + y * 101 + x * y) % 256) as u8])
+            });
+            for k in 1..=4 {
+                assert_eq!(
+                    box_downscale(&img, k),
+                    box_downscale_any(&img, k),
+                    "{w}x{h} by {k}"
+                );
+            }
+        }
+        let white = GrayImage::from_pixel(16, 16, image::Luma([255]));
+        assert!(box_downscale(&white, 4).pixels().all(|p| p[0] == 255));
     }
 
     #[test]
