@@ -345,7 +345,9 @@ fn past_max_stale_s_a_cut_off_door_refuses_until_the_hub_is_back() {
 }
 
 /// The hub's permissions (the shipped example) hold each door to its own
-/// prefix: t1's credential cannot write or overwrite t2's entries.
+/// prefix: t1's credential cannot write or overwrite t2's entries, cannot
+/// listen to the hub's replies to t2, and cannot delete a consumer (the
+/// other doors' watches).
 #[test]
 fn a_doors_credential_cannot_write_another_doors_entries() {
     let Some(site) = Site::new("a_doors_credential_cannot_write_another_doors_entries") else {
@@ -356,15 +358,27 @@ fn a_doors_credential_cannot_write_another_doors_entries() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let connect = |user: &str, password: &str| {
-            async_nats::ConnectOptions::new()
-                .user_and_password(user.into(), password.into())
-                .add_root_certificates(site.hub.ca_file())
-                .require_tls(true)
-                .connect(site.hub.url())
-        };
-        let t1 = connect("t1", "pw-t1").await.expect("t1 connects");
-        let kv = async_nats::jetstream::new(t1)
+        // The hub's answers to what t1 was not allowed (NATS's -ERR lines).
+        let (tx, mut refusals) = tokio::sync::mpsc::unbounded_channel();
+        let t1 = async_nats::ConnectOptions::new()
+            .user_and_password("t1".into(), "pw-t1".into())
+            .custom_inbox_prefix(facecapture::site::inbox_prefix("t1"))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        tx.send(e.to_string().to_lowercase()).ok();
+                    }
+                }
+            })
+            .add_root_certificates(site.hub.ca_file())
+            .require_tls(true)
+            .connect(site.hub.url())
+            .await
+            .expect("t1 connects");
+        let mut js = async_nats::jetstream::new(t1.clone());
+        js.set_timeout(Duration::from_secs(5));
+        let kv = js
             .get_key_value("facecapture")
             .await
             .expect("t1 reads the bucket");
@@ -373,6 +387,28 @@ fn a_doors_credential_cannot_write_another_doors_entries() {
         assert!(own.is_ok(), "t1 writes its own entries: {own:?}");
         let theirs = kv.put(format!("t2.{tag}"), "x".into()).await;
         assert!(theirs.is_err(), "t1 wrote t2's entry");
+
+        // Each refusal is waited for (a bound only so that a hub that never
+        // answers fails the test instead of hanging it).
+        let mut refused = async |what: &str| {
+            let seen = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    let e = refusals.recv().await.expect("the connection's events");
+                    if e.contains("permissions violation") && e.contains(what) {
+                        return;
+                    }
+                }
+            });
+            seen.await
+                .unwrap_or_else(|_| panic!("the hub never refused t1 {what}"));
+        };
+        let _eavesdrop = t1.subscribe("_INBOX_t2.>").await.expect("sent");
+        refused("subscription to \"_inbox_t2.>\"").await;
+        let deleted = js
+            .delete_consumer_from_stream("any", "KV_facecapture")
+            .await;
+        assert!(deleted.is_err(), "t1 deleted a consumer");
+        refused("publish to \"$js.api.consumer.delete.kv_facecapture.any\"").await;
     });
 }
 

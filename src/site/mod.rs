@@ -227,7 +227,7 @@ async fn on_db<L: Local, T: Send + 'static>(
 pub async fn create_bucket(config: &SiteConfig, replicas: usize) -> Result<(), LinkError> {
     use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
     use async_nats::jetstream::{ErrorCode, stream};
-    let client = connect(config).await?;
+    let client = connect(config, None).await?;
     let mut js = async_nats::jetstream::new(client);
     js.set_timeout(Duration::from_secs(10));
     let bucket = &config.bucket;
@@ -401,16 +401,36 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// At most this many of `site.hub`'s nodes are tried in one connect.
 const CONNECT_NODES: usize = 5;
 
-/// A connection to one of the hub's nodes. Each node listed is tried once
-/// (in a random order): a node that is down, or one whose kill the others
-/// are still electing around, costs one refused attempt, not the session.
-async fn connect(config: &SiteConfig) -> Result<async_nats::Client, LinkError> {
+/// The subjects a door's replies come back on: `_INBOX_<door>.` rather than
+/// NATS's shared `_INBOX.`, so that the hub can let each door subscribe to its
+/// own replies only (examples/site/hub.conf); a stolen door's credential then
+/// cannot listen to what the hub answers the other doors.
+///
+/// ```
+/// assert_eq!(facecapture::site::inbox_prefix("t1"), "_INBOX_t1");
+/// ```
+pub fn inbox_prefix(door: &str) -> String {
+    format!("_INBOX_{door}")
+}
+
+/// A connection to one of the hub's nodes, with replies on `inbox` (NATS's
+/// default for `None`: the operator's admin credential). Each node listed is
+/// tried once (in a random order): a node that is down, or one whose kill the
+/// others are still electing around, costs one refused attempt, not the
+/// session.
+async fn connect(
+    config: &SiteConfig,
+    inbox: Option<String>,
+) -> Result<async_nats::Client, LinkError> {
     let nodes = config.hub.len().clamp(1, CONNECT_NODES);
     let mut options = async_nats::ConnectOptions::new()
         .name("facecaptured")
         .connection_timeout(CONNECT_WITHIN)
         .ping_interval(Duration::from_secs(5))
         .max_reconnects(Some(nodes));
+    if let Some(inbox) = inbox {
+        options = options.custom_inbox_prefix(inbox);
+    }
     let creds = config.hub_credentials.expose();
     if let Some(seed) = creds.strip_prefix("SU").map(|_| creds) {
         options = options.nkey(seed.to_owned());
@@ -445,7 +465,7 @@ async fn session<L: Local>(
     local: &Arc<L>,
     pause: &mut Duration,
 ) -> Result<(), LinkError> {
-    let client = connect(config).await?;
+    let client = connect(config, Some(inbox_prefix(&hub.door))).await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(REQUEST_WITHIN);
     let bucket_err = |e: &dyn std::fmt::Display| LinkError::Bucket {
