@@ -188,6 +188,51 @@ fn offline_tools_against_the_emulator() {
     );
 }
 
+/// AwareID's certificate is checked against the system's roots (Debian's
+/// ca-certificates; SSL_CERT_FILE points the store elsewhere, as OpenSSL's
+/// programs read it) beside server.ca_file: without the key, the emulator is
+/// trusted when the system's store holds its certificate, and refused, with a
+/// warning that names the two ways out, when the store is empty.
+#[test]
+fn without_server_ca_file_the_systems_roots_decide() {
+    let emu = LocalServer::start();
+    let cert = emu.dir.path().join("emulator-cert.pem");
+    let cfg = std::fs::read_to_string(emu.config()).expect("config");
+    let without: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, cfg, "the emulator's config names its certificate");
+    let cfg = emu.dir.path().join("system-roots.toml");
+    std::fs::write(&cfg, without).expect("write");
+    let trigger = |store: &Path| {
+        Command::new(ctl())
+            .args(["--config", cfg.to_str().expect("path")])
+            .args(["trigger-authenticate", "nobody"])
+            .env("SSL_CERT_FILE", store)
+            .env_remove("SSL_CERT_DIR")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    // Trusted: the call reaches the emulator, which answers for the user.
+    let out = trigger(&cert);
+    let err = text(&out.stderr);
+    assert!(err.contains("User is not enrolled"), "{err}");
+    // An empty store: refused before any request, and said.
+    let empty = emu.dir.path().join("no-roots.pem");
+    std::fs::write(&empty, "").expect("write");
+    let out = trigger(&empty);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(!err.contains("User is not enrolled"), "{err}");
+    assert!(
+        err.contains("no trusted root certificates") && err.contains("ca-certificates"),
+        "{err}"
+    );
+}
+
 #[test]
 fn detect_prints_one_json_line_per_image() {
     let out = run(

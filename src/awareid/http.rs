@@ -1,6 +1,7 @@
 //! The transport every AwareID client of one configuration shares: one ureq
-//! agent with its timeouts (`server.timeout_s`), trust anchors (the web's roots
-//! and `server.ca_file`) and proxy ([`super::proxy`]), and the retry backoff.
+//! agent with its timeouts (`server.timeout_s`), trust anchors (the system's
+//! roots, Debian's ca-certificates, and `server.ca_file`) and proxy
+//! ([`super::proxy`]), and the retry backoff.
 
 use super::proxy::proxy_name;
 use crate::config::{ConfigError, ServerConfig};
@@ -15,6 +16,8 @@ pub struct HttpSettings {
     pub(super) agent: ureq::Agent,
     /// Backoff before the second attempt of a retried call; doubles after.
     pub retry_backoff: Duration,
+    /// How many root certificates the system's store gave.
+    system_roots: usize,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -24,8 +27,8 @@ impl std::fmt::Debug for HttpSettings {
 }
 
 impl HttpSettings {
-    /// Timeouts from `server.timeout_s`; trust anchors are the public web roots
-    /// plus `server.ca_file`, which also covers QR hosts; the proxy of
+    /// Timeouts from `server.timeout_s`; trust anchors are the system's roots
+    /// (as the site's link uses them) plus `server.ca_file`, which also covers QR hosts; the proxy of
     /// `server.proxy` (or, with the key empty, of `HTTPS_PROXY` and `NO_PROXY`).
     pub fn from_config(server: &ServerConfig) -> Result<Self, ConfigError> {
         let extra = if server.ca_file.is_empty() {
@@ -52,6 +55,13 @@ impl HttpSettings {
             proxy,
             idle,
         )?;
+        if settings.system_roots == 0 && extra.is_none() {
+            tracing::warn!(
+                "no trusted root certificates: the system has none (install \
+                 ca-certificates) and server.ca_file is empty, so no AwareID \
+                 server's certificate can be trusted"
+            );
+        }
         if let Some(p) = settings.agent.config().proxy() {
             tracing::info!(
                 proxy = %proxy_name(p),
@@ -79,11 +89,16 @@ impl HttpSettings {
         proxy: Option<ureq::Proxy>,
         idle: Duration,
     ) -> Result<Self, ConfigError> {
+        // The system's store (SSL_CERT_FILE or SSL_CERT_DIR when set, else
+        // /etc/ssl/certs): updated with the system, not frozen in the binary.
+        // A file it cannot read leaves the others.
         let mut roots: Vec<ureq::tls::Certificate<'static>> =
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            rustls_native_certs::load_native_certs()
+                .certs
                 .iter()
-                .map(|der| ureq::tls::Certificate::from_der(der.as_ref()))
+                .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
                 .collect();
+        let system_roots = roots.len();
         if let Some(pem) = extra_ca_pem {
             let before = roots.len();
             for item in ureq::tls::parse_pem(pem) {
@@ -115,6 +130,7 @@ impl HttpSettings {
         Ok(Self {
             agent,
             retry_backoff: Duration::from_millis(250),
+            system_roots,
         })
     }
 

@@ -55,7 +55,8 @@ pub struct ServerConfig {
     pub apikey: Secret,
     /// A file whose first line is the apikey.
     pub apikey_file: Option<PathBuf>,
-    /// An extra PEM trust anchor for the server and QR hosts; empty: the public roots only.
+    /// An extra PEM trust anchor for the server and QR hosts, beside the system's
+    /// roots; empty: the system's roots only.
     pub ca_file: String,
     /// Connect and whole-request timeout of one HTTP call, in seconds.
     pub timeout_s: u64,
